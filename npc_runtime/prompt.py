@@ -3,8 +3,9 @@
 The role model sees, after its prefix embeddings (persona, screenshot, utterance), a plain-text sequence of the
 model's own tokenizer:
 
-    <ctx> time_of_day: night | weather: rain | location: forge<player> Hello.<npc> Evening.<player> Swords?<npc>
+    <know> name: Brenna | wares: longsword 40, dagger 12<ctx> time_of_day: night | location: forge<player> Hello.<npc> Evening.<player> Swords?<npc>
 
+(``<know>`` carries the persona card's facts that a reply may need to copy: name, prices, directions, quest)
 and generates the NPC's reply after the final ``<npc>`` until ``<eos>``. The corpus builder in ``export/`` and the
 runtime both call :func:`build_decoder_text`, so the two can never drift apart.
 """
@@ -19,6 +20,7 @@ __all__ = [
     "BOS",
     "EOS",
     "CTX",
+    "KNOW",
     "PLAYER",
     "NPC",
     "PREFIX",
@@ -27,6 +29,7 @@ __all__ = [
     "format_context",
     "build_decoder_text",
     "history_pairs",
+    "layout_ids",
 ]
 
 PAD = "<pad>"
@@ -34,13 +37,14 @@ UNK = "<unk>"
 BOS = "<s>"
 EOS = "<eos>"
 CTX = "<ctx>"
+KNOW = "<know>"
 PLAYER = "<player>"
 NPC = "<npc>"
 #: Placeholder token id position for prefix embeddings (persona, vision, utterance) in the decoder input.
 PREFIX = "<prefix>"
 
 #: Special tokens in their fixed id order: a tokenizer trained by ``export/`` gives them ids 0..len-1.
-SPECIAL_TOKENS: tuple[str, ...] = (PAD, UNK, BOS, EOS, CTX, PLAYER, NPC, PREFIX)
+SPECIAL_TOKENS: tuple[str, ...] = (PAD, UNK, BOS, EOS, CTX, PLAYER, NPC, PREFIX, KNOW)
 
 #: Well-known scene facts come first, in this order; other keys follow sorted by name.
 CONTEXT_ORDER: tuple[str, ...] = ("time_of_day", "weather", "location", "nearby", "player_item")
@@ -78,6 +82,7 @@ def history_pairs(turns: Sequence[Mapping[str, str]]) -> list[tuple[str, str]]:
 
 
 def build_decoder_text(
+    knowledge: str,
     context: Mapping[str, str] | None,
     history: Sequence[tuple[str, str]],
     player_text: str,
@@ -85,12 +90,23 @@ def build_decoder_text(
 ) -> str:
     """The decoder's text for one turn; with ``reply`` (training) the reply and ``<eos>`` are appended.
 
-    ``history`` holds earlier ``(player, npc)`` exchanges, oldest first; the caller trims it to fit the context.
+    ``knowledge`` is the persona's compact facts line (``PersonaCard.knowledge_text()``); ``history`` holds earlier ``(player, npc)`` exchanges, oldest first; the caller trims it to fit the context.
     """
-    pieces = [CTX, " ", format_context(context)]
+    pieces = [KNOW, " ", _clean(knowledge), CTX, " ", format_context(context)]
     for player, npc in history:
         pieces += [PLAYER, " ", _clean(player), NPC, " ", _clean(npc)]
     pieces += [PLAYER, " ", _clean(player_text), NPC]
     if reply is not None:
         pieces += [" ", _clean(reply), EOS]
     return "".join(pieces)
+
+
+def layout_ids(text_ids: Sequence[int], n_prefix: int, prefix_id: int, bos_id: int) -> tuple[list[int], list[float]]:
+    """Decoder input ids and prefix mask for one prompt: ``n_prefix`` prefix slots, ``<s>``, then the text.
+
+    The prefix slots hold ``prefix_id`` and take their embeddings from the prefix encoder (mask 1.0); every
+    other position uses its token embedding (mask 0.0). Training and serving both lay prompts out this way.
+    """
+    ids = [prefix_id] * n_prefix + [bos_id] + list(text_ids)
+    mask = [1.0] * n_prefix + [0.0] * (1 + len(text_ids))
+    return ids, mask
