@@ -215,20 +215,21 @@ class PersonaCard:
         examples = " ".join(f'"{_one_line(line)}"' for line in self.example_lines)
         parts = [
             f"{_one_line(self.name)}, the {_one_line(self.role)}.",
-            f"Traits: {', '.join(_one_line(t) for t in self.traits)}.",
-            f"Speaking style: {_one_line(self.speaking_style)}.",
+            f"Traits: {', '.join(_one_line(t) for t in self.traits).rstrip('.')}.",
+            f"Speaking style: {_one_line(self.speaking_style).rstrip('.')}.",
             f"Says things like: {examples}",
             f"Backstory: {_one_line(self.backstory)}",
         ]
         if self.goals:
-            parts.append(f"Goals: {'; '.join(_one_line(g) for g in self.goals)}.")
+            parts.append(f"Goals: {'; '.join(_one_line(g) for g in self.goals).rstrip('.')}.")
         return " ".join(parts)
 
     def knowledge_text(self, max_chars: int = MAX_KNOWLEDGE_CHARS) -> str:
         """The facts a reply may need to copy, as one compact line of ``key: items`` sections joined by `` | ``.
 
-        When the line is longer than ``max_chars``, rumours are dropped first (last first), then facts, then
-        relationships; if it is still too long it is cut at a word boundary.
+        Sections: name, role, wares (prices in silver), places (with directions), quest, facts, rumours, knows
+        (relationships). When the line is longer than ``max_chars``, relationships are dropped first (last first),
+        then rumours, then facts; if it is still too long it is cut at a word boundary.
         """
         k = self.knowledge
         rumours = [_one_line(r) for r in k.rumours]
@@ -251,14 +252,14 @@ class PersonaCard:
                 )
             if facts:
                 sections.append("facts: " + ", ".join(facts))
-            if knows:
-                sections.append("knows: " + ", ".join(knows))
             if rumours:
                 sections.append("rumours: " + ", ".join(rumours))
+            if knows:
+                sections.append("knows: " + ", ".join(knows))
             return " | ".join(sections)
 
         text = render()
-        for items in (rumours, facts, knows):
+        for items in (knows, rumours, facts):
             while len(text) > max_chars and items:
                 items.pop()
                 text = render()

@@ -1,0 +1,5 @@
+"""``python -m npc_runtime`` runs the ``npc-runtime`` command."""
+
+from .cli import main
+
+raise SystemExit(main())

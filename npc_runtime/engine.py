@@ -1,0 +1,300 @@
+"""The role-model engine: turns a request into decoder inputs and runs the bundle's ONNX graphs.
+
+It owns the tokenizers, the prefix encoders (text, vision, fusion) with their caches, and two decoder calls:
+a ragged, left-padded prefill and a batched one-token step. Which requests share a step is the scheduler's job.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from . import prompt
+from .bundle import Bundle, decoder_kv_names
+from .errors import BundleError
+from .images import decode_image, image_key, preprocess
+from .ort_backend import OrtGraph, RuntimeOptions, resolve_providers
+from .protocol import ImageInput
+
+__all__ = ["RoleModelEngine", "Prepared", "PrefillResult", "ByteLRU"]
+
+log = logging.getLogger(__name__)
+
+
+class ByteLRU:
+    """A thread-safe LRU cache of numpy arrays bounded by their total bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._items: OrderedDict[Hashable, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> np.ndarray | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key: Hashable, value: np.ndarray) -> None:
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self.bytes -= old.nbytes
+            if value.nbytes > self.max_bytes:
+                return
+            self._items[key] = value
+            self.bytes += value.nbytes
+            while self.bytes > self.max_bytes and self._items:
+                _, evicted = self._items.popitem(last=False)
+                self.bytes -= evicted.nbytes
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def stats(self) -> dict[str, int]:
+        return {"entries": len(self._items), "bytes": self.bytes, "hits": self.hits, "misses": self.misses}
+
+
+@dataclass
+class Prepared:
+    """One request's prompt, ready for prefill."""
+
+    ids: list[int]  # prompt token ids, prefix slots included
+    prefix_mask: np.ndarray  # float32 (L,)
+    prefix_embeds: np.ndarray  # float32 (K, D): rows for the first K positions
+
+
+@dataclass
+class PrefillResult:
+    logits: np.ndarray  # float32 (B, V) at each row's last prompt position
+    emotion_logits: np.ndarray  # float32 (B, E)
+    emotion_intensity: np.ndarray  # float32 (B,)
+    kv: list[np.ndarray]  # per past name, (B, H, L, Dh), left padded
+    mask: np.ndarray  # int64 (B, L)
+
+
+class RoleModelEngine:
+    """Runs a ``role-model`` bundle with ONNX Runtime."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        options: RuntimeOptions | None = None,
+        persona_cache_bytes: int = 8 << 20,
+        image_cache_bytes: int = 32 << 20,
+    ) -> None:
+        if bundle.kind != "role-model":
+            raise BundleError(f"{bundle.root}: engine needs a role-model bundle, got {bundle.kind}")
+        self.bundle = bundle
+        self.options = options or RuntimeOptions()
+        providers, self.cpu_reason = resolve_providers(self.options.device)
+        self.graphs = {
+            name: OrtGraph(spec.path, spec.inputs, spec.outputs, self.options, providers)
+            for name, spec in bundle.graphs.items()
+        }
+        self.provider = self.graphs["decoder"].provider
+        model = bundle.model
+        self.d_model = int(model["d_model"])
+        self.n_layers = int(model["n_layers"])
+        self.prefix_tokens = int(model["prefix_tokens"])
+        self.image_size = int(model["image_size"])
+        self.image_mean = [float(x) for x in model["image_mean"]]
+        self.image_std = [float(x) for x in model["image_std"]]
+        self.max_positions = int(model["max_positions"])
+        self.past_names, self.present_names = decoder_kv_names(self.n_layers)
+        self.limits = bundle.limits
+        self.max_prompt_tokens = int(self.limits.get("max_prompt_tokens", self.max_positions // 2))
+
+        self.tokenizer = Tokenizer.from_file(str(bundle.file("decoder")))
+        self.text_tokenizer = Tokenizer.from_file(str(bundle.file("text_encoder")))
+        self.text_tokenizer.enable_truncation(int(self.limits.get("text_encoder_max_tokens", 256)))
+        self.text_tokenizer.no_padding()
+        special = bundle.special_tokens
+        try:
+            self.token_id = {name: int(special[name]["id"]) for name in special}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"{bundle.root}: malformed special_tokens in manifest: {exc}") from exc
+        for name in ("pad", "bos", "eos", "prefix"):
+            if name not in self.token_id:
+                raise BundleError(f"{bundle.root}: manifest special_tokens lacks '{name}'")
+        self.eos_id = self.token_id["eos"]
+        #: Tokens a reply may never contain (structure tokens); <eos> is allowed and ends the reply.
+        self.banned_ids = np.array(
+            sorted(v for k, v in self.token_id.items() if k != "eos"), dtype=np.int64
+        )
+        #: Tokens that end a reply if sampled despite the ban (a turn marker means the reply is over).
+        self.persona_cache = ByteLRU(persona_cache_bytes)
+        self.image_cache = ByteLRU(image_cache_bytes)
+        self._blank_visual: np.ndarray | None = None
+
+    # ----------------------------------------------------------------------------------- prefix encoders
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Sentence embeddings ``(B, E)`` from the bundle's text encoder (MiniLM in the default bundle)."""
+        encodings = self.text_tokenizer.encode_batch(list(texts))
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(texts), width), dtype=np.int64)
+        mask = np.zeros((len(texts), width), dtype=np.int64)
+        for row, enc in enumerate(encodings):
+            ids[row, : len(enc.ids)] = enc.ids
+            mask[row, : len(enc.ids)] = 1
+        out = self.graphs["text_encoder"].run(
+            {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        )
+        return out["sentence_embedding"].astype(np.float32)
+
+    def persona_embedding(self, fingerprint: str, card_text: str) -> np.ndarray:
+        """The persona card's embedding ``(E,)``, computed once per card content."""
+        cached = self.persona_cache.get(fingerprint)
+        if cached is None:
+            cached = self.encode_texts([card_text])[0]
+            self.persona_cache.put(fingerprint, cached)
+        return cached
+
+    def visual_features(self, image: ImageInput | None) -> tuple[np.ndarray, float]:
+        """``(N, D)`` visual tokens of a screenshot and 1.0, or blank tokens and 0.0 without one."""
+        if image is None:
+            if self._blank_visual is None:
+                blank = np.zeros((1, 3, self.image_size, self.image_size), dtype=np.float32)
+                self._blank_visual = self.graphs["vision_encoder"].run({"image": blank})["visual_features"][0]
+            return self._blank_visual, 0.0
+        key = image_key(image)
+        cached = self.image_cache.get(key)
+        if cached is None:
+            rgb = decode_image(image)
+            pixels = preprocess(rgb, self.image_size, self.image_mean, self.image_std)[None]
+            cached = self.graphs["vision_encoder"].run({"image": pixels})["visual_features"][0]
+            self.image_cache.put(key, cached)
+        return cached, 1.0
+
+    # ----------------------------------------------------------------------------------- prompts
+
+    def prompt_ids(
+        self,
+        knowledge: str,
+        context: Mapping[str, str],
+        history: Sequence[tuple[str, str]],
+        player_text: str,
+    ) -> list[int]:
+        """Decoder token ids of the prompt text, dropping the oldest history until it fits."""
+        budget = self.max_prompt_tokens - self.prefix_tokens - 1
+        turns = list(history)
+        while True:
+            text = prompt.build_decoder_text(knowledge, context, turns, player_text)
+            ids = self.tokenizer.encode(text, add_special_tokens=False).ids
+            if len(ids) <= budget:
+                return ids
+            if turns:
+                turns.pop(0)
+                continue
+            if len(player_text) > 200:
+                player_text = player_text[-200:]
+                continue
+            log.warning("prompt of %d tokens cut to %d", len(ids), budget)
+            return ids[-budget:]
+
+    def prepare(
+        self,
+        fingerprint: str,
+        card_text: str,
+        knowledge: str,
+        context: Mapping[str, str],
+        history: Sequence[tuple[str, str]],
+        player_text: str,
+        image: ImageInput | None,
+    ) -> Prepared:
+        """Everything prefill needs for one request; runs the prefix encoders (cached where possible)."""
+        persona = self.persona_embedding(fingerprint, card_text)[None]  # (1, E)
+        utterance = self.encode_texts([player_text])  # (1, E)
+        visual, present = self.visual_features(image)
+        prefix = self.graphs["prefix_encoder"].run(
+            {
+                "persona_embedding": persona,
+                "utterance_embedding": utterance,
+                "visual_features": visual[None],
+                "image_present": np.array([present], dtype=np.float32),
+            }
+        )["prefix_embeds"][0]  # (K, D)
+        text_ids = self.prompt_ids(knowledge, context, history, player_text)
+        ids, mask = prompt.layout_ids(text_ids, self.prefix_tokens, self.token_id["prefix"], self.token_id["bos"])
+        return Prepared(ids=ids, prefix_mask=np.asarray(mask, dtype=np.float32), prefix_embeds=prefix)
+
+    # ----------------------------------------------------------------------------------- decoder
+
+    def _empty_past(self, batch: int) -> dict[str, np.ndarray]:
+        heads = int(self.bundle.model["n_heads"])
+        head_dim = int(self.bundle.model["head_dim"])
+        empty = np.zeros((batch, heads, 0, head_dim), dtype=np.float32)
+        return {name: empty for name in self.past_names}
+
+    def prefill(self, items: Sequence[Prepared]) -> PrefillResult:
+        """Run the prompts of ``items`` together, left padded to the longest."""
+        batch = len(items)
+        width = max(len(p.ids) for p in items)
+        ids = np.full((batch, width), self.token_id["pad"], dtype=np.int64)
+        pmask = np.zeros((batch, width), dtype=np.float32)
+        embeds = np.zeros((batch, width, self.d_model), dtype=np.float32)
+        attn = np.zeros((batch, width), dtype=np.int64)
+        pos = np.zeros((batch, width), dtype=np.int64)
+        for row, p in enumerate(items):
+            n = len(p.ids)
+            start = width - n
+            ids[row, start:] = p.ids
+            pmask[row, start:] = p.prefix_mask
+            k = p.prefix_embeds.shape[0]
+            embeds[row, start : start + k] = p.prefix_embeds
+            attn[row, start:] = 1
+            pos[row, start:] = np.arange(n)
+        feeds: dict[str, Any] = {
+            "input_ids": ids,
+            "prefix_embeds": embeds,
+            "prefix_mask": pmask,
+            "attention_mask": attn,
+            "position_ids": pos,
+        }
+        feeds.update(self._empty_past(batch))
+        out = self.graphs["decoder"].run(feeds)
+        return PrefillResult(
+            logits=out["logits"][:, -1, :],
+            emotion_logits=out["emotion_logits"][:, -1, :],
+            emotion_intensity=out["emotion_intensity"][:, -1],
+            kv=[out[name] for name in self.present_names],
+            mask=attn,
+        )
+
+    def step(
+        self, last_ids: np.ndarray, positions: np.ndarray, kv: list[np.ndarray], mask: np.ndarray
+    ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        """One token for each row: returns logits ``(B, V)``, the grown KV and attention mask."""
+        batch = last_ids.shape[0]
+        attn = np.concatenate([mask, np.ones((batch, 1), dtype=np.int64)], axis=1)
+        feeds: dict[str, Any] = {
+            "input_ids": last_ids.reshape(batch, 1).astype(np.int64),
+            "prefix_embeds": np.zeros((batch, 1, self.d_model), dtype=np.float32),
+            "prefix_mask": np.zeros((batch, 1), dtype=np.float32),
+            "attention_mask": attn,
+            "position_ids": positions.reshape(batch, 1).astype(np.int64),
+        }
+        feeds.update(zip(self.past_names, kv))
+        out = self.graphs["decoder"].run(feeds, ["logits", *self.present_names])
+        return out["logits"][:, -1, :], [out[name] for name in self.present_names], attn
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.bundle.name, "kind": self.bundle.kind}

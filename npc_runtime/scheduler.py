@@ -1,0 +1,427 @@
+"""Continuous batching: every live generation advances by one batched decoder step per tick.
+
+New requests wait in a bounded queue, are prefilled together (ragged, left padded) and join the running batch
+at the next tick; finished, cancelled and timed-out ones leave at once. The scheduler runs on its own thread and
+reports through a sink callback, so the socket loop never waits on inference.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .emotion import summarise
+from .engine import PrefillResult, RoleModelEngine
+from .errors import ImageError, InferenceError
+from .protocol import ImageInput, SayOptions
+
+__all__ = ["GenRequest", "GenOptions", "Scheduler", "SchedulerConfig", "Overloaded", "sample_token"]
+
+log = logging.getLogger(__name__)
+
+
+class Overloaded(Exception):
+    """The queue is full; the server answers ``overloaded``."""
+
+
+@dataclass(frozen=True)
+class GenOptions:
+    """Sampling options with the server's defaults filled in."""
+
+    max_tokens: int = 24
+    temperature: float = 0.7
+    top_p: float = 0.9
+    top_k: int = 40
+    seed: int | None = None
+    stream: bool = False
+    repetition_penalty: float = 1.1
+    stop: tuple[str, ...] = ()
+    timeout_ms: int = 30_000
+    #: Not settable over the protocol: benchmarks and tests use it for replies of a fixed length.
+    ignore_eos: bool = False
+
+    @classmethod
+    def from_protocol(cls, options: SayOptions, defaults: GenOptions | None = None) -> GenOptions:
+        base = defaults or cls()
+        values = {name: getattr(options, name) for name in cls.__dataclass_fields__ if hasattr(options, name)}
+        merged = {k: (v if v is not None else getattr(base, k)) for k, v in values.items()}
+        if not options.stop:
+            merged["stop"] = base.stop
+        merged["ignore_eos"] = base.ignore_eos
+        return cls(**merged)
+
+
+@dataclass
+class GenRequest:
+    """One ``say`` as the scheduler sees it; ``key`` is opaque to the scheduler (the server's routing key)."""
+
+    key: Hashable
+    fingerprint: str
+    card_text: str
+    knowledge: str
+    text: str
+    context: Mapping[str, str]
+    history: Sequence[tuple[str, str]]
+    image: ImageInput | None
+    options: GenOptions
+    arrived: float = field(default_factory=time.monotonic)
+
+    @property
+    def deadline(self) -> float:
+        return self.arrived + self.options.timeout_ms / 1000.0
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    max_batch: int = 64
+    max_queue: int = 256
+    max_admit_per_tick: int = 16
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch", "max_queue", "max_admit_per_tick"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+
+
+#: sink(request, kind, payload): kind is "chunk" ({text, seq}), "reply" ({text, emotion, usage, timing_ms})
+#: or "error" ({code, message, field?}). Called on the scheduler thread.
+Sink = Callable[[GenRequest, str, dict], None]
+
+
+def sample_token(
+    logits: np.ndarray,
+    generated: Sequence[int],
+    options: GenOptions,
+    rng: np.random.Generator,
+    banned: np.ndarray,
+) -> int:
+    """Pick the next token from ``logits (V,)``: repetition penalty, temperature, top-k, top-p."""
+    x = logits.astype(np.float64)  # copy
+    x[banned] = -np.inf
+    if options.repetition_penalty != 1.0 and len(generated):
+        seen = np.unique(np.asarray(generated, dtype=np.int64))
+        vals = x[seen]
+        x[seen] = np.where(vals > 0, vals / options.repetition_penalty, vals * options.repetition_penalty)
+    if options.temperature == 0.0:
+        return int(np.argmax(x))
+    x = x / options.temperature
+    vocab = x.shape[0]
+    if 0 < options.top_k < vocab:
+        kth = np.partition(x, -options.top_k)[-options.top_k]
+        x[x < kth] = -np.inf
+    x -= np.max(x)
+    probs = np.exp(x)
+    probs /= probs.sum()
+    if options.top_p < 1.0:
+        order = np.argsort(-probs, kind="stable")
+        cumulative = np.cumsum(probs[order])
+        cut = int(np.searchsorted(cumulative, options.top_p)) + 1
+        keep = order[:cut]
+        trimmed = np.zeros_like(probs)
+        trimmed[keep] = probs[keep]
+        probs = trimmed / trimmed.sum()
+    return int(rng.choice(vocab, p=probs))
+
+
+@dataclass
+class _Live:
+    """Per-request generation state inside the running batch."""
+
+    req: GenRequest
+    rng: np.random.Generator
+    prompt_tokens: int
+    max_new: int
+    admitted: float
+    emotion: dict[str, Any]
+    generated: list[int] = field(default_factory=list)
+    position: int = 0  # position id of the next token fed to the decoder
+    sent: int = 0  # characters of text already streamed
+    seq: int = 0
+    first_token: float | None = None
+    text: str = ""
+    done: bool = False
+
+
+def _pad_left(array: np.ndarray, axis: int, amount: int) -> np.ndarray:
+    if amount == 0:
+        return array
+    widths = [(0, 0)] * array.ndim
+    widths[axis] = (amount, 0)
+    return np.pad(array, widths)
+
+
+class Scheduler:
+    """Owns the generation thread, the queue and the running batch."""
+
+    def __init__(self, engine: RoleModelEngine, sink: Sink, config: SchedulerConfig | None = None) -> None:
+        self.engine = engine
+        self.sink = sink
+        self.config = config or SchedulerConfig()
+        self._queue: deque[GenRequest] = deque()
+        self._cancelled: set[Hashable] = set()
+        self._live_keys: set[Hashable] = set()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        # running batch
+        self._rows: list[_Live] = []
+        self._kv: list[np.ndarray] = []
+        self._mask = np.zeros((0, 0), dtype=np.int64)
+        self.ticks = 0
+
+    # ------------------------------------------------------------------------------------ control (any thread)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="npc-scheduler", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    def submit(self, req: GenRequest) -> None:
+        with self._cond:
+            if len(self._queue) >= self.config.max_queue:
+                raise Overloaded(f"generation queue is full ({self.config.max_queue})")
+            if req.key in self._live_keys:
+                raise ValueError(f"request {req.key!r} is already running")
+            self._queue.append(req)
+            self._live_keys.add(req.key)
+            self._cond.notify()
+
+    def cancel(self, key: Hashable) -> bool:
+        """Ask for ``key`` to end with ``cancelled`` at the next tick; False when it is not live."""
+        with self._cond:
+            if key not in self._live_keys:
+                return False
+            self._cancelled.add(key)
+            self._cond.notify()
+            return True
+
+    def load(self) -> dict[str, int]:
+        with self._cond:
+            return {"queued": len(self._queue), "running": len(self._rows)}
+
+    # ------------------------------------------------------------------------------------ generation thread
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopping and not self._queue and not self._rows:
+                    self._cond.wait()
+                if self._stopping:
+                    break
+                admit: list[GenRequest] = []
+                room = self.config.max_batch - len(self._rows)
+                while self._queue and len(admit) < min(room, self.config.max_admit_per_tick):
+                    admit.append(self._queue.popleft())
+                cancelled, self._cancelled = self._cancelled, set()
+                queued_now = list(self._queue)
+            try:
+                self._tick(admit, cancelled, queued_now)
+            except Exception as exc:  # never let the thread die: fail what is running, keep serving
+                log.exception("scheduler tick failed")
+                for live in list(self._rows):
+                    self._finish_error(live.req, "internal", f"generation failed: {exc}")
+                self._rows, self._kv = [], []
+                self._mask = np.zeros((0, 0), dtype=np.int64)
+        # shutting down: everything still live ends with an error
+        for live in list(self._rows):
+            self._finish_error(live.req, "internal", "server shutting down")
+        with self._cond:
+            pending, self._queue = list(self._queue), deque()
+        for req in pending:
+            self._finish_error(req, "internal", "server shutting down")
+
+    def _tick(self, admit: list[GenRequest], cancelled: set[Hashable], queued: list[GenRequest]) -> None:
+        self.ticks += 1
+        now = time.monotonic()
+        # Cancellations and deadlines, for queued requests too.
+        for req in queued:
+            if req.key in cancelled or now > req.deadline:
+                with self._cond:
+                    try:
+                        self._queue.remove(req)
+                    except ValueError:
+                        continue
+                self._finish_error(req, *self._why_stopped(req, cancelled))
+        keep: list[GenRequest] = []
+        for req in admit:
+            if req.key in cancelled or now > req.deadline:
+                self._finish_error(req, *self._why_stopped(req, cancelled))
+            else:
+                keep.append(req)
+        leaving = [i for i, live in enumerate(self._rows) if live.req.key in cancelled or now > live.req.deadline]
+        for i in leaving:
+            self._finish_error(self._rows[i].req, *self._why_stopped(self._rows[i].req, cancelled))
+            self._rows[i].done = True
+        self._drop_finished()
+
+        if keep:
+            self._admit(keep)
+        if self._rows:
+            self._step()
+        self._drop_finished()
+
+    def _why_stopped(self, req: GenRequest, cancelled: set[Hashable]) -> tuple[str, str]:
+        if req.key in cancelled:
+            return "cancelled", "cancelled by a cancel request"
+        return "timeout", f"no reply within {req.options.timeout_ms} ms"
+
+    def _admit(self, reqs: list[GenRequest]) -> None:
+        prepared, ready = [], []
+        for req in reqs:
+            try:
+                prepared.append(
+                    self.engine.prepare(
+                        req.fingerprint, req.card_text, req.knowledge, req.context, req.history, req.text, req.image
+                    )
+                )
+                ready.append(req)
+            except ImageError as exc:
+                self._finish_error(req, "invalid_field", f"field 'image.data' {exc}", "image.data")
+            except InferenceError as exc:
+                self._finish_error(req, "internal", str(exc))
+        if not ready:
+            return
+        result = self.engine.prefill(prepared)
+        admitted = time.monotonic()
+        new_rows = []
+        for row, (req, prep) in enumerate(zip(ready, prepared)):
+            emotion = summarise(
+                result.emotion_logits[row].tolist(), float(result.emotion_intensity[row]), self.engine.bundle.emotions
+            )
+            room = self.engine.max_positions - len(prep.ids)
+            live = _Live(
+                req=req,
+                rng=np.random.default_rng(req.options.seed),
+                prompt_tokens=len(prep.ids),
+                max_new=max(1, min(req.options.max_tokens, room)),
+                admitted=admitted,
+                emotion=emotion,
+                position=len(prep.ids),
+            )
+            new_rows.append(live)
+            self._accept(live, result.logits[row])
+        self._merge(new_rows, result)
+
+    def _merge(self, rows: list[_Live], result: PrefillResult) -> None:
+        if not self._rows:
+            self._rows, self._kv, self._mask = rows, result.kv, result.mask
+            return
+        old_len, new_len = self._mask.shape[1], result.mask.shape[1]
+        width = max(old_len, new_len)
+        self._kv = [
+            np.concatenate([_pad_left(a, 2, width - old_len), _pad_left(b, 2, width - new_len)], axis=0)
+            for a, b in zip(self._kv, result.kv)
+        ]
+        self._mask = np.concatenate(
+            [_pad_left(self._mask, 1, width - old_len), _pad_left(result.mask, 1, width - new_len)], axis=0
+        )
+        self._rows = self._rows + rows
+
+    def _step(self) -> None:
+        active = [i for i, live in enumerate(self._rows) if not live.done]
+        if len(active) != len(self._rows):
+            self._drop_finished()
+        if not self._rows:
+            return
+        last = np.array([live.generated[-1] for live in self._rows], dtype=np.int64)
+        positions = np.array([live.position for live in self._rows], dtype=np.int64)
+        logits, self._kv, self._mask = self.engine.step(last, positions, self._kv, self._mask)
+        for row, live in enumerate(self._rows):
+            live.position += 1
+            self._accept(live, logits[row])
+
+    def _accept(self, live: _Live, logits: np.ndarray) -> None:
+        """Sample one token for ``live``, stream new text, and finish the request when it is done."""
+        token = sample_token(logits, live.generated, live.req.options, live.rng, self.engine.banned_ids)
+        if live.first_token is None:
+            live.first_token = time.monotonic()
+        if token == self.engine.eos_id and not live.req.options.ignore_eos:
+            self._finish_reply(live)
+            return
+        live.generated.append(token)
+        # Byte-level tokens can split a character; undecodable bytes are dropped everywhere, the same way in
+        # chunks and in the final text, so the chunks always concatenate to the reply.
+        text = self.engine.decode(live.generated).replace("\ufffd", "").lstrip()
+        stop_at = min((text.find(s) for s in live.req.options.stop if s in text), default=-1)
+        if stop_at >= 0:
+            live.text = text[:stop_at]
+            self._finish_reply(live)
+            return
+        live.text = text
+        if len(live.generated) >= live.max_new:
+            self._finish_reply(live)
+            return
+        if live.req.options.stream:
+            safe = text.rstrip()
+            hold = max((len(s) - 1 for s in live.req.options.stop), default=0)
+            safe = safe[: max(live.sent, len(safe) - hold)]
+            if len(safe) > live.sent:
+                self.sink(live.req, "chunk", {"text": safe[live.sent :], "seq": live.seq})
+                live.sent = len(safe)
+                live.seq += 1
+
+    def _finish_reply(self, live: _Live) -> None:
+        live.done = True
+        text = live.text.rstrip()
+        if live.req.options.stream and len(text) > live.sent:
+            self.sink(live.req, "chunk", {"text": text[live.sent :], "seq": live.seq})
+            live.seq += 1
+        now = time.monotonic()
+        arrived = live.req.arrived
+        self._forget(live.req.key)
+        self.sink(
+            live.req,
+            "reply",
+            {
+                "text": text,
+                "emotion": live.emotion,
+                "usage": {"prompt_tokens": live.prompt_tokens, "completion_tokens": len(live.generated)},
+                "timing_ms": {
+                    "queue": round((live.admitted - arrived) * 1000.0, 3),
+                    "first_token": round(((live.first_token or now) - arrived) * 1000.0, 3),
+                    "total": round((now - arrived) * 1000.0, 3),
+                },
+            },
+        )
+
+    def _finish_error(self, req: GenRequest, code: str, message: str, field_name: str | None = None) -> None:
+        self._forget(req.key)
+        payload = {"code": code, "message": message}
+        if field_name:
+            payload["field"] = field_name
+        self.sink(req, "error", payload)
+
+    def _forget(self, key: Hashable) -> None:
+        with self._cond:
+            self._live_keys.discard(key)
+            self._cancelled.discard(key)
+
+    def _drop_finished(self) -> None:
+        keep = [i for i, live in enumerate(self._rows) if not live.done]
+        if len(keep) == len(self._rows):
+            return
+        if not keep:
+            self._rows, self._kv = [], []
+            self._mask = np.zeros((0, 0), dtype=np.int64)
+            return
+        index = np.asarray(keep)
+        self._rows = [self._rows[i] for i in keep]
+        mask = self._mask[index]
+        start = int(np.argmax(mask.any(axis=0)))  # leading columns that are padding in every row
+        self._mask = mask[:, start:]
+        self._kv = [kv[index][:, :, start:] for kv in self._kv]
