@@ -219,10 +219,12 @@ def load_bundle(root: str | Path, verify: bool = True) -> Bundle:
     for fname in sorted(named):
         if fname not in files:
             raise BundleError(f"{manifest_path}: file '{fname}' has no checksum entry", where)
-    for fname, meta in files.items():
+    for fname in files:
         path = root / fname
         if not path.is_file():
             raise BundleError(f"bundle file missing: {path}", str(path))
+    for fname, meta in files.items():
+        path = root / fname
         if verify:
             expected = meta.get("sha256") if isinstance(meta, dict) else None
             if not expected:

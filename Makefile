@@ -1,0 +1,57 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   creates .venv, installs the runtime and the sample game, serves the default model and plays the village
+#   make test   creates .venv, installs everything the tests need (Python extras, Mono, npm packages) and runs them
+# Both are idempotent; a stamp file records what was installed for which pyproject.toml.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+# CI sets CI=true: then a test whose external tool (mono, npm packages) is missing fails instead of skipping.
+export NPC_REQUIRE_TOOLCHAINS ?= $(if $(filter true 1,$(CI)),1,0)
+
+.PHONY: demo test serve venv-runtime venv-dev toolchains model fixtures help clean
+
+help:
+	@echo "make demo        serve the default model and play the sample game (headless transcript without a display)"
+	@echo "make test        install what the tests need and run the whole suite"
+	@echo "make serve       serve the default model on tcp://127.0.0.1:5555"
+	@echo "make model       rebuild the default model bundle from the recipe (trains; about an hour on 2 cores)"
+	@echo "make fixtures    regenerate the protocol golden fixtures after a deliberate protocol change"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.runtime-stamp: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e '.[game]'
+	touch $@
+
+$(VENV)/.dev-stamp: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e '.[export,game,test]'
+	touch $@ $(VENV)/.runtime-stamp
+
+venv-runtime: $(VENV)/.runtime-stamp
+venv-dev: $(VENV)/.dev-stamp
+
+toolchains:
+	bash engine_bridge/tools/install_toolchains.sh
+
+demo: venv-runtime
+	$(BIN)/python -m sample_game --spawn-server
+
+serve: venv-runtime
+	$(BIN)/npc-runtime serve
+
+test: venv-dev toolchains
+	$(BIN)/python -m pytest -q
+
+model: venv-dev
+	$(BIN)/npc-runtime train --out runs/default
+	$(BIN)/npc-runtime export runs/default/checkpoint.pt --out npc_runtime/models/default --quantize int8
+
+fixtures: venv-runtime
+	$(BIN)/python -m engine_bridge.fixtures.generate
+
+clean:
+	rm -rf $(VENV) engine_bridge/.toolchain .pytest_cache

@@ -1,0 +1,149 @@
+"""Scheduler correctness (not speed): batching, sampling, failure handling, caches."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from npc_runtime.engine import ByteLRU
+from npc_runtime.errors import InferenceError
+from npc_runtime.personas import PersonaPack, default_pack_dir
+from npc_runtime.scheduler import GenOptions, GenRequest, Scheduler, SchedulerConfig, sample_token
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.done: dict[object, tuple[str, dict]] = {}
+        self.chunks: dict[object, list[str]] = {}
+        self.cond = threading.Condition()
+
+    def __call__(self, req: GenRequest, kind: str, payload: dict) -> None:
+        with self.cond:
+            if kind == "chunk":
+                self.chunks.setdefault(req.key, []).append(payload["text"])
+            else:
+                self.done[req.key] = (kind, payload)
+                self.cond.notify_all()
+
+    def wait(self, n: int, timeout_s: float = 60) -> None:
+        with self.cond:
+            assert self.cond.wait_for(lambda: len(self.done) >= n, timeout_s), f"only {len(self.done)} of {n} done"
+
+
+def _requests(n: int, **opts: object) -> list[GenRequest]:
+    pack = PersonaPack.load(default_pack_dir())
+    cards = list(pack)
+    lines = ["Hello there.", "Do you sell swords?", "What is that noise?", "Where is the inn?", "Tell me a rumour."]
+    out = []
+    for i in range(n):
+        card = cards[i % len(cards)]
+        out.append(GenRequest(
+            key=i, fingerprint=card.fingerprint(), card_text=card.card_text(), knowledge=card.knowledge_text(),
+            text=lines[i % len(lines)] * (1 + i % 3), context={"time_of_day": "night"} if i % 2 else {},
+            history=[("Hi.", "Well met.")] * (i % 3), image=None,
+            options=GenOptions(**{"temperature": 0.0, "max_tokens": 10, "ignore_eos": True, **opts}),
+        ))
+    return out
+
+
+def _run(engine, reqs: list[GenRequest], config: SchedulerConfig) -> dict[object, tuple[str, dict]]:
+    sink = Collector()
+    scheduler = Scheduler(engine, sink, config)
+    scheduler.start()
+    try:
+        for req in reqs:
+            scheduler.submit(req)
+        sink.wait(len(reqs))
+    finally:
+        scheduler.stop()
+    return sink.done
+
+
+def test_batched_ragged_decoding_equals_each_request_alone(tiny_engine) -> None:
+    reqs = _requests(7)
+    together = _run(tiny_engine, reqs, SchedulerConfig(max_batch=8, max_admit_per_tick=3))
+    for req in reqs:
+        alone = _run(tiny_engine, [req], SchedulerConfig(max_batch=1))
+        assert together[req.key][0] == "reply"
+        assert together[req.key][1]["text"] == alone[req.key][1]["text"], f"request {req.key} differs"
+
+
+def test_same_seed_repeats_and_other_seed_differs(tiny_engine) -> None:
+    a = _run(tiny_engine, _requests(1, temperature=1.0, seed=7, max_tokens=24), SchedulerConfig())
+    b = _run(tiny_engine, _requests(1, temperature=1.0, seed=7, max_tokens=24), SchedulerConfig())
+    c = _run(tiny_engine, _requests(1, temperature=1.0, seed=8, max_tokens=24), SchedulerConfig())
+    assert a[0][1]["text"] == b[0][1]["text"]
+    assert a[0][1]["text"] != c[0][1]["text"]
+
+
+def test_stop_sequence_cuts_the_reply(tiny_engine) -> None:
+    base = _run(tiny_engine, _requests(1, max_tokens=24), SchedulerConfig())[0][1]["text"]
+    assert len(base) > 4
+    stop = base[2:4]
+    cut = _run(tiny_engine, _requests(1, max_tokens=24, stop=(stop,)), SchedulerConfig())[0][1]["text"]
+    assert stop not in cut and base.startswith(cut)
+
+
+def test_engine_failure_answers_internal_and_the_scheduler_keeps_going(tiny_engine, monkeypatch) -> None:
+    calls = {"n": 0}
+    real_step = tiny_engine.step
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise InferenceError("boom")
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(tiny_engine, "step", flaky)
+    sink = Collector()
+    scheduler = Scheduler(tiny_engine, sink, SchedulerConfig())
+    scheduler.start()
+    try:
+        first = _requests(1)[0]
+        scheduler.submit(first)
+        sink.wait(1)
+        assert sink.done[0][0] == "error" and sink.done[0][1]["code"] == "internal"
+        second = _requests(2)[1]
+        scheduler.submit(second)
+        sink.wait(2)
+        assert sink.done[1][0] == "reply"
+    finally:
+        scheduler.stop()
+
+
+def test_persona_prefix_is_cached_and_equal_to_uncached(tiny_engine) -> None:
+    card = PersonaPack.load(default_pack_dir()).get("scholar")
+    tiny_engine.persona_cache = ByteLRU(1 << 20)
+    first = tiny_engine.persona_embedding(card.fingerprint(), card.card_text())
+    again = tiny_engine.persona_embedding(card.fingerprint(), card.card_text())
+    fresh = tiny_engine.encode_texts([card.card_text()])[0]
+    assert tiny_engine.persona_cache.hits == 1
+    np.testing.assert_allclose(first, fresh, atol=1e-6)
+    assert again is first
+
+
+def test_byte_lru_is_bounded() -> None:
+    cache = ByteLRU(max_bytes=100)
+    for i in range(10):
+        cache.put(i, np.zeros(10, dtype=np.float32))  # 40 bytes each
+    assert cache.bytes <= 100 and len(cache) == 2
+    assert cache.get(9) is not None and cache.get(0) is None
+
+
+def test_sampling_rules() -> None:
+    rng = np.random.default_rng(0)
+    logits = np.array([0.0, 5.0, 4.0, -1.0])
+    banned = np.array([1])
+    assert sample_token(logits, [], GenOptions(temperature=0.0), rng, banned) == 2
+    assert sample_token(logits, [2], GenOptions(temperature=0.0, repetition_penalty=3.0), rng, np.array([], dtype=np.int64)) == 1
+    picks = {sample_token(logits, [], GenOptions(temperature=1.0, top_k=1), rng, banned) for _ in range(20)}
+    assert picks == {2}
+    picks = {sample_token(logits, [], GenOptions(temperature=1.0, top_p=0.5, top_k=0), rng, np.array([], dtype=np.int64)) for _ in range(20)}
+    assert picks == {1}
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValueError):
+        SchedulerConfig(max_batch=0)
