@@ -28,7 +28,7 @@ log = logging.getLogger("npc_runtime.cli")
 #: argparse parser, so ``npc-runtime train --help`` is answered there and the CLI never imports them up front.
 EXPORT_COMMANDS = {
     "train": ("export.train", "train the role model (needs the export extra: torch)"),
-    "export": ("export.onnx_export", "export a trained checkpoint to a model bundle (needs torch)"),
+    "export": ("export.make_bundle", "export a trained checkpoint to a model bundle (needs torch)"),
     "eval": ("export.evaluate", "evaluate a bundle offline on held-out data; writes docs/eval.md"),
 }
 
