@@ -1,0 +1,263 @@
+"""Tests of the role model: config checks, shapes, KV cache, left padding, training loss, checkpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from export.role_model import FUSIONS, RoleModel, RoleModelConfig, load_checkpoint, place_prefix, save_checkpoint
+from export.tiny import TINY_VOCAB_SIZE, tiny_config
+from export.tokenizer import encode_turn, pad_id
+from export.torch_generate import collate_turns
+
+MakeModel = Callable[..., RoleModel]
+
+
+def _inputs(model: RoleModel, lengths: list[int], seed: int = 0) -> dict[str, torch.Tensor]:
+    """A left-padded batch of random prompts laid out as [prefix K][tokens...], with conditioning."""
+    cfg = model.cfg
+    gen = torch.Generator().manual_seed(seed)
+    k = cfg.prefix_tokens
+    b, length = len(lengths), max(lengths)
+    ids = torch.zeros((b, length), dtype=torch.long)
+    prefix_mask = torch.zeros((b, length))
+    attention_mask = torch.zeros((b, length), dtype=torch.long)
+    position_ids = torch.zeros((b, length), dtype=torch.long)
+    for row, n in enumerate(lengths):
+        start = length - n
+        ids[row, start:] = torch.randint(9, cfg.vocab_size, (n,), generator=gen)
+        ids[row, start : start + k] = 7
+        prefix_mask[row, start : start + k] = 1.0
+        attention_mask[row, start:] = 1
+        position_ids[row, start:] = torch.arange(n)
+    persona = torch.nn.functional.normalize(torch.randn(b, cfg.text_embed_dim, generator=gen), dim=-1)
+    utterance = torch.nn.functional.normalize(torch.randn(b, cfg.text_embed_dim, generator=gen), dim=-1)
+    image = torch.randn(b, 3, cfg.image_size, cfg.image_size, generator=gen)
+    present = torch.ones(b)
+    with torch.no_grad():
+        prefix = model.encode_prefix(persona, utterance, model.encode_vision(image), present)
+    return {
+        "input_ids": ids,
+        "prefix_embeds": place_prefix(prefix, prefix_mask),
+        "prefix_mask": prefix_mask,
+        "attention_mask": attention_mask,
+        "position_ids": position_ids,
+    }
+
+
+def _row(inputs: dict[str, torch.Tensor], row: int, n: int) -> dict[str, torch.Tensor]:
+    """Row ``row`` of a left-padded batch without its padding, as a batch of one."""
+    return {key: value[row : row + 1, value.shape[1] - n :] for key, value in inputs.items()}
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"d_model": 30, "n_heads": 4},
+        {"fusion": "bogus"},
+        {"n_layers": 0},
+        {"vocab_size": -1},
+        {"dropout": 1.0},
+        {"n_visual_tokens": 5},
+        {"image_size": 20},
+        {"image_std": (0.0, 1.0, 1.0)},
+        {"image_mean": (0.5, 0.5)},
+        {"vision_channels": ()},
+        {"max_positions": 8},
+        {"n_heads": True},
+    ],
+)
+def test_config_rejects_bad_values(overrides: dict) -> None:
+    values = {**tiny_config(TINY_VOCAB_SIZE).to_dict(), **overrides}
+    with pytest.raises(ValueError):
+        RoleModelConfig(**values)
+
+
+def test_config_from_dict_round_trip_and_unknown_field() -> None:
+    cfg = tiny_config(TINY_VOCAB_SIZE, "cross_attention")
+    assert RoleModelConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown"):
+        RoleModelConfig.from_dict({**cfg.to_dict(), "n_expertz": 3})
+
+
+def test_prefix_tokens_per_fusion() -> None:
+    # tiny: 2 persona tokens, 4 visual tokens, 1 utterance token
+    assert tiny_config(TINY_VOCAB_SIZE, "concat").prefix_tokens == 7
+    assert tiny_config(TINY_VOCAB_SIZE, "weighted_sum").prefix_tokens == 2
+    assert tiny_config(TINY_VOCAB_SIZE, "cross_attention").prefix_tokens == 3
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_shapes_of_every_module(make_model: MakeModel, fusion: str) -> None:
+    model = make_model(fusion)
+    cfg = model.cfg
+    b, e, d = 3, cfg.text_embed_dim, cfg.d_model
+    with torch.no_grad():
+        visual = model.encode_vision(torch.randn(b, 3, cfg.image_size, cfg.image_size))
+        assert visual.shape == (b, cfg.n_visual_tokens, d)
+        prefix = model.encode_prefix(torch.randn(b, e), torch.randn(b, e), visual, torch.tensor([1.0, 0.0, 1.0]))
+        assert prefix.shape == (b, cfg.prefix_tokens, d)
+        inputs = _inputs(model, [12, 9, 10])
+        logits, emotion, intensity, present = model.forward_step(**inputs)
+    assert logits.shape == (b, 12, cfg.vocab_size)
+    assert emotion.shape == (b, 12, cfg.n_emotions)
+    assert intensity.shape == (b, 12)
+    assert bool(((intensity >= 0) & (intensity <= 1)).all())
+    assert len(present) == cfg.n_layers
+    for k, v in present:
+        assert k.shape == v.shape == (b, cfg.n_heads, 12, cfg.head_dim)
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_absent_image_ignores_visual_features(make_model: MakeModel, fusion: str) -> None:
+    model = make_model(fusion)
+    cfg = model.cfg
+    torch.manual_seed(1)
+    persona, utterance = torch.randn(1, cfg.text_embed_dim), torch.randn(1, cfg.text_embed_dim)
+    va, vb = torch.randn(1, cfg.n_visual_tokens, cfg.d_model), torch.randn(1, cfg.n_visual_tokens, cfg.d_model)
+    with torch.no_grad():
+        absent_a = model.encode_prefix(persona, utterance, va, torch.zeros(1))
+        absent_b = model.encode_prefix(persona, utterance, vb, torch.zeros(1))
+        seen_a = model.encode_prefix(persona, utterance, va, torch.ones(1))
+        seen_b = model.encode_prefix(persona, utterance, vb, torch.ones(1))
+    torch.testing.assert_close(absent_a, absent_b)
+    assert not torch.allclose(seen_a, seen_b)
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_kv_cache_steps_equal_full_forward(make_model: MakeModel, fusion: str) -> None:
+    model = make_model(fusion)
+    inputs = _inputs(model, [14, 11])
+    with torch.no_grad():
+        full_logits, full_emotion, _, _ = model.forward_step(**inputs)
+        split = 10  # prefill 10 positions (prefix included), then one position per step
+        first = {k: v[:, :split] for k, v in inputs.items()}
+        logits, emotion, _, past = model.forward_step(**first)
+        step_logits, step_emotion = [logits], [emotion]
+        for t in range(split, 14):
+            step = {k: v[:, t : t + 1] for k, v in inputs.items() if k != "attention_mask"}
+            logits, emotion, _, past = model.forward_step(
+                **step, attention_mask=inputs["attention_mask"][:, : t + 1], past=past
+            )
+            step_logits.append(logits)
+            step_emotion.append(emotion)
+    real = inputs["attention_mask"].bool()  # padding rows are free to differ
+    torch.testing.assert_close(torch.cat(step_logits, 1)[real], full_logits[real], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(torch.cat(step_emotion, 1)[real], full_emotion[real], atol=1e-5, rtol=1e-4)
+
+
+def test_left_padded_batch_equals_each_request_alone(make_model: MakeModel) -> None:
+    model = make_model("concat")
+    lengths = [15, 9, 12]
+    inputs = _inputs(model, lengths)
+    with torch.no_grad():
+        batch_logits, batch_emotion, batch_intensity, _ = model.forward_step(**inputs)
+        for row, n in enumerate(lengths):
+            logits, emotion, intensity, _ = model.forward_step(**_row(inputs, row, n))
+            torch.testing.assert_close(batch_logits[row, -n:], logits[0], atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(batch_emotion[row, -n:], emotion[0], atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(batch_intensity[row, -n:], intensity[0], atol=1e-5, rtol=1e-4)
+
+
+def test_place_prefix_fills_masked_rows_in_order() -> None:
+    prefix = torch.arange(1, 7, dtype=torch.float32).view(1, 3, 2)  # (B=1, K=3, D=2)
+    mask = torch.tensor([[0.0, 0.0, 1.0, 1.0, 1.0, 0.0]])
+    placed = place_prefix(prefix, mask)
+    expected = torch.tensor([[[0, 0], [0, 0], [1, 2], [3, 4], [5, 6], [0, 0]]], dtype=torch.float32)
+    torch.testing.assert_close(placed, expected)
+
+
+def _training_batch(model: RoleModel, tokenizer, padding_side: str = "right") -> dict[str, torch.Tensor]:
+    turns = [
+        encode_turn(tokenizer, model.cfg.prefix_tokens, "name: Brenna", {"time_of_day": "night"}, [],
+                    "Do you sell swords?", reply="Aye, forged this very morning."),
+        encode_turn(tokenizer, model.cfg.prefix_tokens, "name: Ash", {}, [("Hello there!", "Evening.")],
+                    "Where is the healer?", reply="Down the road."),
+    ]
+    batch = collate_turns(turns, pad_id(), padding_side=padding_side)
+    cfg = model.cfg
+    gen = torch.Generator().manual_seed(3)
+    batch.update(
+        image=torch.randn(2, 3, cfg.image_size, cfg.image_size, generator=gen),
+        image_present=torch.tensor([1.0, 0.0]),
+        persona_embedding=torch.randn(2, cfg.text_embed_dim, generator=gen),
+        utterance_embedding=torch.randn(2, cfg.text_embed_dim, generator=gen),
+        emotion_label=torch.tensor([3, 6]),
+        emotion_intensity=torch.tensor([0.7, 0.1]),
+    )
+    return batch
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_training_loss_is_finite_and_falls(make_model: MakeModel, tiny_tokenizer, fusion: str) -> None:
+    model = make_model(fusion).train()
+    batch = _training_batch(model, tiny_tokenizer)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(15):
+        losses = model(batch)
+        assert set(losses) == {"loss", "lm_loss", "emotion_loss", "intensity_loss"}
+        assert all(bool(torch.isfinite(v)) for v in losses.values())
+        optimizer.zero_grad()
+        losses["loss"].backward()
+        optimizer.step()
+        first = float(losses["loss"].detach()) if first is None else first
+    assert float(model(batch)["loss"]) < 0.8 * first
+
+
+def test_lm_loss_covers_reply_tokens_only(make_model: MakeModel, tiny_tokenizer) -> None:
+    model = make_model("concat")
+    batch = _training_batch(model, tiny_tokenizer, padding_side="left")
+    with torch.no_grad():
+        losses = model(batch)
+        prefix = model.encode_prefix(batch["persona_embedding"], batch["utterance_embedding"],
+                                     model.encode_vision(batch["image"]), batch["image_present"])
+        logits, emotion, intensity, _ = model.forward_step(
+            batch["input_ids"], place_prefix(prefix, batch["prefix_mask"]), batch["prefix_mask"],
+            batch["attention_mask"], batch["position_ids"],
+        )
+    picked, targets = [], []
+    for row in range(2):
+        at = int(batch["emotion_position"][row])
+        assert int(batch["input_ids"][row, at]) == 6  # the final <npc>
+        for pos in range(at, batch["input_ids"].shape[1] - 1):
+            picked.append(logits[row, pos])
+            targets.append(int(batch["input_ids"][row, pos + 1]))
+        assert targets[-1] == 3  # every reply ends by predicting <eos>
+    manual = torch.nn.functional.cross_entropy(torch.stack(picked), torch.tensor(targets))
+    torch.testing.assert_close(losses["lm_loss"], manual)
+    rows = torch.arange(2)
+    at = batch["emotion_position"]
+    manual_emotion = torch.nn.functional.cross_entropy(emotion[rows, at], batch["emotion_label"])
+    torch.testing.assert_close(losses["emotion_loss"], manual_emotion)
+    manual_intensity = ((intensity[rows, at] - batch["emotion_intensity"]) ** 2).mean()
+    torch.testing.assert_close(losses["intensity_loss"], manual_intensity)
+
+
+def test_unlabelled_emotions_add_no_loss(make_model: MakeModel, tiny_tokenizer) -> None:
+    model = make_model("concat")
+    batch = _training_batch(model, tiny_tokenizer)
+    batch["emotion_label"] = torch.tensor([-100, -100])
+    with torch.no_grad():
+        losses = model(batch)
+    assert float(losses["emotion_loss"]) == 0.0
+    assert float(losses["intensity_loss"]) == 0.0
+    torch.testing.assert_close(losses["loss"], losses["lm_loss"])
+
+
+def test_checkpoint_round_trip(make_model: MakeModel, tmp_path: Path) -> None:
+    model = make_model("weighted_sum", seed=5)
+    path = save_checkpoint(model, tmp_path / "ckpt" / "model.pt", extra={"step": 12})
+    loaded, extra = load_checkpoint(path)
+    assert extra == {"step": 12}
+    assert loaded.cfg == model.cfg
+    assert not loaded.training
+    inputs = _inputs(model, [10, 8])
+    with torch.no_grad():
+        want = model.forward_step(**inputs)[0]
+        got = loaded.forward_step(**inputs)[0]
+    torch.testing.assert_close(got, want)
+    assert loaded.lm_head.weight is loaded.tok_emb.weight  # tying survives the round trip
