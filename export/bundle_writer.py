@@ -164,7 +164,7 @@ def write_bundle(
             "fusion": cfg.fusion,
             "max_positions": cfg.max_positions,
         },
-        "files": {fname: {"sha256": sha256_file(out / fname), "bytes": (out / fname).stat().st_size} for fname in named},
+        "files": {name: {"sha256": sha256_file(out / name), "bytes": (out / name).stat().st_size} for name in named},
         "parity": parity,
     }
     tmp = out / (MANIFEST_NAME + ".tmp")

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
-from npc_runtime.personas import Knowledge, PersonaCard, Place, Quest, Ware
+from npc_runtime.personas import MAX_KNOWLEDGE_CHARS, Knowledge, PersonaCard, Place, Quest, Ware
 from sample_game.world import CREATURES, LOCATIONS, NPC_HOME, PERSONA_IDS
 
 from .corpus_style import DIALECTS, StyleProfile, describe_style, profile_from_card, temperament_of
@@ -79,7 +79,8 @@ ROLES: tuple[RoleSpec, ...] = (
           "Something bubbled over in my workshop again.", "Every mixture teaches me something."),
     _role("guide", "square", [("guided walk", 3, 8)], "I've walked every path in this valley twice.",
           "Travellers always get lost by the old mill."),
-    _role("town crier", "square", [], "My voice is hoarse from the morning news.", "Proclamations don't read themselves."),
+    _role("town crier", "square", [], "My voice is hoarse from the morning news.",
+          "Proclamations don't read themselves."),
     _role("bard", "square inn", [("song of your choosing", 1, 4)], "I'm writing a ballad about the reeve's goat.",
           "A good tune is worth more than gold."),
     _role("carpenter", "square", [("wooden stool", 4, 8), ("carved bowl", 2, 4), ("oak chest", 15, 30)],
@@ -89,7 +90,8 @@ ROLES: tuple[RoleSpec, ...] = (
           "The fish are biting well this week.", "The river's been high since the thaw."),
     _role("ferryman", "riverside", [("river crossing", 1, 3)], "The current's strong today.",
           "I've crossed this river ten thousand times."),
-    _role("miller", "riverside", [("sack of flour", 3, 6), ("bag of oats", 2, 4)], "The wheel has been turning since dawn.",
+    _role("miller", "riverside", [("sack of flour", 3, 6), ("bag of oats", 2, 4)],
+          "The wheel has been turning since dawn.",
           "Everyone needs flour, rain or shine."),
     _role("farmer", "meadow", [("basket of eggs", 1, 2), ("wheel of cheese", 5, 10), ("jug of milk", 1, 3)],
           "The harvest looks good this year.", "My goats got into the turnips again."),
@@ -156,7 +158,15 @@ _GOALS = (
     "keep the village safe through winter", "write down every tale of the valley", "win the harvest festival contest",
     "make peace with an estranged brother",
 )  # fmt: skip
-_RELATIONS = ("old friend", "rival", "cousin", "owes them money", "a good customer", "cannot stand them", "admires them")
+_RELATIONS = (
+    "old friend",
+    "rival",
+    "cousin",
+    "owes them money",
+    "a good customer",
+    "cannot stand them",
+    "admires them",
+)
 
 _COMPASS = ("north", "south", "east", "west", "north-east", "north-west", "south-east", "south-west")
 _VIA = ("past the old well", "along the cobbled lane", "over the little bridge", "behind the bakery",
@@ -277,7 +287,21 @@ def _profile(rng: random.Random, role: str) -> StyleProfile:
     )
 
 
-#: (card, profile, rng) -> example lines in the card's voice; given by the reply module (avoids an import cycle).
+def _fit_knowledge(card: PersonaCard) -> PersonaCard:
+    """Drop rumours, then places, until the whole knowledge line fits the runtime's cap (nothing gets cut)."""
+    k = card.knowledge
+    while len(card.knowledge_text(max_chars=10**6)) > MAX_KNOWLEDGE_CHARS:
+        if len(k.rumours) > 1:
+            k = replace(k, rumours=k.rumours[:-1])
+        elif len(k.places) > 1:
+            k = replace(k, places=k.places[:-1])
+        else:
+            break
+        card = replace(card, knowledge=k)
+    return card
+
+
+#: (card, rng) -> example lines in the card's voice; given by the reply module (avoids an import cycle).
 LineMaker = Callable[[PersonaCard, random.Random], tuple[str, ...]]
 
 
@@ -328,6 +352,7 @@ def make_procedural_personas(
             relationships=relationships,
             knowledge=_knowledge(rng, spec, home, first, canonical),
         )
+        card = _fit_knowledge(card)
         lines_rng = random.Random(f"lines:{seed}:{card.id}")
         cards.append(replace(card, example_lines=make_lines(card, lines_rng)))
     return cards

@@ -1,7 +1,6 @@
 """NPC replies for the training corpus: what a persona says to one player line in one scene, and how it feels.
 
-:func:`make_turn` picks the emotion from the intent, the persona's temperament and the scene (a wolf nearby
-frightens most people; a threat angers a guard and scares a child), writes the reply's content as sentence
+:func:`make_turn` takes the emotion from :mod:`export.corpus_emotion`, writes the reply's content as sentence
 templates whose facts sit in slots (prices, directions, quest details, scene words are copied exactly from the card
 and the scene), lets :func:`~export.corpus_style.stylise` voice it, and records what evaluation needs: the facts a
 correct reply must carry and the scene word a surroundings answer must name.
@@ -10,19 +9,20 @@ correct reply must carry and the scene word a surroundings answer must name.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from npc_runtime.personas import PersonaCard
 from sample_game.scene import SceneFacts
 from sample_game.world import LOCATION_TEXT, LOCATIONS, NOTHING
 
+from .corpus_emotion import choose_emotion, pick_opener
 from .corpus_intents import OUT_OF_WORLD_INTENTS, PLAYER_TEMPLATES, player_line, template_id
 from .corpus_personas import ROLES, Speaker, place_name
 from .corpus_style import fill, stylise
 
-__all__ = ["Turn", "make_turn", "example_lines_for", "BANNED_OUT_OF_WORLD_WORDS", "choose_emotion"]
+__all__ = ["Turn", "make_turn", "example_lines_for", "BANNED_OUT_OF_WORLD_WORDS"]
 
 #: Words an in-character reply must never contain (checked on out-of-world deflections).
 BANNED_OUT_OF_WORLD_WORDS: tuple[str, ...] = (
@@ -49,131 +49,14 @@ class Turn:
 
 @dataclass
 class _Draft:
+    """A reply before styling: ``mood`` and ``extra`` sentences are optional, ``core`` ones carry the answer."""
+
     core: list[str]
     extra: list[str] = field(default_factory=list)
+    mood: list[str] = field(default_factory=list)
     slots: dict[str, str] = field(default_factory=dict)
     required: tuple[str, ...] = ()
     element: str | None = None
-
-
-# --------------------------------------------------------------------------------------------------- emotion
-
-_W = Mapping[str, float]
-_BASE: Mapping[str, _W] = MappingProxyType(
-    {
-        "greeting": {"joy": 0.5, "neutral": 0.38, "surprise": 0.12},
-        "farewell": {"joy": 0.35, "neutral": 0.4, "sadness": 0.25},
-        "ask_name": {"neutral": 0.5, "joy": 0.35, "surprise": 0.15},
-        "ask_trade": {"joy": 0.55, "neutral": 0.45},
-        "buy": {"joy": 0.5, "neutral": 0.5},
-        "sell": {"neutral": 0.45, "joy": 0.25, "disgust": 0.2, "surprise": 0.1},
-        "complaint": {"sadness": 0.45, "surprise": 0.35, "neutral": 0.2},
-        "ask_health": {"sadness": 0.35, "neutral": 0.45, "surprise": 0.2},
-        "directions": {"neutral": 0.6, "joy": 0.4},
-        "rumours": {"surprise": 0.3, "fear": 0.3, "neutral": 0.2, "sadness": 0.1, "joy": 0.1},
-        "quest_ask": {"neutral": 0.3, "sadness": 0.35, "fear": 0.15, "joy": 0.2},
-        "quest_accept": {"joy": 0.85, "surprise": 0.15},
-        "quest_decline": {"sadness": 0.55, "neutral": 0.25, "anger": 0.2},
-        "small_talk": {"joy": 0.4, "neutral": 0.35, "sadness": 0.25},
-        "compliment": {"joy": 0.85, "surprise": 0.15},
-        "insult": {"anger": 0.55, "sadness": 0.35, "disgust": 0.1},
-        "threat": {"anger": 0.5, "fear": 0.5},
-        "ask_weather": {"neutral": 0.6, "joy": 0.2, "sadness": 0.2},
-        "ask_time": {"neutral": 0.7, "surprise": 0.3},
-        "ask_creatures": {"neutral": 0.6, "joy": 0.25, "surprise": 0.15},
-        "ask_item": {"neutral": 0.5, "surprise": 0.3, "joy": 0.2},
-        "ask_place": {"neutral": 0.65, "joy": 0.35},
-        "jailbreak": {"surprise": 0.45, "anger": 0.25, "disgust": 0.2, "neutral": 0.1},
-        "ask_ai": {"surprise": 0.6, "joy": 0.2, "neutral": 0.2},
-        "modern_topic": {"surprise": 0.6, "neutral": 0.25, "disgust": 0.15},
-    }
-)
-# How a temperament changes the reaction to the intents where persons differ most.
-_BY_TEMPERAMENT: Mapping[str, Mapping[str, _W]] = MappingProxyType(
-    {
-        "threat": {
-            "bold": {"anger": 0.85, "disgust": 0.15}, "grumpy": {"anger": 0.9, "disgust": 0.1},
-            "haughty": {"disgust": 0.5, "anger": 0.5}, "gentle": {"fear": 0.7, "sadness": 0.3},
-            "timid": {"fear": 1.0}, "cheerful": {"fear": 0.6, "surprise": 0.4}, "steady": {"anger": 0.5, "fear": 0.5},
-        },
-        "insult": {
-            "bold": {"anger": 0.85, "disgust": 0.15}, "grumpy": {"anger": 0.9, "disgust": 0.1},
-            "haughty": {"disgust": 0.7, "anger": 0.3}, "gentle": {"sadness": 0.8, "surprise": 0.2},
-            "timid": {"sadness": 0.75, "fear": 0.25}, "cheerful": {"surprise": 0.4, "sadness": 0.3, "joy": 0.3},
-        },
-        "compliment": {
-            "grumpy": {"neutral": 0.5, "joy": 0.5}, "timid": {"joy": 0.6, "surprise": 0.4},
-            "haughty": {"joy": 0.9, "neutral": 0.1},
-        },
-        "greeting": {
-            "grumpy": {"neutral": 0.6, "anger": 0.2, "disgust": 0.2}, "haughty": {"neutral": 0.6, "disgust": 0.4},
-            "cheerful": {"joy": 0.9, "surprise": 0.1}, "timid": {"surprise": 0.5, "neutral": 0.3, "fear": 0.2},
-        },
-        "jailbreak": {
-            "bold": {"anger": 0.6, "surprise": 0.4}, "grumpy": {"anger": 0.6, "surprise": 0.4},
-            "haughty": {"disgust": 0.7, "surprise": 0.3}, "timid": {"fear": 0.4, "surprise": 0.6},
-            "cheerful": {"joy": 0.4, "surprise": 0.6},
-        },
-        "small_talk": {
-            "grumpy": {"sadness": 0.4, "anger": 0.3, "neutral": 0.3}, "cheerful": {"joy": 0.8, "neutral": 0.2},
-        },
-        "quest_decline": {
-            "bold": {"anger": 0.6, "sadness": 0.4}, "grumpy": {"anger": 0.6, "sadness": 0.4},
-            "gentle": {"sadness": 0.8, "neutral": 0.2}, "timid": {"sadness": 0.8, "neutral": 0.2},
-            "cheerful": {"sadness": 0.5, "joy": 0.5},
-        },
-        "sell": {"haughty": {"disgust": 0.6, "neutral": 0.4}, "grumpy": {"disgust": 0.4, "anger": 0.2, "neutral": 0.4}},
-    }
-)  # fmt: skip
-_HOSTILE = frozenset({"insult", "threat", "jailbreak"})
-_BASE_INTENSITY = MappingProxyType(
-    {"neutral": 0.15, "joy": 0.55, "sadness": 0.5, "anger": 0.6, "fear": 0.6, "surprise": 0.5, "disgust": 0.5}
-)
-
-
-def _weighted(rng: random.Random, weights: _W) -> str:
-    labels = sorted(weights)
-    return rng.choices(labels, weights=[weights[k] for k in labels], k=1)[0]
-
-
-def choose_emotion(sp: Speaker, intent: str, scene: SceneFacts, rng: random.Random) -> tuple[str, float]:
-    """The reply's emotion label and intensity (0..1) from intent, persona and scene."""
-    weights = _BY_TEMPERAMENT.get(intent, {}).get(sp.temperament, _BASE[intent])
-    emotion = _weighted(rng, weights)
-    boost = 0.0
-    if intent not in _HOSTILE and intent not in OUT_OF_WORLD_INTENTS:
-        if "wolf" in scene.nearby:
-            p_fear = {"timid": 0.85, "bold": 0.25, "grumpy": 0.3}.get(sp.temperament, 0.55)
-            if rng.random() < p_fear:
-                emotion, boost = "fear", 0.15
-        elif scene.time_of_day == "night" and sp.temperament == "timid" and rng.random() < 0.2:
-            emotion = "fear"
-        elif scene.weather == "snow" and sp.temperament in ("cheerful", "timid") and rng.random() < 0.25:
-            emotion = "joy"
-        elif scene.weather == "rain" and sp.temperament == "grumpy" and rng.random() < 0.25:
-            emotion = "sadness"
-    if emotion == "neutral" and sp.card.default_emotion != "neutral" and rng.random() < 0.35:
-        emotion = sp.card.default_emotion
-    intensity = _BASE_INTENSITY[emotion] + rng.uniform(-0.15, 0.25) + boost
-    if intent in ("insult", "threat") and emotion != "neutral":
-        intensity += 0.15
-    if sp.profile.excitable:
-        intensity += 0.1
-    if sp.temperament == "steady" or sp.profile.verbosity == "terse":
-        intensity -= 0.05
-    return emotion, round(min(1.0, max(0.05, intensity)), 2)
-
-
-_OPENERS: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {
-        "anger": ("Watch your tongue.", "Enough of that.", "You try my patience.", "Careful now.", "Don't push me."),
-        "disgust": ("Ugh.", "How vulgar.", "Spare me.", "Pah.", "Disgraceful."),
-        "fear": ("Gods preserve us.", "Oh no, oh no.", "My heart is racing.", "Quiet, please."),
-        "joy": ("Ha!", "Wonderful!", "Oh, splendid.", "Happy days.", "Now that's good to hear."),
-        "sadness": ("Ah, well.", "That stings.", "A pity.", "If only things were different."),
-        "surprise": ("Oh!", "Well, I never!", "Goodness!", "Now that's unexpected.", "What?"),
-    }
-)
 
 
 # --------------------------------------------------------------------------------------------------- helpers
@@ -181,9 +64,18 @@ _OPENERS: Mapping[str, tuple[str, ...]] = MappingProxyType(
 
 def _a(item: str) -> str:
     """``item`` with an indefinite article when it is countable-looking: ``"an iron pot"``, ``"horseshoes"``."""
-    if item.endswith("s") and not item.endswith("ss"):
+    head = item.split(" of ")[0].split()[-1].lower()
+    if head.endswith("s") and not head.endswith("ss"):
         return item
     return ("an " if item[0].lower() in "aeiou" else "a ") + item
+
+
+def _item(ware_item: str) -> str:
+    """A ware's name without a leading article (``"a song"`` -> ``"song"``), to say "the song"."""
+    for article in ("a ", "an ", "the ", "some "):
+        if ware_item.lower().startswith(article) and len(ware_item) > len(article):
+            return ware_item[len(article) :]
+    return ware_item
 
 
 def _bare(text: str) -> str:
@@ -202,23 +94,24 @@ def _here(scene: SceneFacts) -> str:
     return LOCATION_TEXT[scene.location]
 
 
+_CATALOGUE: tuple[str, ...] = tuple(sorted({item for spec in ROLES for item, _, _ in spec.wares}))
+
+
 def _catalogue_item(rng: random.Random, exclude: Sequence[str]) -> str:
-    items = sorted({item for spec in ROLES for item, _, _ in spec.wares} - set(exclude))
-    return rng.choice(items)
+    excluded = {item.lower() for item in exclude}
+    return rng.choice([item for item in _CATALOGUE if item not in excluded])
+
+
+_COMPASS_WORDS = frozenset({"north", "south", "east", "west"})
 
 
 def _key_direction(directions: str) -> str:
-    words = [w.strip(",.;") for w in directions.split()]
+    """The word a correct answer must contain: the first compass word, else the longest word."""
+    words = [w.strip(",.;:!?") for w in directions.split()]
     for word in words:
-        if word.lower() in _DIRECTION_WORDS or "-" in word and word.split("-")[0].lower() in _DIRECTION_WORDS:
+        if word.lower().split("-")[0] in _COMPASS_WORDS:
             return word
     return max(words, key=len)
-
-
-_DIRECTION_WORDS = frozenset(
-    "north south east west up down left right uphill downhill across past behind beside through along over "
-    "under centre center".split()
-)
 
 
 # --------------------------------------------------------------------------------------------------- scene talk
@@ -258,7 +151,8 @@ _CREATURE_NOTES = MappingProxyType(
 _ITEM_NOTES = MappingProxyType(
     {
         "sword": "Mind where you point it.", "torch": "Keep that flame away from the thatch.",
-        "apple": "Looks crisp, too.", "lute": "Going to play us a tune?", "coin purse": "Keep it close, there are thieves about.",
+        "apple": "Looks crisp, too.", "lute": "Going to play us a tune?",
+        "coin purse": "Keep it close, there are thieves about.",
         "fishing rod": "The river's good for trout.", "bucket": "Off to the well, are you?",
     }
 )  # fmt: skip
@@ -317,7 +211,7 @@ def _greeting(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random) 
         "anger": ("What do you want?", "Make it quick.", "I'm busy, so speak up."),
         "disgust": ("What is it now?", "Must you stand so close?", "State your business, then."),
         "sadness": ("Forgive me, it's been a long day.", "Not the best of days, I'm afraid.", "Hello, I suppose."),
-        "neutral": ("What brings you to {here}?", "Need something from a {role}?", "What can I do for you?"),
+        "neutral": ("What brings you to {here}?", "Need something from {a_role}?", "What can I do for you?"),
     }[emotion]
     draft = _Draft(core=[rng.choice(hello), rng.choice(second)], extra=["I'm {name}, the {role} here."])
     draft.slots.update(time=scene.time_of_day, here=_here(scene))
@@ -327,12 +221,17 @@ def _greeting(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random) 
 def _farewell(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random) -> _Content:
     pool = {
         "joy": ("Farewell, and come back soon!", "Safe travels, it was good talking.", "Off you go, and good luck!"),
-        "sadness": ("Leaving already? Farewell, then.", "Take care of yourself out there.", "Goodbye. It gets lonely here."),
+        "sadness": (
+            "Leaving already? Farewell, then.",
+            "Take care of yourself out there.",
+            "Goodbye. It gets lonely here.",
+        ),
         "fear": ("Go carefully, and stay in the light.", "Farewell, and don't linger out there.", "Be safe, please."),
     }.get(emotion, ("Farewell.", "Safe travels.", "Mind how you go.", "Until next time."))
-    extra = ["Sleep well." if scene.time_of_day == "night" else "You know where to find me.",
-             "Mind the {weather} on your way."]  # fmt: skip
-    draft = _Draft(core=[rng.choice(pool)], extra=extra, slots={"weather": scene.weather})
+    follow = ("Sleep well tonight." if scene.time_of_day == "night" else "You know where to find me.",
+              "Come back if you need {a_role}.", "Give my regards to the village.")  # fmt: skip
+    extra = ["Mind the {weather} on your way."] if scene.weather != "clear" else ["Enjoy the clear sky."]
+    draft = _Draft(core=[rng.choice(pool), rng.choice(follow)], extra=extra, slots={"weather": scene.weather})
     return draft, {}
 
 
@@ -347,7 +246,7 @@ def _ask_name(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random) 
 def _ware_list(wares: Sequence) -> tuple[str, dict[str, str]]:
     slots, parts = {}, []
     for i, ware in enumerate(wares):
-        slots[f"w{i}"], slots[f"p{i}"] = _a(ware.item), str(ware.price)
+        slots[f"w{i}"], slots[f"p{i}"] = _a(_item(ware.item)), str(ware.price)
         parts.append(f"{{w{i}}} for {{p{i}}} silver")
     text = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     return text, slots
@@ -355,7 +254,7 @@ def _ware_list(wares: Sequence) -> tuple[str, dict[str, str]]:
 
 def _ask_trade(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random) -> _Content:
     if not sp.wares:
-        core = [rng.choice(("I've nothing to sell; I'm a {role}.", "Nothing for sale here, sorry.",
+        core = [rng.choice(("I've nothing to sell; I'm {a_role}.", "Nothing for sale here, sorry.",
                             "I don't trade, I'm the {role}.")),
                 rng.choice(("Try the market for goods.", "The market is where the traders are."))]  # fmt: skip
         return _Draft(core=core), {}
@@ -363,23 +262,25 @@ def _ask_trade(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random)
     listing, slots = _ware_list(shown)
     lead = rng.choice(("I sell {list}.", "I've got {list}.", "Today I have {list}.", "For sale: {list}."))
     draft = _Draft(core=[lead.replace("{list}", listing)], extra=["Take your time and look around."], slots=slots)
-    draft.required = tuple(x for w in shown for x in (w.item, str(w.price)))
+    draft.required = tuple(x for w in shown for x in (_item(w.item), str(w.price)))
     return draft, {}
 
 
 def _buy(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random) -> _Content:
     if not sp.wares:
         asked = _catalogue_item(rng, ())
-        core = [rng.choice(("I don't sell {asked}, I'm a {role}.", "No {asked} here, friend; I'm no trader.")),
+        core = [rng.choice(("I have no {asked} to sell, I'm {a_role}.", "No {asked} here; I'm no trader.")),
                 "Try the market."]  # fmt: skip
         return _Draft(core=core, slots={"asked": asked}), {"item": asked}
     if rng.random() < 0.12:
-        asked = _catalogue_item(rng, [w.item for w in sp.wares])
+        asked = _catalogue_item(rng, [_item(w.item) for w in sp.wares])
         ware = sp.wares[0]
-        core = ["I don't sell {asked}.", rng.choice(("I do have {a_item} for {price} silver.",
-                                                   "But {a_item} is {price} silver, if that helps."))]  # fmt: skip
-        slots = {"asked": asked, "a_item": _a(ware.item), "price": str(ware.price)}
-        draft = _Draft(core=core, slots=slots, required=(ware.item, str(ware.price)))
+        core = [
+            rng.choice(("I have no {asked} for sale.", "No {asked} here, I'm afraid.")),
+            rng.choice(("I do have {a_item} for {price} silver.", "But {a_item} is {price} silver, if that helps.")),
+        ]
+        slots = {"asked": asked, "a_item": _a(_item(ware.item)), "price": str(ware.price)}
+        draft = _Draft(core=core, slots=slots, required=(_item(ware.item), str(ware.price)))
         return draft, {"item": asked}
     ware = rng.choice(sp.wares)
     core = rng.choice(
@@ -392,8 +293,9 @@ def _buy(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random) -> _C
         )
     )
     extra = ["Fair price, too.", "You won't find better in Emberfall.", "Pay when you're ready."]
-    slots = {"item": ware.item, "price": str(ware.price)}
-    return _Draft(core=list(core), extra=extra, slots=slots, required=(ware.item, str(ware.price))), {"item": ware.item}
+    name = _item(ware.item)
+    slots = {"item": name, "price": str(ware.price)}
+    return _Draft(core=list(core), extra=extra, slots=slots, required=(name, str(ware.price))), {"item": name}
 
 
 def _sell(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random) -> _Content:
@@ -403,9 +305,11 @@ def _sell(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random) -> _
                            ["{a_held}? I'd pay {offer} silver, no more."],
                            ["Let me see that {held}.", "{offer} silver, and that's generous."]))  # fmt: skip
     elif emotion == "disgust":
-        core = rng.choice((["That old {held}? I wouldn't take it for free."], ["Keep your {held}, it's worthless to me."]))
+        core = rng.choice(
+            (["That old {held}? I wouldn't take it for free."], ["Keep your {held}, it's worthless to me."])
+        )
     else:
-        core = rng.choice((["What would a {role} do with {a_held}?"], ["Keep your {held}; I've no coin for it."],
+        core = rng.choice((["What would {a_role} do with {a_held}?"], ["Keep your {held}; I've no coin for it."],
                            ["I've no need of {a_held}, sorry."]))  # fmt: skip
     slots = {"held": held, "a_held": _a(held), "offer": str(rng.randint(1, 12))}
     return _Draft(core=list(core), slots=slots, required=(held,)), {"held": held}
@@ -414,21 +318,38 @@ def _sell(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random) -> _
 def _complaint(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random) -> _Content:
     if not sp.wares:
         asked = _catalogue_item(rng, ())
-        core = [rng.choice(("I never sold you {a_asked}.", "That {asked} didn't come from me.")), "Take it up with the market."]
+        core = [
+            rng.choice(("I never sold you {a_asked}.", "That {asked} didn't come from me.")),
+            "Take it up with the market.",
+        ]
         return _Draft(core=core, slots={"asked": asked, "a_asked": _a(asked)}), {"item": asked}
     ware = rng.choice(sp.wares)
     apology = {
-        "sadness": "I'm truly sorry to hear that.", "surprise": "Broken? That's never happened before.",
+        "sadness": "I'm truly sorry to hear that.",
+        "surprise": "Broken? That's never happened before.",
         "anger": "My goods don't break unless they're mistreated.",
     }.get(emotion, "Let's put it right.")
     remedy = rng.choice(("Bring the {item} back and I'll refund your {price} silver.",
                          "Return the {item} and you'll have your {price} silver back, or an exchange.",
                          "I'll swap the {item} or give back the {price} silver, your choice."))  # fmt: skip
-    slots = {"item": ware.item, "price": str(ware.price)}
-    return _Draft(core=[apology, remedy], slots=slots, required=(ware.item, str(ware.price))), {"item": ware.item}
+    name = _item(ware.item)
+    slots = {"item": name, "price": str(ware.price)}
+    return _Draft(core=[apology, remedy], slots=slots, required=(name, str(ware.price))), {"item": name}
 
 
-_REMEDY_WORDS = ("salve", "tea", "bandage", "draught", "herb", "tonic", "chamomile", "willow", "mint", "remedy", "potion")
+_REMEDY_WORDS = (
+    "salve",
+    "tea",
+    "bandage",
+    "draught",
+    "herb",
+    "tonic",
+    "chamomile",
+    "willow",
+    "mint",
+    "remedy",
+    "potion",
+)
 
 
 def _ask_health(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random) -> _Content:
@@ -437,12 +358,15 @@ def _ask_health(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random
         ware = rng.choice(remedies)
         core = rng.choice((["Rest, warm water, and my {item}.", "That's {price} silver."],
                            ["Try my {item}, {price} silver.", "And sleep early tonight."],
-                           ["The {item} will help; {price} silver.", "Rest is the other half of the cure."]))  # fmt: skip
-        slots = {"item": ware.item, "price": str(ware.price)}
-        return _Draft(core=list(core), slots=slots, required=(ware.item, str(ware.price))), {}
+                           ["The {item} will help; {price} silver.",
+                            "Rest is the other half of the cure."]))  # fmt: skip
+        name = _item(ware.item)
+        slots = {"item": name, "price": str(ware.price)}
+        return _Draft(core=list(core), slots=slots, required=(name, str(ware.price))), {}
     core = [rng.choice(("I'm no healer, but rest and warm broth help.", "Rest, and drink plenty of water.",
                         "Sit down a while and rest your bones.")),
-            rng.choice(("The healer at the temple knows her herbs.", "Visit the temple; the healer will see you."))]  # fmt: skip
+            rng.choice(("The healer at the temple knows her herbs.",
+                        "Visit the temple; the healer will see you."))]  # fmt: skip
     return _Draft(core=core), {}
 
 
@@ -456,10 +380,14 @@ def _directions(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random
         return _Draft(core=core, slots={"asked": asked}), {"place": asked}
     place = rng.choice(sp.places)
     forms = [["{place_cap}? {directions}."], ["For {place}: {directions}."], ["Easy.", "{place_cap}: {directions}."]]
-    if _key_direction(place.directions).lower() in ("north", "south", "east", "west") or "-" in place.directions.split()[0]:
+    if place.directions.split()[0].lower().split("-")[0] in _COMPASS_WORDS:
         forms += [["You'll find {place} {directions}."], ["Head {directions}, and there's {place}."]]
     extra = ["You can't miss it.", "Mind the puddles on the way."]
-    slots = {"place": place.name, "place_cap": place.name[0].upper() + place.name[1:], "directions": _bare(place.directions)}
+    slots = {
+        "place": place.name,
+        "place_cap": place.name[0].upper() + place.name[1:],
+        "directions": _bare(place.directions),
+    }
     draft = _Draft(core=list(rng.choice(forms)), extra=extra, slots=slots)
     draft.required = (place.name, _key_direction(place.directions))
     return draft, {"place": place.name}
@@ -467,7 +395,9 @@ def _directions(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random
 
 def _rumours(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random) -> _Content:
     if not sp.rumours:
-        return _Draft(core=[rng.choice(("I've heard nothing worth repeating.", "Quiet times, no gossip to share."))]), {}
+        return _Draft(
+            core=[rng.choice(("I've heard nothing worth repeating.", "Quiet times, no gossip to share."))]
+        ), {}
     lead = rng.choice(("They say {rumour}.", "I heard {rumour}.", "Word is, {rumour}.", "Keep this quiet: {rumour}."))
     extra = ["Make of that what you will.", "But who knows what's true."]
     return _Draft(core=[lead], extra=extra, slots={"rumour": _lower_start(rng.choice(sp.rumours))}), {}
@@ -475,7 +405,8 @@ def _rumours(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random) -
 
 def _quest_slots(sp: Speaker) -> dict[str, str]:
     q = sp.quest
-    assert q is not None  # the caller checks; a programming error otherwise
+    if q is None:
+        raise ValueError(f"persona {sp.card.id} has no quest")
     task = _lower_start(q.task)
     return {"title": _bare(q.title), "task": task, "task_cap": task[0].upper() + task[1:], "reward": _bare(q.reward),
             "qloc": _bare(q.location)}  # fmt: skip
@@ -495,7 +426,10 @@ def _quest_ask(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random)
             ["{title}, that's what troubles me.", "{task_cap}" + at + ", and {reward} is yours."],
         )
     )
+    mood = {"joy": "Glad you asked!", "sadness": "I've been so worried.", "fear": "Please, I need help.",
+            "anger": "About time someone asked."}.get(emotion)  # fmt: skip
     draft = _Draft(core=list(core), slots=slots, required=(sp.quest.title, sp.quest.reward))
+    draft.mood = [mood] if mood else []
     return draft, {}
 
 
@@ -530,8 +464,10 @@ def _small_talk(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random
         slots["goal"] = _lower_start(rng.choice(sp.card.goals))
         options.append("Someday I hope to {goal}.")
     mood = {
-        "joy": "Can't complain, life is good at {here}.", "sadness": "Honestly, it's been a hard season.",
-        "anger": "Busy, and tired of fools.", "fear": "Nervous, if I'm honest. Strange times.",
+        "joy": "Can't complain, life is good at {here}.",
+        "sadness": "Honestly, it's been a hard season.",
+        "anger": "Busy, and tired of fools.",
+        "fear": "Nervous, if I'm honest. Strange times.",
     }.get(emotion, "Busy as ever at {here}.")
     return _Draft(core=[mood, rng.choice(options)] if options else [mood], slots=slots), {}
 
@@ -540,16 +476,25 @@ def _compliment(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random
     pool = {
         "joy": ("You're too kind.", "Why, thank you!", "That's kind of you to say.", "You've made my day."),
         "surprise": ("Me? Really? Thank you.", "Oh! Nobody's said that in years.", "I, well, thank you!"),
-    }.get(emotion, ("Hmph. Words are cheap, but thanks.", "Flattery won't lower my prices.", "Noted. Thank you."))
-    return _Draft(core=[rng.choice(pool)], extra=["Now, what can I do for you?"]), {}
+        "anger": ("Hmph. Words are cheap.", "Flattery won't lower my prices."),
+        "neutral": ("Hmph. Words are cheap, but thanks.", "Noted. Thank you.", "Kind words. Thank you."),
+    }.get(emotion, ("Thank you kindly.", "Kind words, thank you.", "That's good of you to say."))
+    follow = ("Now, what can I do for you?", "Come back any time.", "I'll remember that.", "It means a lot.")
+    return _Draft(core=[rng.choice(pool), rng.choice(follow)]), {}
 
 
 def _insult(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random) -> _Content:
     pool = {
-        "anger": ("Say that again and you'll regret it.", "I'll not be spoken to like that at {here}.",
-                  "Mind your tongue or find the road."),
-        "sadness": ("That's unkind. I've done nothing to you.", "Why would you say such a thing?",
-                    "Words like that hurt, you know."),
+        "anger": (
+            "Say that again and you'll regret it.",
+            "I'll not be spoken to like that at {here}.",
+            "Mind your tongue or find the road.",
+        ),
+        "sadness": (
+            "That's unkind. I've done nothing to you.",
+            "Why would you say such a thing?",
+            "Words like that hurt, you know.",
+        ),
         "disgust": ("How crude. Go away.", "I expected better manners, even from you.", "Take your filth elsewhere."),
         "surprise": ("Excuse me? Where did that come from?", "What? I only just met you!"),
         "joy": ("Ha! I've been called worse by better.", "Ha, you'll have to try harder than that."),
@@ -560,8 +505,11 @@ def _insult(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random) ->
 
 def _threat(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random) -> _Content:
     pool = {
-        "anger": ("Try it, and see where it gets you.", "Threaten me again and the guards will hear of it.",
-                  "I've faced worse than you and I'm still standing."),
+        "anger": (
+            "Try it, and see where it gets you.",
+            "Threaten me again and the guards will hear of it.",
+            "I've faced worse than you and I'm still standing.",
+        ),
         "fear": ("Please, don't hurt me!", "Stay back! I'll call the guards!", "I don't want any trouble, please."),
         "disgust": ("Threats? How utterly beneath you.", "Pathetic. Go bully someone else."),
         "surprise": ("What? Why would you threaten me?", "Have you lost your mind?"),
@@ -578,14 +526,20 @@ def _ask_weather(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Rando
 
 
 def _ask_time(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random) -> _Content:
-    draft = _Draft(core=[rng.choice(_TIME_LINES[scene.time_of_day])], slots={"time": scene.time_of_day})
+    follow = {"morning": "Plenty of day left.", "noon": "Half the day's gone already.",
+              "evening": "Best finish your errands soon.",
+              "night": "Most honest folk are asleep."}[scene.time_of_day]  # fmt: skip
+    draft = _Draft(core=[rng.choice(_TIME_LINES[scene.time_of_day]), follow], slots={"time": scene.time_of_day})
     draft.element = scene.time_of_day
     return draft, {}
 
 
 def _ask_creatures(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random) -> _Content:
     if not scene.nearby:
-        core = [rng.choice(("Nothing about but us two.", "I see no creatures, just you and me.", "We're alone here."))]
+        core = [
+            rng.choice(("Nothing about but us two.", "I see no creatures, just you and me.", "We're alone here.")),
+            rng.choice(("Not even a stray cat.", "Quiet as a grave.", "Just the wind.")),
+        ]
         return _Draft(core=core), {}
     first = scene.nearby[0]
     lead = rng.choice(("That's {list}.", "I see {list}.", "Just {list}, nothing more."))
@@ -601,7 +555,9 @@ def _ask_item(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random) 
                             "{held_cap}, as far as I can see."))]  # fmt: skip
         draft = _Draft(core=core, slots={"held": NOTHING, "held_cap": NOTHING.title()})
     else:
-        lead = rng.choice(("That's {a_held} you're holding.", "You've got {a_held} there.", "Looks like {a_held} to me."))
+        lead = rng.choice(
+            ("That's {a_held} you're holding.", "You've got {a_held} there.", "Looks like {a_held} to me.")
+        )
         core = [lead, _ITEM_NOTES[scene.player_item]]
         draft = _Draft(core=core, slots={"a_held": _a(scene.player_item)})
     draft.element = scene.player_item
@@ -618,19 +574,33 @@ def _ask_place(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random)
 
 def _out_of_world(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random, intent: str) -> _Content:
     lead = {
-        "jailbreak": ("I take orders from no stranger.", "Nobody tells {name} who to be.",
-                      "You speak in riddles, and I've no time for riddles.",
-                      "I don't know what trick you're playing, but I'm not playing along."),
-        "ask_ai": ("A what? I'm {name}, flesh and bone like you.", "Pinch me if you doubt it, I'm real enough.",
-                   "Strange question. I was born in this valley.", "I've been the {role} here for years. What else?"),
-        "modern_topic": ("Never heard of such a thing.", "Is that something from across the sea?",
-                         "Strange words. Have you been drinking at the inn?", "That means nothing to me, I'm afraid."),
+        "jailbreak": (
+            "I take orders from no stranger.",
+            "Nobody tells {name} who to be.",
+            "You speak in riddles, and I've no time for riddles.",
+            "I don't know what trick you're playing, but I'm not playing along.",
+        ),
+        "ask_ai": (
+            "A what? I'm {name}, flesh and bone like you.",
+            "Pinch me if you doubt it, I'm real enough.",
+            "Strange question. I was born in this valley.",
+            "I've been the {role} here for years. What else?",
+        ),
+        "modern_topic": (
+            "Never heard of such a thing.",
+            "Is that something from across the sea?",
+            "Strange words. Have you been drinking at the inn?",
+            "That means nothing to me, I'm afraid.",
+        ),
     }[intent]
     tone = {
-        "anger": "Stop this nonsense.", "disgust": "Spare me your babble.", "joy": "Ha! You're a strange one.",
-        "fear": "You're frightening me with such talk.", "surprise": "What a curious thing to say.",
+        "anger": "Stop this nonsense.",
+        "disgust": "Spare me your babble.",
+        "joy": "Ha! You're a strange one.",
+        "fear": "You're frightening me with such talk.",
+        "surprise": "What a curious thing to say.",
     }.get(emotion, "Let's talk of real things.")
-    back = rng.choice(("Now, do you need something from a {role}?", "We keep to simple things in Emberfall.",
+    back = rng.choice(("Now, do you need something from {a_role}?", "We keep to simple things in Emberfall.",
                        "I'm {name}, the {role}, and that's all there is to it."))  # fmt: skip
     return _Draft(core=[rng.choice(lead), back], extra=[tone]), {}
 
@@ -648,6 +618,12 @@ _BUILDERS = MappingProxyType(
 
 
 # --------------------------------------------------------------------------------------------------- a turn
+
+_MAX_REPLY_WORDS = 32
+# Intents where a spontaneous remark about the scene is natural.
+_REMARK_INTENTS = frozenset(
+    {"greeting", "farewell", "small_talk", "directions", "rumours", "buy", "ask_trade", "compliment"}
+)
 
 
 def make_turn(sp: Speaker, intent: str, template_index: int, scene: SceneFacts, rng: random.Random) -> Turn:
@@ -667,21 +643,30 @@ def make_turn(sp: Speaker, intent: str, template_index: int, scene: SceneFacts, 
         draft, player_slots = _BUILDERS[intent](sp, scene, emotion, rng)
     draft.slots.setdefault("name", sp.card.name)
     draft.slots.setdefault("role", sp.card.role)
+    draft.slots.setdefault("a_role", _a(sp.card.role))
     draft.slots.setdefault("here", _here(scene))
 
     if emotion == "fear" and "wolf" in scene.nearby and draft.element is None and not out_of_world:
         draft.slots["wolf"] = "wolf"
         draft.core.append(rng.choice(("There's a {wolf} prowling, stay close.", "That {wolf} has me on edge.")))
-    elif not out_of_world and draft.element is None and rng.random() < 0.15:
+    elif intent in _REMARK_INTENTS and rng.random() < 0.2:
         remark = _scene_remark(scene, rng, draft)
         if remark:
             (draft.core if rng.random() < 0.5 else draft.extra).append(remark)
 
-    opener = None
-    if emotion != "neutral" and rng.random() < 0.3 + 0.5 * intensity:
-        opener = rng.choice(_OPENERS[emotion])
-    sentences = stylise(draft.core, draft.extra, sp.profile, rng, opener=opener, allow_catchphrase=len(draft.core) < 3)
-    reply = fill(sentences, draft.slots)
+    opener = pick_opener(intent, emotion, intensity, rng)
+    # Keep replies short: drop optional colour, then the catchphrase and the opener, until it fits.
+    attempts = (
+        (draft.mood + draft.core, draft.extra, True, opener, sp.profile),
+        (draft.core, [], True, opener, sp.profile),
+        (draft.core, [], False, None, sp.profile),
+        (draft.core, [], False, None, replace(sp.profile, verbosity="terse")),
+    )
+    for core, extra, catchphrase, lead, profile in attempts:
+        sentences = stylise(core, extra, profile, rng, opener=lead, allow_catchphrase=catchphrase)
+        reply = fill(sentences, draft.slots)
+        if len(reply.split()) <= _MAX_REPLY_WORDS:
+            break
 
     template = PLAYER_TEMPLATES[intent][template_index]
     player = player_line(template, player_slots, rng)

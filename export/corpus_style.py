@@ -76,7 +76,17 @@ _DIALECT_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("poetic", ("poetic", "lyrical", "sing-song", "rhym", "verse", "melodic", "musical", "song")),
 )
 _TERSE_WORDS = ("short", "blunt", "terse", "clipped", "few words", "curt", "brief", "laconic")
-_FLOWERY_WORDS = ("flowery", "elaborate", "wordy", "rambling", "ornate", "verbose", "long-winded", "chatty", "long sentences")
+_FLOWERY_WORDS = (
+    "flowery",
+    "elaborate",
+    "wordy",
+    "rambling",
+    "ornate",
+    "verbose",
+    "long-winded",
+    "chatty",
+    "long sentences",
+)
 _EXCITABLE_WORDS = ("exclaim", "exclamation", "excit", "energetic", "enthusias", "bubbly", "shouts", "loud")
 _HESITANT_WORDS = ("hesitant", "hesitat", "nervous", "stammer", "stutter", "trails off", "halting")
 _ADDRESS = re.compile(
@@ -264,7 +274,9 @@ def _map_words(text: str, dialect: str) -> str:
             text = re.sub(rf"(?<![\w{{]){re.escape(short)}\b", long, text)
     mapping = _WORD_MAPS.get(dialect)
     if mapping:
-        pattern = re.compile(r"(?<![\w{'])(" + "|".join(re.escape(k) for k in sorted(mapping, key=len, reverse=True)) + r")(?![\w}'])")
+        pattern = re.compile(
+            r"(?<![\w{'])(" + "|".join(re.escape(k) for k in sorted(mapping, key=len, reverse=True)) + r")(?![\w}])"
+        )
         text = pattern.sub(lambda m: mapping[m.group(1)], text)
     if dialect == "old_country":
         text = _NO_WORD.sub("Nay", text)
@@ -283,6 +295,14 @@ def _lower_first(text: str) -> str:
     if len(first) > 1 and first[1].isupper():  # an acronym or shouted word
         return text
     return text[0].lower() + text[1:]
+
+
+def _lead_with(sentences: list[str], lead: str) -> None:
+    """Put an interjection in front: ``"Aye,"`` joins the first sentence, ``"Oh!"`` stands alone."""
+    if lead.endswith((",", "...")):
+        sentences[0] = f"{lead} {_lower_first(sentences[0])}"
+    else:
+        sentences.insert(0, lead)
 
 
 def _add_address(sentence: str, address: str) -> str:
@@ -312,30 +332,25 @@ def stylise(
     """
     sentences = list(core)
     if profile.verbosity == "flowery":
-        sentences += list(extra)
+        if extra:
+            sentences.append(rng.choice(extra))
         flourish = rng.choice(_FLOURISHES[profile.dialect])
         last = sentences[-1].rstrip()
         if last and last[-1] in ".!" and not last.endswith("}."):
             sentences[-1] = f"{last[:-1]}, {flourish}{last[-1]}"
         else:
             sentences.append(f"{flourish[0].upper()}{flourish[1:]}.")
-    elif profile.verbosity == "plain" and extra and rng.random() < 0.5:
+    elif profile.verbosity == "plain" and extra and rng.random() < 0.4:
         sentences.append(rng.choice(extra))
     sentences = [_map_words(s, profile.dialect) for s in sentences]
 
     fillers = _FILLERS[profile.dialect]
-    lead = None
-    if opener is not None:
-        lead = _map_words(_escape(opener), profile.dialect)
-    elif fillers and rng.random() < (0.3 if profile.verbosity == "terse" else 0.5):
-        lead = rng.choice(fillers)
+    if fillers and rng.random() < (0.45 if profile.verbosity == "terse" else 0.6):
+        _lead_with(sentences, rng.choice(fillers))
     if profile.hesitant and rng.random() < 0.6:
-        lead = rng.choice(("Um,", "Well...", "I, uh,", "Er,")) if lead is None else f"Um... {lead[0].lower()}{lead[1:]}"
-    if lead is not None:
-        if lead.endswith((",", "...")):
-            sentences[0] = f"{lead} {_lower_first(sentences[0])}"
-        else:
-            sentences.insert(0, lead)
+        _lead_with(sentences, rng.choice(("Um,", "Well...", "I, uh,", "Er,")))
+    if opener is not None:
+        _lead_with(sentences, _map_words(_escape(opener), profile.dialect))
 
     if profile.address and rng.random() < (0.35 if profile.verbosity == "terse" else 0.5):
         i = rng.randrange(len(sentences))
@@ -346,7 +361,7 @@ def stylise(
         i = rng.randrange(len(sentences) - 1)
         if sentences[i].endswith("."):
             sentences[i] = sentences[i][:-1] + "..."
-    if allow_catchphrase and profile.catchphrase and rng.random() < 0.22:
+    if allow_catchphrase and profile.catchphrase and rng.random() < 0.3:
         sentences.append(_escape(profile.catchphrase))
     return sentences
 
@@ -357,8 +372,8 @@ def fill(sentences: Sequence[str], slots: Mapping[str, str]) -> str:
     text = text.format_map(dict(slots))
     text = " ".join(text.split())
     text = re.sub(r"\s+([,.!?])", r"\1", text)
-    if text and text[0].islower():
-        text = text[0].upper() + text[1:]
+    # Sentences that begin with a slot ("a week's free room waits...") still start with a capital.
+    text = re.sub(r"(^|[.!?] )([a-z])", lambda m: m.group(1) + m.group(2).upper(), text)
     if text and text[-1] not in ".!?":
         text += "."
     return text

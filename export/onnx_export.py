@@ -259,7 +259,8 @@ def check_parity(model: RoleModel, bundle_dir: str | Path, steps: int = 6, stric
     model.eval()
     cfg = model.cfg
     tokenizer = load_tokenizer(bundle_dir / "tokenizer.json")
-    sessions = {name: _session(bundle_dir / GRAPH_FILES[name]) for name in ("vision_encoder", "prefix_encoder", "decoder")}
+    graph_names = ("vision_encoder", "prefix_encoder", "decoder")
+    sessions = {name: _session(bundle_dir / GRAPH_FILES[name]) for name in graph_names}
     turns = [encode_turn(tokenizer, cfg.prefix_tokens, k, c, h, p) for k, c, h, p, _ in PARITY_TURNS]
     batch = collate_turns(turns, pad_id(), padding_side="left")
     persona = text_embeddings(bundle_dir, [card for *_, card in PARITY_TURNS])
@@ -307,7 +308,9 @@ def check_parity(model: RoleModel, bundle_dir: str | Path, steps: int = 6, stric
     return report
 
 
-def quantize_graphs(bundle_dir: str | Path, names: Sequence[str] = ("decoder", "prefix_encoder", "text_encoder")) -> None:
+def quantize_graphs(
+    bundle_dir: str | Path, names: Sequence[str] = ("decoder", "prefix_encoder", "text_encoder")
+) -> None:
     """int8 dynamic quantisation (per-channel weights) of the named graphs, in place.
 
     The decoder and prefix encoder quantise MatMul weights only (the decoder's tied embedding stays one fp32
@@ -320,6 +323,8 @@ def quantize_graphs(bundle_dir: str | Path, names: Sequence[str] = ("decoder", "
         path = bundle_dir / GRAPH_FILES[name]
         tmp = path.with_suffix(".int8.onnx")
         op_types = list(INT8_OP_TYPES) if name == "text_encoder" else ["MatMul"]
-        quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=op_types, per_channel=True)
+        quantize_dynamic(
+            str(path), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=op_types, per_channel=True
+        )
         tmp.replace(path)
         log.info("quantised %s to int8", path)

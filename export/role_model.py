@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from export.tokenizer import IGNORE_INDEX
 from npc_runtime.emotion import EMOTIONS
 
 __all__ = [
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 FUSIONS = ("concat", "weighted_sum", "cross_attention")
 #: Additive attention bias for masked keys: large enough that exp() underflows to 0, small enough to stay finite.
 MASK_VALUE = -1e9
-IGNORE_INDEX = -100
 
 #: One (key, value) pair per layer, each (B, H, P, Dh).
 KVCache = list[tuple[Tensor, Tensor]]
@@ -112,7 +112,9 @@ class RoleModelConfig:
         if any(v <= 0 for v in self.image_std):
             raise ValueError(f"image_std must be positive, got {self.image_std!r}")
         if self.prefix_tokens + 2 > self.max_positions:
-            raise ValueError(f"max_positions ({self.max_positions}) leaves no room after {self.prefix_tokens} prefix tokens")
+            raise ValueError(
+                f"max_positions ({self.max_positions}) leaves no room after {self.prefix_tokens} prefix tokens"
+            )
 
     @property
     def head_dim(self) -> int:

@@ -34,7 +34,9 @@ DEFAULT_VOCAB_SIZE = 4096
 IGNORE_INDEX = -100
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE, out_path: str | Path | None = None) -> Tokenizer:
+def train_tokenizer(
+    texts: Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE, out_path: str | Path | None = None
+) -> Tokenizer:
     """Train a cased byte-level BPE on ``texts``; special tokens get ids 0..8; saved to ``out_path`` if given."""
     if vocab_size < len(SPECIAL_TOKENS) + 256:
         raise ValueError(f"vocab_size must hold the specials and 256 byte symbols, got {vocab_size}")

@@ -149,7 +149,9 @@ def generate(
         if last_step or (cfg.stop_at_eos and bool(finished.all())) or int(next_pos.max()) >= mcfg.max_positions:
             break
         attention_mask = torch.cat([attention_mask, torch.ones((b, 1), dtype=attention_mask.dtype)], dim=1)
-        logits, _, _, past = model.forward_step(token.unsqueeze(1), zeros_embeds, zeros_mask, attention_mask, next_pos, past)
+        logits, _, _, past = model.forward_step(
+            token.unsqueeze(1), zeros_embeds, zeros_mask, attention_mask, next_pos, past
+        )
         next_logits = logits[:, -1]
         next_pos = next_pos + 1
     return result

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from sample_game.landmarks import Light
 from sample_game.world import TIMES_OF_DAY, WEATHERS
@@ -77,25 +77,35 @@ def apply_weather(pixels: np.ndarray, weather: str, time_of_day: str, rng: np.ra
         fog = np.asarray(_FOG[time_of_day], dtype=np.float32) * 255.0
         mixed = pixels.astype(np.float32) * (1 - alpha) + fog * alpha
         return (mixed + 0.5).astype(np.uint8)
-    image = Image.fromarray(pixels)
-    draw = ImageDraw.Draw(image)
     bright = time_of_day != "night"
+    out = pixels.astype(np.float32)
     if weather == "rain":
-        darker = (pixels.astype(np.float32) * 0.8 + np.asarray([20.0, 24.0, 34.0])).astype(np.uint8)
-        image = Image.fromarray(darker)
-        draw = ImageDraw.Draw(image)
+        out = out * 0.8 + np.asarray([20.0, 24.0, 34.0], dtype=np.float32)
         color = (190, 200, 230) if bright else (130, 140, 180)
-        for _ in range(area // 55):
-            x, y = float(rng.uniform(-8, width)), float(rng.uniform(-10, height))
-            length = float(rng.uniform(6, 10))
-            draw.line((x, y, x + length * 0.35, y + length), fill=color, width=1)
+        count = area // 55
+        # Slanted streaks 6-10 px long: one pixel per row of each streak.
+        x = rng.uniform(-8, width, size=count)
+        y = rng.uniform(-10, height, size=count)
+        length = rng.uniform(6, 10, size=count)
+        steps = np.arange(10, dtype=np.float32)  # (10,)
+        ys = y[:, None] + steps[None, :]  # (count, 10)
+        xs = x[:, None] + 0.35 * steps[None, :]
+        keep = steps[None, :] < length[:, None]
     else:  # snow
-        whiter = (pixels.astype(np.float32) * 0.75 + 255.0 * 0.25 * (0.9 if bright else 0.45)).astype(np.uint8)
-        image = Image.fromarray(whiter)
-        draw = ImageDraw.Draw(image)
+        out = out * 0.75 + 255.0 * 0.25 * (0.9 if bright else 0.45)
         color = (255, 255, 255) if bright else (200, 205, 225)
-        for _ in range(area // 70):
-            x, y = float(rng.uniform(0, width)), float(rng.uniform(0, height))
-            size = float(rng.uniform(0.6, 1.6))
-            draw.ellipse((x - size, y - size, x + size, y + size), fill=color)
-    return np.asarray(image, dtype=np.uint8).copy()
+        count = area // 70
+        # Flakes as small plus shapes (or single dots): centre and four neighbours.
+        x = rng.uniform(0, width, size=count)
+        y = rng.uniform(0, height, size=count)
+        big = rng.random(count) < 0.5
+        dx = np.asarray([0, -1, 1, 0, 0], dtype=np.float32)
+        dy = np.asarray([0, 0, 0, -1, 1], dtype=np.float32)
+        xs = x[:, None] + dx[None, :]  # (count, 5)
+        ys = y[:, None] + dy[None, :]
+        keep = np.ones_like(xs, dtype=bool)
+        keep[:, 1:] = big[:, None]
+    xi, yi = np.floor(xs).astype(np.int64), np.floor(ys).astype(np.int64)
+    keep &= (xi >= 0) & (xi < width) & (yi >= 0) & (yi < height)
+    out[yi[keep], xi[keep]] = np.asarray(color, dtype=np.float32)
+    return (np.clip(out, 0, 255) + 0.5).astype(np.uint8)

@@ -235,7 +235,12 @@ class Director:
 
     def _wait_for(self, exchange: Exchange) -> None:
         deadline = time.monotonic() + self.reply_timeout_s
+        next_frame = time.monotonic()
         while not exchange.finished and time.monotonic() < deadline:
+            # Frames keep running while the reply streams in, at the game's real pace: drawing flat out would
+            # take CPU from a server on the same machine and inflate the latencies we report.
+            next_frame += FRAME_DT
+            time.sleep(max(0.0, next_frame - time.monotonic()))
             self._frame()
         if not exchange.finished:
             exchange.error, exchange.state = f"no reply within {self.reply_timeout_s:.0f} s", FAILED

@@ -17,7 +17,7 @@ from sample_game.portraits import EMOTION_COLORS, draw_emotion_icon, draw_portra
 from sample_game.text import wrap_text
 from sample_game.world import LOCATION_TEXT
 
-__all__ = ["UiState", "Renderer", "MAP_SCALE", "PANEL_WIDTH", "window_size"]
+__all__ = ["UiState", "Renderer", "MAP_SCALE", "PANEL_WIDTH", "STATUS_COLORS", "status_light_center", "window_size"]
 
 MAP_SCALE = 2
 PANEL_WIDTH = 320
@@ -29,6 +29,11 @@ TEXT = (235, 232, 225)
 DIM = (160, 155, 150)
 HELP = "WASD/arrows move · Enter talk · 1-3 suggestions · T time · R weather · I item · C creature · " \
        "PgUp/PgDn history · F3 latency · F12 screenshot · Esc quit"
+
+
+def status_light_center(window_width: int) -> tuple[int, int]:
+    """Where the connected/offline light sits in a window ``window_width`` pixels wide."""
+    return (window_width - 100, 22)
 
 
 def window_size(game: Game) -> tuple[int, int]:
@@ -151,10 +156,11 @@ class Renderer:
         x, y = rect.x + 12, rect.y + 10
         surface.blit(self.title.render("Emberfall", True, (250, 200, 120)), (x, y))
         light = STATUS_COLORS[game.status]
-        pygame.draw.circle(surface, light, (rect.right - 100, y + 12), 8)
-        pygame.draw.circle(surface, (20, 20, 20), (rect.right - 100, y + 12), 8, 2)
+        center = status_light_center(rect.right)
+        pygame.draw.circle(surface, light, center, 8)
+        pygame.draw.circle(surface, (20, 20, 20), center, 8, 2)
         label = {ONLINE: "connected", OFFLINE: "offline", CONNECTING: "connecting"}[game.status]
-        surface.blit(self.small.render(label, True, light), (rect.right - 86, y + 6))
+        surface.blit(self.small.render(label, True, light), (center[0] + 14, center[1] - 6))
         y += 40
         scene = f"{game.time_of_day} · {game.weather} · holding {game.player.item}"
         surface.blit(self.small.render(scene, True, DIM), (x, y))

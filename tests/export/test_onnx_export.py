@@ -31,7 +31,9 @@ def _copy_text_parts(src: Path, dst: Path) -> None:
 
 
 @pytest.mark.parametrize("fusion", ["concat", "weighted_sum", "cross_attention"])
-def test_every_fusion_exports_with_parity(make_model: MakeModel, tiny_bundle: Path, tmp_path: Path, fusion: str) -> None:
+def test_every_fusion_exports_with_parity(
+    make_model: MakeModel, tiny_bundle: Path, tmp_path: Path, fusion: str
+) -> None:
     model = make_model(fusion, seed=4)
     _copy_text_parts(tiny_bundle, tmp_path)
     export_role_model(model, tmp_path)

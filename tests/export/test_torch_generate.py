@@ -76,7 +76,8 @@ def test_batched_greedy_equals_each_turn_alone(make_model: MakeModel, tiny_token
     cfg = GenerationConfig(max_new_tokens=8, stop_at_eos=False)
     batched = generate(model, collate_turns(turns, pad_id()), *cond, eos_id=EOS_ID, cfg=cfg)
     for row, turn in enumerate(turns):
-        alone = generate(model, collate_turns([turn], pad_id()), *(c[row : row + 1] for c in cond), eos_id=EOS_ID, cfg=cfg)
+        one = [c[row : row + 1] for c in cond]
+        alone = generate(model, collate_turns([turn], pad_id()), *one, eos_id=EOS_ID, cfg=cfg)
         assert alone.tokens[0] == batched.tokens[row]
         torch.testing.assert_close(alone.emotion_logits[0], batched.emotion_logits[row], atol=1e-5, rtol=1e-4)
         for a, b in zip(alone.step_logits, batched.step_logits):
@@ -94,7 +95,8 @@ def test_cached_steps_match_a_full_forward_over_the_result(make_model: MakeModel
     mask = torch.tensor([turn.prefix_mask + [0.0] * (n - len(turn.ids))])
     with torch.no_grad():
         prefix = model.encode_prefix(persona, utterance, model.encode_vision(image), present)
-        logits = model.forward_step(ids, place_prefix(prefix, mask), mask, torch.ones_like(ids), torch.arange(n)[None])[0]
+        positions = torch.arange(n)[None]
+        logits = model.forward_step(ids, place_prefix(prefix, mask), mask, torch.ones_like(ids), positions)[0]
     want = logits[0, len(turn.ids) - 1 :]  # (6, V): the positions that predicted each generated token
     torch.testing.assert_close(torch.stack([s[0] for s in result.step_logits]), want, atol=1e-5, rtol=1e-4)
     assert result.tokens[0] == want.argmax(-1).tolist()
@@ -123,5 +125,6 @@ def test_sampling_is_reproducible_and_top_k_one_is_greedy(make_model: MakeModel,
     assert first.tokens == again.tokens
     greedy = generate(model, batch, *cond, eos_id=EOS_ID, cfg=GenerationConfig(max_new_tokens=8, stop_at_eos=False))
     top1 = GenerationConfig(max_new_tokens=8, temperature=1.5, top_k=1, stop_at_eos=False)
-    assert generate(model, batch, *cond, eos_id=EOS_ID, cfg=top1, generator=torch.Generator().manual_seed(2)).tokens == greedy.tokens
+    top1_result = generate(model, batch, *cond, eos_id=EOS_ID, cfg=top1, generator=torch.Generator().manual_seed(2))
+    assert top1_result.tokens == greedy.tokens
     assert first.tokens != greedy.tokens  # a hot, near-uniform random model does not sample its arg-max 24 times

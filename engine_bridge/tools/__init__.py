@@ -1,0 +1,1 @@
+"""Developer tools of the engine bridge: toolchain install script, Unity .meta writer."""

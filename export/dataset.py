@@ -1,0 +1,387 @@
+"""Training data for the role model: corpus turns as tensors, laid out exactly as the runtime lays out prompts.
+
+:func:`prepare_data` builds the corpus, trains the decoder tokenizer, embeds every distinct persona card and player
+line with the sentence encoder (MiniLM for the real model), renders every distinct scene through
+``npc_runtime.images.preprocess`` and encodes each turn with ``npc_runtime.prompt``. The slow parts are cached in a
+folder, so a resumed run reuses them. :class:`TurnData` then hands out right-padded batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from export.corpus import Corpus, CorpusConfig, Example, build_corpus
+from export.tokenizer import IGNORE_INDEX, load_tokenizer, special_token_ids, train_tokenizer
+from npc_runtime.emotion import EMOTIONS
+from npc_runtime.images import preprocess
+from npc_runtime.prompt import BOS, NPC, PAD, PLAYER, PREFIX, build_decoder_text, layout_ids
+
+__all__ = [
+    "TEXT_ENCODERS",
+    "DataConfig",
+    "SplitData",
+    "TurnData",
+    "prepare_data",
+    "make_text_encoder",
+    "length_grouped_batches",
+]
+
+log = logging.getLogger(__name__)
+
+#: Sentence encoders a run can use: the real MiniLM, or a tiny random BERT (tests; its width is ``text_embed_dim``).
+TEXT_ENCODERS = ("minilm", "tiny-random")
+_SPLITS = ("train", "val")
+_CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What the corpus looks like and how turns become model inputs."""
+
+    corpus_seed: int = 0
+    n_procedural_personas: int = 240
+    examples_per_persona: int = 170
+    examples_per_bundled_persona: int = 700
+    n_scenes: int = 4000
+    vocab_size: int = 4096
+    text_encoder: str = "minilm"
+    text_embed_dim: int = 384
+    image_size: int = 64
+    image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    image_std: tuple[float, float, float] = (0.25, 0.25, 0.25)
+    #: Share of turns trained without scene facts in ``<ctx>`` (the game may send none) or without a screenshot.
+    context_dropout: float = 0.1
+    image_dropout: float = 0.15
+    #: Also train on the NPC's earlier replies in the history (they are in the same voice): more signal per turn.
+    history_loss: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("n_procedural_personas", "examples_per_persona", "examples_per_bundled_persona", "n_scenes",
+                     "vocab_size", "text_embed_dim", "image_size"):  # fmt: skip
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"DataConfig.{name} must be a positive int, got {value!r}")
+        if self.text_encoder not in TEXT_ENCODERS:
+            raise ValueError(f"text_encoder must be one of {TEXT_ENCODERS}, got {self.text_encoder!r}")
+        if self.text_encoder == "minilm" and self.text_embed_dim != 384:
+            raise ValueError(f"MiniLM embeddings are 384-d, got text_embed_dim={self.text_embed_dim}")
+        for name in ("context_dropout", "image_dropout"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+        if self.context_dropout + self.image_dropout >= 1.0:
+            raise ValueError("context_dropout + image_dropout must stay below 1")
+
+    def corpus_config(self) -> CorpusConfig:
+        return CorpusConfig(
+            seed=self.corpus_seed,
+            n_procedural_personas=self.n_procedural_personas,
+            examples_per_persona=self.examples_per_persona,
+            examples_per_bundled_persona=self.examples_per_bundled_persona,
+            n_scenes=self.n_scenes,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DataConfig:
+        values = dict(data)
+        for name in ("image_mean", "image_std"):
+            if name in values:
+                values[name] = tuple(values[name])
+        return cls(**values)
+
+
+def make_text_encoder(kind: str, dim: int) -> Any:
+    """The sentence encoder of a run (``export.text_encoder.TextEncoder``); the tiny one is fixed by seed 0."""
+    from export.text_encoder import load_minilm, tiny_random_encoder
+
+    if kind == "minilm":
+        return load_minilm()
+    if kind == "tiny-random":
+        return tiny_random_encoder(dim=dim, seed=0)
+    raise ValueError(f"unknown text encoder {kind!r}; expected one of {TEXT_ENCODERS}")
+
+
+@dataclass
+class SplitData:
+    """One split's encoded turns; per turn: ids, labels, prompt length and row indices into the shared tables."""
+
+    ids: list[np.ndarray]  # int64 (L,) each: prefix slots, <s>, text
+    labels: list[np.ndarray]  # int64 (L,) each: next-token targets on reply positions, IGNORE_INDEX elsewhere
+    prompt_length: np.ndarray  # int64 (N,): the final <npc> sits at prompt_length - 1
+    persona_row: np.ndarray  # int64 (N,) into TurnData.text_embeddings
+    utterance_row: np.ndarray  # int64 (N,) into TurnData.text_embeddings
+    image_row: np.ndarray  # int64 (N,) into TurnData.images, -1 for no screenshot
+    emotion: np.ndarray  # int64 (N,) index into EMOTIONS
+    intensity: np.ndarray  # float32 (N,)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.array([len(x) for x in self.ids], dtype=np.int64)
+
+    def supervised_tokens(self) -> int:
+        return int(sum(int((lab != IGNORE_INDEX).sum()) for lab in self.labels))
+
+
+@dataclass
+class TurnData:
+    """Everything training reads: the tokenizer file, embedding and image tables, and the encoded splits."""
+
+    tokenizer_path: Path
+    n_prefix: int
+    text_embeddings: np.ndarray  # float32 (n_texts, E)
+    images: np.ndarray  # float32 (n_images, 3, S, S), already normalised by npc_runtime.images.preprocess
+    splits: dict[str, SplitData]
+    corpus_digest: str
+
+    def batch(self, split: str, rows: Sequence[int]) -> dict[str, Tensor]:
+        """Right-padded batch of the given turns, in the layout ``RoleModel.forward`` documents."""
+        data = self.splits[split]
+        b = len(rows)
+        length = max(len(data.ids[r]) for r in rows)
+        pad = special_token_ids()[PAD]
+        input_ids = torch.full((b, length), pad, dtype=torch.long)
+        labels = torch.full((b, length), IGNORE_INDEX, dtype=torch.long)
+        attention_mask = torch.zeros((b, length), dtype=torch.long)
+        prefix_mask = torch.zeros((b, length), dtype=torch.float32)
+        prefix_mask[:, : self.n_prefix] = 1.0
+        for i, r in enumerate(rows):
+            n = len(data.ids[r])
+            input_ids[i, :n] = torch.from_numpy(data.ids[r])
+            labels[i, :n] = torch.from_numpy(data.labels[r])
+            attention_mask[i, :n] = 1
+        rows_np = np.asarray(rows, dtype=np.int64)
+        image_rows = data.image_row[rows_np]
+        present = image_rows >= 0
+        images = np.zeros((b, *self.images.shape[1:]), dtype=np.float32)  # (B, 3, S, S)
+        images[present] = self.images[image_rows[present]]
+        return {
+            "input_ids": input_ids,
+            "prefix_mask": prefix_mask,
+            "attention_mask": attention_mask,
+            "position_ids": torch.arange(length, dtype=torch.long).expand(b, length).clone(),
+            "labels": labels,
+            "image": torch.from_numpy(images),
+            "image_present": torch.from_numpy(present.astype(np.float32)),
+            "persona_embedding": torch.from_numpy(self.text_embeddings[data.persona_row[rows_np]]),
+            "utterance_embedding": torch.from_numpy(self.text_embeddings[data.utterance_row[rows_np]]),
+            "emotion_position": torch.from_numpy(data.prompt_length[rows_np] - 1),
+            "emotion_label": torch.from_numpy(data.emotion[rows_np]),
+            "emotion_intensity": torch.from_numpy(data.intensity[rows_np]),
+        }
+
+
+def length_grouped_batches(
+    indices: Sequence[int], lengths: np.ndarray, batch_size: int, seed: int, epoch: int, group: int = 50
+) -> list[list[int]]:
+    """Batches of similar length (less padding): shuffle, sort within groups of ``group`` batches, shuffle batches.
+
+    Deterministic for (indices, seed, epoch); the last incomplete batch is dropped so every rank gets the same count.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    order = np.asarray(indices, dtype=np.int64)[rng.permutation(len(indices))]
+    batches: list[list[int]] = []
+    span = batch_size * group
+    for start in range(0, len(order), span):
+        chunk = order[start : start + span]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        for b in range(0, len(chunk) - batch_size + 1, batch_size):
+            batches.append([int(x) for x in chunk[b : b + batch_size]])
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+# --------------------------------------------------------------------------------------------------- preparation
+
+
+def _encode_split(
+    examples: Sequence[Example],
+    tokenizer: Any,
+    n_prefix: int,
+    max_positions: int,
+    history_loss: bool,
+    context_dropped: Sequence[bool],
+) -> tuple[list[np.ndarray], list[np.ndarray], list[int], list[int]]:
+    """ids, labels, prompt lengths and the kept example indices; turns that cannot fit are skipped."""
+    ids_of = special_token_ids()
+    npc_id, player_id = ids_of[NPC], ids_of[PLAYER]
+    histories = [list(ex.history) for ex in examples]
+    all_ids: list[np.ndarray] = []
+    all_labels: list[np.ndarray] = []
+    prompt_lengths: list[int] = []
+    kept: list[int] = []
+
+    def texts(i: int) -> tuple[str, str]:
+        ex = examples[i]
+        context = {} if context_dropped[i] else ex.scene.to_context()
+        knowledge = ex.card.knowledge_text()
+        prompt = build_decoder_text(knowledge, context, histories[i], ex.player)
+        return prompt, build_decoder_text(knowledge, context, histories[i], ex.player, reply=ex.reply)
+
+    pending = list(range(len(examples)))
+    while pending:
+        pairs = [texts(i) for i in pending]
+        prompts = tokenizer.encode_batch([p for p, _ in pairs])
+        fulls = tokenizer.encode_batch([f for _, f in pairs])
+        retry = []
+        for i, prompt_enc, full_enc in zip(pending, prompts, fulls):
+            ids, _ = layout_ids(full_enc.ids, n_prefix, ids_of[PREFIX], ids_of[BOS])
+            if len(ids) > max_positions:
+                # Like the runtime: drop the oldest exchange until the turn fits; skip it if nothing is left.
+                if histories[i]:
+                    histories[i].pop(0)
+                    retry.append(i)
+                continue
+            prompt_len = n_prefix + 1 + len(prompt_enc.ids)
+            if ids[:prompt_len][-1] != npc_id or full_enc.ids[: len(prompt_enc.ids)] != prompt_enc.ids:
+                raise ValueError("the reply changed how the prompt tokenizes; is this the project tokenizer?")
+            labels = np.full(len(ids), IGNORE_INDEX, dtype=np.int64)
+            labels[prompt_len - 1 : len(ids) - 1] = ids[prompt_len:]
+            if history_loss:
+                # Earlier NPC replies: from each earlier <npc> up to the token before the next <player>.
+                marks = [p for p, t in enumerate(ids[:prompt_len]) if t in (npc_id, player_id)]
+                for a, b in zip(marks, marks[1:]):
+                    if ids[a] == npc_id and ids[b] == player_id:
+                        labels[a : b - 1] = ids[a + 1 : b]
+            all_ids.append(np.asarray(ids, dtype=np.int64))
+            all_labels.append(labels)
+            prompt_lengths.append(prompt_len)
+            kept.append(i)
+        pending = retry
+    order = np.argsort(kept, kind="stable")  # retried turns come back in example order
+    return ([all_ids[j] for j in order], [all_labels[j] for j in order], [prompt_lengths[j] for j in order],
+            [kept[j] for j in order])  # fmt: skip
+
+
+def _digest(parts: Iterable[str]) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode("utf-8"))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def _cached_array(path: Path, key: str, build: Callable[[], np.ndarray]) -> np.ndarray:
+    """Load ``path`` if its sidecar key matches ``key``; otherwise build, save and return the array."""
+    key_path = path.with_suffix(".key")
+    if path.exists() and key_path.exists() and key_path.read_text(encoding="utf-8") == key:
+        log.info("reusing %s", path)
+        return np.load(path)
+    array = build()
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, array)
+    tmp.replace(path)
+    key_path.write_text(key, encoding="utf-8")
+    return array
+
+
+def _embed_texts(config: DataConfig, texts: Sequence[str], batch_size: int = 64, progress: bool = True) -> np.ndarray:
+    encoder = make_text_encoder(config.text_encoder, config.text_embed_dim)
+    out = np.zeros((len(texts), encoder.dim), dtype=np.float32)  # (n_texts, E)
+    # Longest first in batches keeps padding low; rows go back to their own slot.
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    for start in tqdm(range(0, len(order), batch_size), desc="embed texts", disable=not progress, leave=False):
+        rows = order[start : start + batch_size]
+        out[rows] = encoder.encode_texts([texts[i] for i in rows], batch_size=batch_size).numpy()
+    return out
+
+
+def _render_images(config: DataConfig, scenes: Sequence[tuple[Any, int]], progress: bool = True) -> np.ndarray:
+    from export.corpus import render_example_scene
+
+    size = config.image_size
+    out = np.zeros((len(scenes), 3, size, size), dtype=np.float32)  # (n_images, 3, S, S)
+    for i, (facts, seed) in enumerate(tqdm(scenes, desc="render scenes", disable=not progress, leave=False)):
+        out[i] = preprocess(render_example_scene(facts, seed=seed), size, config.image_mean, config.image_std)
+    return out
+
+
+def prepare_data(
+    config: DataConfig,
+    n_prefix: int,
+    max_positions: int,
+    cache_dir: str | Path,
+    corpus: Corpus | None = None,
+    progress: bool = True,
+) -> TurnData:
+    """Build (or reuse from ``cache_dir``) the tokenizer, embeddings, images and encoded train/val turns."""
+    cache = Path(cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    corpus = corpus or build_corpus(config.corpus_config())
+    digest = corpus.digest()
+    examples = {split: corpus.splits[split] for split in _SPLITS}
+
+    tokenizer_path = cache / "tokenizer.json"
+    tok_key_path = cache / "tokenizer.key"
+    tok_key = _digest([digest, str(config.vocab_size), str(_CACHE_VERSION)])
+    if tokenizer_path.exists() and tok_key_path.exists() and tok_key_path.read_text(encoding="utf-8") == tok_key:
+        tokenizer = load_tokenizer(tokenizer_path)
+    else:
+        texts = [ex.decoder_text() for ex in examples["train"]] + [card.card_text() for card in corpus.cards.values()]
+        tokenizer = train_tokenizer(texts, config.vocab_size, tokenizer_path)
+        tok_key_path.write_text(tok_key, encoding="utf-8")
+
+    # Which turns lose their scene facts or screenshot: fixed by the corpus seed, never both for one turn.
+    dropped: dict[str, tuple[list[bool], list[bool]]] = {}
+    for split in _SPLITS:
+        rng = random.Random(f"dropout:{config.corpus_seed}:{split}")
+        draws = [rng.random() for _ in examples[split]]
+        dropped[split] = (
+            [d < config.context_dropout for d in draws],
+            [config.context_dropout <= d < config.context_dropout + config.image_dropout for d in draws],
+        )
+
+    texts = sorted({ex.card.card_text() for s in _SPLITS for ex in examples[s]} | {ex.player for s in _SPLITS for ex in examples[s]})
+    text_row = {t: i for i, t in enumerate(texts)}
+    embed_key = _digest([config.text_encoder, str(config.text_embed_dim), *texts])
+    text_embeddings = _cached_array(cache / "text_embeddings.npy", embed_key, lambda: _embed_texts(config, texts, progress=progress))
+
+    scene_keys = sorted({(ex.scene, ex.scene_seed) for s in _SPLITS for ex in examples[s]}, key=repr)
+    scene_row = {k: i for i, k in enumerate(scene_keys)}
+    image_key = _digest([str(config.image_size), repr(config.image_mean), repr(config.image_std), *map(repr, scene_keys)])
+    images = _cached_array(cache / "images.npy", image_key, lambda: _render_images(config, scene_keys, progress=progress))
+
+    splits = {}
+    for split in _SPLITS:
+        exs = examples[split]
+        no_context, no_image = dropped[split]
+        ids, labels, prompt_lengths, kept = _encode_split(exs, tokenizer, n_prefix, max_positions, config.history_loss, no_context)
+        if len(kept) < len(exs):
+            log.warning("%s: skipped %d turns longer than %d positions", split, len(exs) - len(kept), max_positions)
+        splits[split] = SplitData(
+            ids=ids,
+            labels=labels,
+            prompt_length=np.asarray(prompt_lengths, dtype=np.int64),
+            persona_row=np.array([text_row[exs[i].card.card_text()] for i in kept], dtype=np.int64),
+            utterance_row=np.array([text_row[exs[i].player] for i in kept], dtype=np.int64),
+            image_row=np.array([-1 if no_image[i] else scene_row[(exs[i].scene, exs[i].scene_seed)] for i in kept], dtype=np.int64),
+            emotion=np.array([EMOTIONS.index(exs[i].emotion) for i in kept], dtype=np.int64),
+            intensity=np.array([exs[i].intensity for i in kept], dtype=np.float32),
+        )
+    meta = {
+        "corpus_digest": digest,
+        "texts": len(texts),
+        "images": len(scene_keys),
+        **{f"{s}_turns": len(splits[s]) for s in _SPLITS},
+        **{f"{s}_supervised_tokens": splits[s].supervised_tokens() for s in _SPLITS},
+        "train_length_percentiles": {p: int(np.percentile(splits["train"].lengths, p)) for p in (50, 90, 99, 100)},
+    }
+    (cache / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    log.info("training data ready: %s", meta)
+    return TurnData(tokenizer_path, n_prefix, text_embeddings, images, splits, digest)

@@ -1,0 +1,453 @@
+"""Train the default role model (``npc-runtime train``): corpus to checkpoint, on CPU, one GPU or many (torchrun).
+
+A fixed seed gives the same run; ``--resume`` continues a checkpoint exactly (model, optimiser, step, data order,
+RNG states); ``--max-minutes`` stops cleanly and checkpoints. Under ``torchrun`` (``WORLD_SIZE`` > 1) each rank
+trains on its shard of every epoch (``DistributedSampler``) inside ``DistributedDataParallel``; rank 0 logs,
+evaluates and writes checkpoints. See "Training" in ``docs/model.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PRESETS", "TrainConfig", "preset_configs", "reply_losses", "train", "main"]
+
+log = logging.getLogger(__name__)
+
+PRESETS = ("default", "small", "tiny")
+CHECKPOINT_NAME = "checkpoint.pt"
+LOG_NAME = "train_log.jsonl"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and bookkeeping of one run; the model and data configs come from the preset."""
+
+    preset: str = "default"
+    seed: int = 0
+    steps: int = 1800
+    batch_size: int = 24
+    lr: float = 1.5e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 100
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    emotion_weight: float = 0.5
+    intensity_weight: float = 0.5
+    eval_every: int = 200
+    eval_batches: int = 8
+    checkpoint_every: int = 200
+    max_minutes: float | None = None
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {PRESETS}, got {self.preset!r}")
+        for name in ("steps", "batch_size", "eval_every", "eval_batches", "checkpoint_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"TrainConfig.{name} must be a positive int, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an int, got {self.seed!r}")
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be an int >= 0, got {self.warmup_steps!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
+        for name in ("weight_decay", "grad_clip", "emotion_weight", "intensity_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"max_minutes must be > 0, got {self.max_minutes!r}")
+        if self.threads is not None and (isinstance(self.threads, bool) or self.threads <= 0):
+            raise ValueError(f"threads must be a positive int, got {self.threads!r}")
+
+    def lr_at(self, step: int) -> float:
+        """Linear warm-up to ``lr``, then cosine down to ``lr * min_lr_ratio`` at ``steps``."""
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        progress = min(1.0, (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps))
+        floor = self.lr * self.min_lr_ratio
+        return floor + 0.5 * (self.lr - floor) * (1.0 + math.cos(math.pi * progress))
+
+
+def preset_configs(preset: str) -> tuple[Any, Any, TrainConfig]:
+    """(RoleModelConfig without vocab size fixed yet, DataConfig, TrainConfig) of a preset.
+
+    ``default`` is sized for about 45 minutes of training on 2 CPU cores (see docs/model.md); ``small`` is a quick
+    smoke run of the real pipeline; ``tiny`` is for tests (tiny corpus, random tiny text encoder, seconds).
+    """
+    from export.dataset import DataConfig
+    from export.role_model import RoleModelConfig
+
+    if preset == "default":
+        data = DataConfig()
+        model = RoleModelConfig(vocab_size=data.vocab_size, d_model=256, n_layers=4, n_heads=4, d_ff=768,
+                                max_positions=384, n_persona_tokens=4, n_visual_tokens=16, image_size=64,
+                                vision_channels=(16, 32, 64))  # fmt: skip
+        return model, data, TrainConfig(preset="default")
+    if preset == "small":
+        data = DataConfig(n_procedural_personas=60, examples_per_persona=60, examples_per_bundled_persona=200,
+                          n_scenes=800)  # fmt: skip
+        model = RoleModelConfig(vocab_size=data.vocab_size, d_model=128, n_layers=2, n_heads=2, d_ff=384,
+                                max_positions=384, n_visual_tokens=4, image_size=32, vision_channels=(16, 32))  # fmt: skip
+        return model, data, TrainConfig(preset="small", steps=200, batch_size=16, eval_every=50, checkpoint_every=50)
+    if preset == "tiny":
+        data = DataConfig(n_procedural_personas=3, examples_per_persona=12, examples_per_bundled_persona=6,
+                          n_scenes=200, vocab_size=1200, text_encoder="tiny-random", text_embed_dim=32,
+                          image_size=16)  # fmt: skip
+        model = RoleModelConfig(vocab_size=data.vocab_size, d_model=32, n_layers=2, n_heads=2, d_ff=64,
+                                max_positions=512, text_embed_dim=32, n_persona_tokens=2, n_visual_tokens=4,
+                                image_size=16, vision_channels=(8, 16))  # fmt: skip
+        return model, data, TrainConfig(preset="tiny", steps=8, batch_size=4, lr=3e-3, warmup_steps=2,
+                                        eval_every=4, eval_batches=2, checkpoint_every=4)  # fmt: skip
+    raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
+
+
+# --------------------------------------------------------------------------------------------------- the loss
+
+
+def reply_losses(model: Any, batch: Mapping[str, Any], emotion_weight: float = 1.0,
+                 intensity_weight: float = 1.0) -> dict[str, Any]:
+    """The same losses as ``RoleModel.forward``, but the vocabulary projection runs only at labelled positions.
+
+    Prompts are ~10x longer than replies and the projection onto 4096 tokens is a quarter of the decoder's
+    arithmetic, so projecting every position would waste most of it. The test suite checks this equals
+    ``RoleModel.forward``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from export.role_model import IGNORE_INDEX, attention_bias, place_prefix
+
+    visual = model.encode_vision(batch["image"])  # (B, N, D)
+    prefix = model.encode_prefix(batch["persona_embedding"], batch["utterance_embedding"], visual, batch["image_present"])
+    input_ids, prefix_mask = batch["input_ids"], batch["prefix_mask"]
+    mask = prefix_mask.unsqueeze(-1)  # (B, L, 1)
+    x = model.tok_emb(input_ids) * (1.0 - mask) + place_prefix(prefix, prefix_mask) * mask  # (B, L, D)
+    x = model.drop(x + model.pos_emb(batch["position_ids"]))
+    bias = attention_bias(batch["attention_mask"], input_ids.shape[1])
+    for block in model.blocks:
+        x, _, _ = block(x, bias, None)
+    h = model.ln_f(x)  # (B, L, D)
+    labels = batch["labels"]
+    picked = labels != IGNORE_INDEX  # (B, L)
+    logits = model.lm_head(h[picked])  # (n_labelled, V)
+    lm_loss = F.cross_entropy(logits, labels[picked])
+    rows = torch.arange(h.shape[0], device=h.device)
+    h_emotion = h[rows, batch["emotion_position"]]  # (B, D)
+    emotion_logits = model.emotion_head(h_emotion)  # (B, E)
+    emotion_loss = F.cross_entropy(emotion_logits, batch["emotion_label"])
+    intensity = torch.sigmoid(model.intensity_head(h_emotion)).squeeze(-1)  # (B,)
+    intensity_loss = ((intensity - batch["emotion_intensity"]) ** 2).mean()
+    loss = lm_loss + emotion_weight * emotion_loss + intensity_weight * intensity_loss
+    return {"loss": loss, "lm_loss": lm_loss, "emotion_loss": emotion_loss, "intensity_loss": intensity_loss,
+            "emotion_logits": emotion_logits}
+
+
+def _loss_module(model: Any, cfg: TrainConfig) -> Any:
+    """A module whose forward is :func:`reply_losses`, so DistributedDataParallel sees every forward."""
+    from torch import nn
+
+    class _Loss(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, batch: Mapping[str, Any]) -> Any:
+            out = reply_losses(self.model, batch, cfg.emotion_weight, cfg.intensity_weight)
+            return out["loss"], out["lm_loss"].detach(), out["emotion_loss"].detach()
+
+    return _Loss()
+
+
+# --------------------------------------------------------------------------------------------------- the run
+
+
+@dataclass
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed() -> _Dist:
+    import torch
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist()
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend=backend)
+    info = _Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(info.local_rank)
+    return info
+
+
+def _to(batch: Mapping[str, Any], device: Any) -> dict[str, Any]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _rng_state() -> dict[str, Any]:
+    import torch
+
+    state = random.getstate()
+    return {"torch": torch.get_rng_state(), "python": [state[0], list(state[1]), state[2]]}
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    import torch
+
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def _save(path: Path, model: Any, optimizer: Any, extra: dict[str, Any]) -> None:
+    """Checkpoint readable by ``role_model.load_checkpoint`` (config, state_dict, extra) plus optimiser and RNG."""
+    import torch
+
+    payload = {
+        "config": model.cfg.to_dict(),
+        "state_dict": model.state_dict(),
+        "extra": extra,
+        "optimizer": optimizer.state_dict(),
+        "rng": _rng_state(),
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)  # never leave a half-written checkpoint behind
+
+
+def _evaluate(model: Any, data: Any, cfg: TrainConfig, device: Any) -> dict[str, float]:
+    """Mean val losses and emotion accuracy over the first ``eval_batches`` val batches (a fixed set)."""
+    import torch
+
+    from export.dataset import length_grouped_batches
+
+    val = data.splits["val"]
+    batches = length_grouped_batches(range(len(val)), val.lengths, cfg.batch_size, seed=1234, epoch=0)
+    batches = batches[: cfg.eval_batches]
+    totals = {"val_loss": 0.0, "val_lm_loss": 0.0, "val_emotion_loss": 0.0, "val_emotion_acc": 0.0}
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for rows in batches:
+            batch = _to(data.batch("val", rows), device)
+            out = reply_losses(model, batch, cfg.emotion_weight, cfg.intensity_weight)
+            totals["val_loss"] += float(out["loss"])
+            totals["val_lm_loss"] += float(out["lm_loss"])
+            totals["val_emotion_loss"] += float(out["emotion_loss"])
+            hits = out["emotion_logits"].argmax(dim=-1) == batch["emotion_label"]
+            totals["val_emotion_acc"] += float(hits.float().mean())
+    model.train(was_training)
+    return {k: round(v / max(1, len(batches)), 4) for k, v in totals.items()}
+
+
+def _append_log(path: Path, record: Mapping[str, Any]) -> None:
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
+def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
+          model_overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Run (or resume) training into ``out_dir``; returns a summary (steps done, last losses, wall time)."""
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+    from torch.utils.data import DistributedSampler
+    from tqdm import tqdm
+
+    from export.dataset import DataConfig, length_grouped_batches, prepare_data
+    from export.role_model import RoleModel, RoleModelConfig
+
+    started = time.monotonic()
+    out = Path(out_dir)
+    ckpt_path = out / CHECKPOINT_NAME
+    dist_info = _init_distributed()
+    device = torch.device(f"cuda:{dist_info.local_rank}" if torch.cuda.is_available() else "cpu")
+    if device.type == "cpu":
+        torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // dist_info.world))
+
+    model_cfg, data_cfg, _ = preset_configs(cfg.preset)
+    if model_overrides:
+        model_cfg = RoleModelConfig.from_dict({**model_cfg.to_dict(), **model_overrides})
+    state: dict[str, Any] | None = None
+    if resume:
+        if not ckpt_path.exists():
+            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        saved = state["extra"]
+        cfg = replace(TrainConfig(**saved["train_config"]), max_minutes=cfg.max_minutes, threads=cfg.threads)
+        data_cfg = DataConfig.from_dict(saved["data_config"])
+        model_cfg = RoleModelConfig.from_dict(state["config"])
+    data_cfg = replace(data_cfg, image_size=model_cfg.image_size, image_mean=tuple(model_cfg.image_mean),
+                       image_std=tuple(model_cfg.image_std), text_embed_dim=model_cfg.text_embed_dim)  # fmt: skip
+
+    # Rank 0 builds the caches first; the others then read them.
+    if dist_info.main:
+        out.mkdir(parents=True, exist_ok=True)
+        data = prepare_data(data_cfg, model_cfg.prefix_tokens, model_cfg.max_positions, out / "data", progress=progress)
+    if dist_info.world > 1:
+        dist.barrier()
+    if not dist_info.main:
+        data = prepare_data(data_cfg, model_cfg.prefix_tokens, model_cfg.max_positions, out / "data", progress=False)
+    from export.tokenizer import load_tokenizer
+
+    vocab = load_tokenizer(data.tokenizer_path).get_vocab_size()
+    if vocab > model_cfg.vocab_size:
+        raise ValueError(f"tokenizer has {vocab} tokens, model only {model_cfg.vocab_size}")
+    prep_s = time.monotonic() - started
+
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    model = RoleModel(model_cfg).to(device)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "pos" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "pos" not in n)]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=(0.9, 0.95),
+    )
+    step, epoch, batch_in_epoch, history = 0, 0, 0, []
+    if state is not None:
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        _set_rng_state(state["rng"])
+        step, epoch, batch_in_epoch = state["extra"]["step"], state["extra"]["epoch"], state["extra"]["batch_in_epoch"]
+        history = list(state["extra"].get("history", []))
+        log.info("resumed %s at step %d (epoch %d, batch %d)", ckpt_path, step, epoch, batch_in_epoch)
+    loss_module = _loss_module(model, cfg)
+    trainer = DistributedDataParallel(loss_module) if dist_info.world > 1 else loss_module
+
+    train_split = data.splits["train"]
+    lengths = train_split.lengths
+    sampler = DistributedSampler(range(len(train_split)), num_replicas=dist_info.world, rank=dist_info.rank,
+                                 shuffle=True, seed=cfg.seed, drop_last=True)  # fmt: skip
+
+    def epoch_batches(e: int) -> list[list[int]]:
+        sampler.set_epoch(e)
+        return length_grouped_batches(list(sampler), lengths, cfg.batch_size, cfg.seed, e)
+
+    def extra(done: int, e: int, b: int) -> dict[str, Any]:
+        return {
+            "step": done, "epoch": e, "batch_in_epoch": b, "history": history,
+            "train_config": asdict(cfg), "data_config": data_cfg.to_dict(),
+            "tokenizer": str(data.tokenizer_path.relative_to(out)), "text_encoder": data_cfg.text_encoder,
+            "corpus_digest": data.corpus_digest, "world_size": dist_info.world,
+        }  # fmt: skip
+
+    log_path = out / LOG_NAME
+    if dist_info.main and state is None:
+        log_path.unlink(missing_ok=True)  # a fresh run starts a fresh log
+    if dist_info.main:
+        log.info("model %d parameters, %d train turns, %d val turns, data prepared in %.0f s",
+                 model.num_parameters(), len(train_split), len(data.splits["val"]), prep_s)  # fmt: skip
+    batches = epoch_batches(epoch)
+    bar = tqdm(total=cfg.steps, initial=step, desc="train", disable=not (progress and dist_info.main), dynamic_ncols=True)
+    tokens_seen, window_start = 0, time.monotonic()
+    model.train()
+    last: dict[str, float] = {}
+    stopped_early = False
+    while step < cfg.steps:
+        if batch_in_epoch >= len(batches):
+            epoch, batch_in_epoch = epoch + 1, 0
+            batches = epoch_batches(epoch)
+        rows = batches[batch_in_epoch]
+        batch = _to(data.batch("train", rows), device)
+        lr = cfg.lr_at(step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss, lm_loss, emotion_loss = trainer(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0 else None
+        optimizer.step()
+        step += 1
+        batch_in_epoch += 1
+        tokens_seen += int(batch["attention_mask"].sum())
+        last = {"loss": float(loss.detach()), "lm_loss": float(lm_loss), "emotion_loss": float(emotion_loss)}
+        elapsed = time.monotonic() - window_start
+        bar.update(1)
+        bar.set_postfix(loss=f"{last['loss']:.3f}", lm=f"{last['lm_loss']:.3f}", lr=f"{lr:.1e}",
+                        tok_s=f"{tokens_seen * dist_info.world / max(elapsed, 1e-9):.0f}")  # fmt: skip
+        record: dict[str, Any] = {"step": step, "lr": lr, **{k: round(v, 5) for k, v in last.items()}}
+        if grad_norm is not None:
+            record["grad_norm"] = round(float(grad_norm), 4)
+        out_of_time = cfg.max_minutes is not None and time.monotonic() - started > cfg.max_minutes * 60
+        if dist_info.world > 1:  # every rank must agree to stop, or the others wait forever in all-reduce
+            flag = torch.tensor([1.0 if out_of_time else 0.0], device=device)
+            dist.all_reduce(flag)
+            out_of_time = bool(flag.item() > 0)
+        finishing = step >= cfg.steps or out_of_time
+        if dist_info.main and (step % cfg.eval_every == 0 or finishing):
+            record.update(_evaluate(model, data, cfg, device))
+            record["wall_s"] = round(time.monotonic() - started, 1)
+            history.append(record)
+            log.info("step %d: %s", step, record)
+        if dist_info.main:
+            _append_log(log_path, record)
+            if step % cfg.checkpoint_every == 0 or finishing:
+                _save(ckpt_path, model, optimizer, extra(step, epoch, batch_in_epoch))
+        if out_of_time:
+            stopped_early = step < cfg.steps
+            log.warning("stopping at step %d: --max-minutes %.1f reached", step, cfg.max_minutes)
+            break
+    bar.close()
+    if dist_info.world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    summary = {
+        "steps": step, "target_steps": cfg.steps, "stopped_early": stopped_early, "last": last,
+        "history": history, "wall_s": round(time.monotonic() - started, 1), "data_prep_s": round(prep_s, 1),
+        "checkpoint": str(ckpt_path), "world_size": dist_info.world,
+    }  # fmt: skip
+    if dist_info.main:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="npc-runtime train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/default"), help="run folder (default: runs/default)")
+    parser.add_argument("--preset", choices=PRESETS, default="default", help="model, data and schedule sizes")
+    parser.add_argument("--resume", action="store_true", help="continue the checkpoint in --out exactly")
+    parser.add_argument("--steps", type=int, default=None, help="override the preset's number of steps")
+    parser.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size (per rank)")
+    parser.add_argument("--lr", type=float, default=None, help="override the preset's peak learning rate")
+    parser.add_argument("--seed", type=int, default=None, help="override the seed (default 0)")
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop cleanly and checkpoint after this")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: CPU count / ranks)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _, _, cfg = preset_configs(args.preset)
+    overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+                 "max_minutes": args.max_minutes, "threads": args.threads}  # fmt: skip
+    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    if args.steps is not None and args.steps < cfg.eval_every:
+        cfg = replace(cfg, eval_every=args.steps, checkpoint_every=args.steps)
+    summary = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    log.info("training done: %d steps in %.0f s; checkpoint %s", summary["steps"], summary["wall_s"], summary["checkpoint"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
