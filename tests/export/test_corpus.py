@@ -19,7 +19,7 @@ from export.corpus import (
     render_example_scene,
 )
 from export.corpus_emotion import choose_emotion
-from export.corpus_intents import INTENTS, OUT_OF_WORLD_INTENTS, SURROUNDINGS_INTENTS
+from export.corpus_intents import INTENTS, OUT_OF_WORLD_INTENTS, PLAYER_TEMPLATES, SURROUNDINGS_INTENTS
 from export.corpus_personas import PROCEDURAL_PREFIX, Speaker
 from npc_runtime.emotion import EMOTIONS
 from npc_runtime.personas import MAX_KNOWLEDGE_CHARS, PersonaCard
@@ -53,6 +53,14 @@ def test_same_seed_same_corpus_and_other_seed_differs(corpus: Corpus) -> None:
     other = build_corpus(CorpusConfig(seed=1, **SMALL))
     assert other.digest() != corpus.digest()
     assert {ex.reply for ex in other.splits["train"]} != {ex.reply for ex in corpus.splits["train"]}
+
+
+def test_every_intent_has_many_paraphrases_and_some_are_held_out(corpus: Corpus) -> None:
+    for intent, templates in PLAYER_TEMPLATES.items():
+        assert len(templates) >= 15, intent
+        assert len(set(templates)) == len(templates), intent
+        held_out = {t for t in corpus.heldout_templates if t.startswith(intent + "/")}
+        assert 2 <= len(held_out) <= len(templates) // 3, intent
 
 
 def test_every_split_is_filled_with_the_expected_sizes(corpus: Corpus) -> None:

@@ -188,7 +188,7 @@ func _say_streams(client: NpcDialogueClient, persona: String) -> String:
 	var problem := ""
 	if not result.ok:
 		problem = result.error_code + " " + result.error_message
-	elif pieces.is_empty() or "".join(pieces) != result.text:
+	elif pieces.is_empty() or "".join(PackedStringArray(pieces)) != result.text:
 		problem = "chunks %s do not add up to %s" % [pieces, result.text]
 	elif result.intensity < 0.0 or result.intensity > 1.0:
 		problem = "intensity %f" % result.intensity
@@ -269,7 +269,7 @@ func _difference(expected: Variant, actual: Variant, path: String) -> String:
 	var problem := ""
 	var numbers := [TYPE_INT, TYPE_FLOAT]
 	if typeof(expected) in numbers and typeof(actual) in numbers:
-		if float(expected) != float(actual) and expected != actual:
+		if expected != actual:  # an int and a float of the same value compare equal
 			problem = "%s: %s != %s" % [path, expected, actual]
 	elif typeof(expected) != typeof(actual):
 		problem = "%s: %s != %s" % [path, type_string(typeof(expected)), type_string(typeof(actual))]

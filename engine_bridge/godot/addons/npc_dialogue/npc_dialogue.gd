@@ -313,8 +313,14 @@ func _on_dealer_disconnected(reason: String) -> void:
 func _flush_queue() -> void:
 	while not _queue.is_empty() and _dealer.is_ready():
 		var req: NpcRequest = _queue.pop_front()
-		if _pending.has(req.id) and _dealer.send(req.payload):
-			req.sent = true
+		if not _pending.has(req.id):
+			continue  # cancelled or expired before it went out
+		# Marked first: if the send drops the connection, the request fails as "disconnected".
+		req.sent = true
+		if not _dealer.send(req.payload):
+			req.sent = false
+			_queue.push_front(req)
+			return
 
 
 func _on_message(parts: Array) -> void:
