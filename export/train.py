@@ -35,9 +35,9 @@ class TrainConfig:
 
     preset: str = "default"
     seed: int = 0
-    steps: int = 1800
-    batch_size: int = 24
-    lr: float = 1.5e-3
+    steps: int = 1100
+    batch_size: int = 16
+    lr: float = 2e-3
     min_lr_ratio: float = 0.1
     warmup_steps: int = 100
     weight_decay: float = 0.05
@@ -93,7 +93,7 @@ def preset_configs(preset: str) -> tuple[Any, Any, TrainConfig]:
 
     if preset == "default":
         data = DataConfig()
-        model = RoleModelConfig(vocab_size=data.vocab_size, d_model=256, n_layers=4, n_heads=4, d_ff=768,
+        model = RoleModelConfig(vocab_size=data.vocab_size, d_model=192, n_layers=4, n_heads=3, d_ff=576,
                                 max_positions=384, n_persona_tokens=4, n_visual_tokens=16, image_size=64,
                                 vision_channels=(16, 32, 64))  # fmt: skip
         return model, data, TrainConfig(preset="default")

@@ -29,10 +29,15 @@ from sample_game.world import (
     residents,
 )
 
-__all__ = ["SceneFacts", "Sprite", "compose", "place_sprites", "render_scene", "scene_rng", "MAX_NEARBY"]
+__all__ = [
+    "SceneFacts", "Sprite", "compose", "place_sprites", "render_scene", "scene_rng", "MAX_NEARBY", "SPRITE_SCALE",
+]
 
 #: At most this many creatures are listed in a scene's facts.
 MAX_NEARBY = 8
+#: People and creatures are drawn this much larger than their sprite definitions, so that they stay several
+#: pixels wide once the NPC's view is shrunk to 64×64 for the vision encoder.
+SPRITE_SCALE = 1.5
 SPRITE_KINDS = ("creature", "npc", "player")
 
 
@@ -126,13 +131,15 @@ def compose(
     all_lights = list(lights)
     for sprite in sorted(sprites, key=lambda s: s.y):
         if sprite.kind == "creature":
-            draw_creature(draw, sprite.name, sprite.x, sprite.y, flip=sprite.flip)
+            draw_creature(draw, sprite.name, sprite.x, sprite.y, SPRITE_SCALE, sprite.flip)
         elif sprite.kind == "npc":
-            draw_person(draw, OUTFITS[sprite.name], sprite.x, sprite.y, flip=sprite.flip)
+            draw_person(draw, OUTFITS[sprite.name], sprite.x, sprite.y, SPRITE_SCALE, sprite.flip)
         else:
-            draw_player(draw, sprite.name, sprite.x, sprite.y, flip=sprite.flip)
+            draw_player(draw, sprite.name, sprite.x, sprite.y, SPRITE_SCALE, sprite.flip)
             if sprite.name == "torch":
-                all_lights.append(Light(sprite.x + (12 if sprite.flip else -12), sprite.y - 22, 34, (255, 170, 70)))
+                side = 1.0 if sprite.flip else -1.0
+                all_lights.append(Light(sprite.x + side * 16 * SPRITE_SCALE, sprite.y - 24 * SPRITE_SCALE,
+                                        24 * SPRITE_SCALE, (255, 170, 70)))
     pixels = apply_time(np.asarray(image), time_of_day, all_lights)
     return apply_weather(pixels, weather, time_of_day, rng)
 
@@ -142,12 +149,12 @@ def _free_spot(
 ) -> tuple[float, float]:
     """A random point for a creature's feet, off the blockers and away from other sprites where possible."""
     width, height = DISTRICT_SIZE
-    best = (float(rng.uniform(14, width - 14)), float(rng.uniform(30, height - 4)))
+    best = (float(rng.uniform(20, width - 20)), float(rng.uniform(30, height - 4)))
     for _ in range(30):
-        x, y = float(rng.uniform(14, width - 14)), float(rng.uniform(30 if not flying else 14, height - 4))
+        x, y = float(rng.uniform(20, width - 20)), float(rng.uniform(30 if not flying else 20, height - 4))
         on_blocker = not flying and any(x0 - 8 <= x <= x1 + 8 and y0 <= y <= y1 + 4
                                         for x0, y0, x1, y1 in district.blockers)
-        crowded = any(abs(x - tx) < 22 and abs(y - ty) < 16 for tx, ty in taken)
+        crowded = any(abs(x - tx) < 22 * SPRITE_SCALE and abs(y - ty) < 16 * SPRITE_SCALE for tx, ty in taken)
         if not on_blocker and not crowded:
             return (x, y)
         if not crowded:
@@ -170,8 +177,8 @@ def place_sprites(facts: SceneFacts, district: District, rng: np.random.Generato
         taken.append((x, y))
     ax, ay = taken[0] if taken else (float(rng.uniform(40, 110)), float(rng.uniform(80, 100)))
     side = 1.0 if rng.integers(2) else -1.0
-    px, py = ax + side * float(rng.uniform(22, 30)), ay + float(rng.uniform(-3, 6))
-    px = float(np.clip(px, 10, DISTRICT_SIZE[0] - 10))
+    px, py = ax + side * float(rng.uniform(22, 30)) * SPRITE_SCALE, ay + float(rng.uniform(-3, 6))
+    px = float(np.clip(px, 16, DISTRICT_SIZE[0] - 16))
     sprites.append(Sprite("player", facts.player_item, px, py, flip=px > ax))
     taken.append((px, py))
     for kind in facts.nearby:

@@ -287,4 +287,4 @@ def draw_player(
     """Draws the player (blue tunic, red cape) with feet at ``(x, y)``, holding ``item`` out in the back hand so
     that whoever the player faces does not hide it."""
     hand = draw_person(draw, PLAYER_OUTFIT, x, y, scale, flip)
-    draw_item(draw, item, hand[0], hand[1], scale * 1.15, not flip)
+    draw_item(draw, item, hand[0], hand[1], scale * 1.4, not flip)

@@ -142,7 +142,9 @@ def suite_cases(suite_json: Path) -> list[dict]:
             encodings = [e.replace("-", "") for e in entry["msgpack"]]
             canonical = msgpack.packb(value, use_bin_type=True).hex()
             assert canonical in encodings or (isinstance(value, float) and math.isfinite(value))
-            cases.append({"name": f"{file_name}#{n}", "value": typed(value), "encodings": encodings, "canonical": canonical})
+            cases.append(
+                {"name": f"{file_name}#{n}", "value": typed(value), "encodings": encodings, "canonical": canonical}
+            )
     return cases
 
 
@@ -178,7 +180,9 @@ def godot() -> str:
 def test_godot_headless(godot, tmp_path, fixtures_dir, msgpack_suite, npc_server) -> None:
     project, data = prepare_project(tmp_path, fixtures_dir, msgpack_suite)
     # Importing registers the addon's class_names in the project's global class cache.
-    subprocess.run([godot, "--headless", "--path", str(project), "--import"], capture_output=True, timeout=GODOT_TIMEOUT_S)
+    subprocess.run(
+        [godot, "--headless", "--path", str(project), "--import"], capture_output=True, timeout=GODOT_TIMEOUT_S
+    )
     result = subprocess.run(
         [godot, "--headless", "--path", str(project), "--script", "res://tests/npc_addon_tests.gd",
          "--", "--data", str(data), "--endpoint", npc_server.endpoint],

@@ -104,7 +104,8 @@ def test_nunit_core_tests(bridge, core_dll, tmp_path, fixtures_dir) -> None:
 
 def test_integration_against_the_real_server(bridge, core_dll, npc_server) -> None:
     mono = bridge.need_tool("mono")
-    exe = mcs(bridge, core_dll.parent / "NpcIntegration.exe", INTEGRATION_SOURCES, "exe", refs=[core_dll, Path("System.Core.dll")])
+    refs = [core_dll, Path("System.Core.dll")]
+    exe = mcs(bridge, core_dll.parent / "NpcIntegration.exe", INTEGRATION_SOURCES, "exe", refs=refs)
     proc = subprocess.Popen(
         [mono, str(exe), npc_server.endpoint],
         stdin=subprocess.PIPE,

@@ -47,7 +47,8 @@ def test_every_code_folder_has_one_asmdef_and_references_resolve() -> None:
 
 def test_meta_files_are_complete_and_stable() -> None:
     assert unity_meta.problems() == [], "run: python -m engine_bridge.tools.unity_meta --write"
-    guids = [line.split(": ")[1] for meta in UNITY.rglob("*.meta") for line in meta.read_text().splitlines() if line.startswith("guid: ")]
+    metas = [meta.read_text(encoding="utf-8") for meta in UNITY.rglob("*.meta")]
+    guids = [line.split(": ")[1] for text in metas for line in text.splitlines() if line.startswith("guid: ")]
     assert len(guids) == len(set(guids)) > 20
     # Pinned: scenes that use NpcSpeaker refer to it by this GUID; changing it breaks every user's scenes.
     speaker_meta = (UNITY / "Runtime" / "Unity" / "NpcSpeaker.cs.meta").read_text(encoding="utf-8")
@@ -76,7 +77,8 @@ def build_assembly(bridge, tmp_path_factory):
 
     def build(name: str, sources: list[Path], refs: list[str], strict: bool = True) -> None:
         flags = MCS if strict else [f for f in MCS if f != "-warnaserror+"]
-        cmd = [mcs, *flags, "-target:library", f"-out:{out / name}", *[f"-r:{out / r}" for r in refs], *map(str, sources)]
+        cmd = [mcs, *flags, "-target:library", f"-out:{out / name}"]
+        cmd += [f"-r:{out / r}" for r in refs] + [str(s) for s in sources]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, f"{name} does not compile:\n{result.stdout}\n{result.stderr}"
 
@@ -88,7 +90,11 @@ def build_assembly(bridge, tmp_path_factory):
 
 def test_unity_layer_editor_and_sample_compile_against_the_stub(build_assembly) -> None:
     build = build_assembly
-    build("NpcDialogue.Runtime.dll", sorted((UNITY / "Runtime" / "Unity").glob("*.cs")), ["UnityEngine.dll", "NpcDialogue.Core.dll"])
+    build(
+        "NpcDialogue.Runtime.dll",
+        sorted((UNITY / "Runtime" / "Unity").glob("*.cs")),
+        ["UnityEngine.dll", "NpcDialogue.Core.dll"],
+    )
     build(
         "NpcDialogue.Editor.dll",
         sorted((UNITY / "Editor").glob("*.cs")),

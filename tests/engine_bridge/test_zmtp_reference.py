@@ -176,7 +176,8 @@ def test_we_send_what_libzmq_sends_as_a_dealer(zctx) -> None:
                 frames.extend(reader.frames())
             ready = ref.ready_command("DEALER", b"npc-client-1")
             assert bytes((frames[0].flags, len(frames[0].body))) + frames[0].body == ready
-            assert bytes((frames[1].flags, len(frames[1].body))) + frames[1].body == ref.message_frame(b"\x81\xa1k\xa1v")
+            message = bytes((frames[1].flags, len(frames[1].body))) + frames[1].body
+            assert message == ref.message_frame(b"\x81\xa1k\xa1v")
     finally:
         dealer.close(linger=0)
         listener.close()

@@ -130,7 +130,7 @@ def test_each_creature_is_a_readable_sprite_of_its_own():
     for kind in CREATURES:
         with_one = render_scene(_facts(location="meadow", nearby=(kind,)), seed=9)
         count, width, height = _changed_box(empty, with_one)
-        assert count > 80 and width <= 40 and height <= 40, (kind, count, width, height)
+        assert count > 150 and width <= 60 and height <= 60, (kind, count, width, height)
         seen.append(with_one)
     for a, b in itertools.combinations(range(len(CREATURES)), 2):
         assert not np.array_equal(seen[a], seen[b]), (CREATURES[a], CREATURES[b])
@@ -141,7 +141,7 @@ def test_each_held_item_is_drawn_at_the_player():
     for item in PLAYER_ITEMS[1:]:
         held = render_scene(_facts(location="square", npc="guide", player_item=item), seed=2)
         count, width, height = _changed_box(bare, held)
-        assert count > 25 and width <= 30 and height <= 30, (item, count, width, height)
+        assert count > 50 and width <= 45 and height <= 45, (item, count, width, height)
 
 
 def test_the_npc_is_drawn_when_named():

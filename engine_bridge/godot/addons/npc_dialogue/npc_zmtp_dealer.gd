@@ -184,8 +184,8 @@ func _heartbeat(now: int) -> void:
 		close("no bytes from the server for %d ms" % quiet_ms)
 	elif quiet_ms >= heartbeat_interval_ms and now - _last_ping_ms >= heartbeat_interval_ms:
 		_last_ping_ms = now
-		var ttl_deciseconds := mini(heartbeat_timeout_ms / 100, 0xffff)
-		_outbox.append_array(NpcZmtp.ping(ttl_deciseconds, PackedByteArray()))
+		# TTL 0: with a TTL, libzmq drops a client that sends nothing for that long while it streams.
+		_outbox.append_array(NpcZmtp.ping(0, PackedByteArray()))
 
 
 func _flush() -> void:

@@ -223,7 +223,8 @@ namespace NpcDialogue
                 thread = _thread;
             }
             _wake.Set();
-            if (thread != null && !thread.Join(_options.ConnectTimeoutMs + 2000))
+            bool onIoThread = thread == Thread.CurrentThread; // disposed from one of our own event handlers
+            if (thread != null && !onIoThread && !thread.Join(_options.ConnectTimeoutMs + 2000))
             {
                 LogLine("I/O thread did not stop in time");
             }
@@ -416,19 +417,13 @@ namespace NpcDialogue
                 lock (_lock)
                 {
                     if (_outbox.Count == 0) return;
-                    next = _outbox.Peek();
-                    if (!_pending.ContainsKey(next.Id))
-                    {
-                        _outbox.Dequeue(); // cancelled or expired before it went out
-                        continue;
-                    }
-                }
-                dealer.Send(next.Payload); // throws ZmtpException: the request stays queued for the next connection
-                lock (_lock)
-                {
-                    _outbox.Dequeue();
+                    next = _outbox.Dequeue();
+                    if (!_pending.ContainsKey(next.Id)) continue; // cancelled or expired before it went out
+                    // Marked before the bytes leave, so a cancel from now on goes to the server, and a send
+                    // that breaks the connection fails the request as "disconnected".
                     next.Sent = true;
                 }
+                dealer.Send(next.Payload);
             }
         }
 
@@ -444,8 +439,8 @@ namespace NpcDialogue
             if (quietMs >= _options.HeartbeatIntervalMs && now - _lastPingMs >= _options.HeartbeatIntervalMs)
             {
                 _lastPingMs = now;
-                ushort ttl = (ushort)Math.Min(ushort.MaxValue, _options.HeartbeatTimeoutMs / 100);
-                dealer.SendPing(ttl, new byte[0]);
+                // TTL 0: libzmq would otherwise drop us whenever we send nothing for a TTL while it streams.
+                dealer.SendPing(0, new byte[0]);
             }
         }
 

@@ -17,6 +17,8 @@ namespace NpcDialogue.Tests
         private volatile Socket _current;
         public readonly List<Dictionary<string, object>> Received = new List<Dictionary<string, object>>();
         public int Connections;
+        public int PingsSeen;
+        public volatile bool AnswerPings = true;
 
         public FakeRouter(Func<Dictionary<string, object>, List<Dictionary<string, object>>> script)
         {
@@ -110,7 +112,11 @@ namespace NpcDialogue.Tests
                     if (frame.IsCommand)
                     {
                         if (frame.CommandName == "READY") ready = true;
-                        if (frame.CommandName == "PING") socket.Send(Zmtp.Pong(new byte[0]));
+                        if (frame.CommandName == "PING")
+                        {
+                            Interlocked.Increment(ref PingsSeen);
+                            if (AnswerPings) socket.Send(Zmtp.Pong(new byte[0]));
+                        }
                         continue;
                     }
                     if (!ready) throw new InvalidOperationException("message before READY");

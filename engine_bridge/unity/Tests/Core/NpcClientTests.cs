@@ -261,6 +261,32 @@ namespace NpcDialogue.Tests
         }
 
         [Test]
+        public void HeartbeatsKeepAQuietConnectionAndDropADeadOne()
+        {
+            using (var router = new FakeRouter(request => new List<Dictionary<string, object>> { FakeRouter.ReplyTo(request, "welcome") }))
+            using (var client = new NpcClient(new NpcClientOptions
+            {
+                Endpoint = router.Endpoint,
+                HeartbeatIntervalMs = 30,
+                HeartbeatTimeoutMs = 1500,
+                ReconnectMinMs = 20,
+                ReconnectMaxMs = 100,
+            }))
+            {
+                var dropped = new ManualResetEvent(false);
+                client.Disconnected += reason => dropped.Set();
+                client.Start();
+                Result(client.HelloAsync());
+                SpinUntil(() => Volatile.Read(ref router.PingsSeen) >= 3);
+                Assert.AreEqual(1, router.Connections, "answered pings keep the first connection");
+                Assert.IsFalse(dropped.WaitOne(0));
+                router.AnswerPings = false;
+                Assert.IsTrue(dropped.WaitOne(WaitMs), "a server that stops answering is dropped");
+                SpinUntil(() => router.Connections >= 2);
+            }
+        }
+
+        [Test]
         public void ThrowingHandlersDoNotStopTheClient()
         {
             using (var router = new FakeRouter(request => new List<Dictionary<string, object>> { FakeRouter.ReplyTo(request, "reply") }))

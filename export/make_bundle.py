@@ -1,0 +1,352 @@
+"""Turn a training run into a model bundle (``npc-runtime export``): ONNX graphs, parity, int8 and its measured cost.
+
+Steps: rebuild the model from the run's checkpoint; export the sentence encoder and the role model's graphs with
+``export.bundle_writer.write_bundle`` (fp32 parity with PyTorch is checked there: greedy tokens identical, max
+logit difference stored in the manifest); then, with ``--quantize int8``, quantise graph by graph and measure what
+int8 costs on validation turns run through the bundle exactly as served (reply loss, emotion accuracy, facts
+copied into greedy replies, greedy-token agreement, sentence-encoder cosine). A graph whose int8 version costs more
+than the thresholds stays fp32, and the manifest says so under ``quality``. The sentence encoder must be int8 to
+fit the size budget, so it has a cosine floor instead. See "Bundle" in ``docs/model.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["BundleConfig", "QualityReport", "make_bundle", "evaluate_bundle", "main"]
+
+log = logging.getLogger(__name__)
+
+#: Graphs int8 may touch, in the order they are tried; the vision encoder is a handful of convs and stays fp32.
+_QUANTISABLE = ("text_encoder", "prefix_encoder", "decoder")
+
+
+@dataclass(frozen=True)
+class BundleConfig:
+    """How a run becomes a bundle, and how much int8 may cost before a graph stays fp32."""
+
+    name: str = "default"
+    quantize: str | None = "int8"
+    max_new_tokens: int = 48
+    eval_examples: int = 128
+    max_reply_loss_delta: float = 0.05  # nats per reply token, int8 minus fp32
+    max_fact_recall_drop: float = 0.03  # share of required facts copied into greedy replies
+    min_text_cosine: float = 0.98  # int8 vs fp32 sentence embeddings, worst case over the eval texts
+    max_bundle_mb: float = 50.0
+
+    def __post_init__(self) -> None:
+        if self.quantize not in (None, "int8"):
+            raise ValueError(f"quantize must be None or 'int8', got {self.quantize!r}")
+        if not self.name:
+            raise ValueError("name must not be empty")
+        for name in ("max_new_tokens", "eval_examples"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name in ("max_reply_loss_delta", "max_fact_recall_drop", "max_bundle_mb"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not -1.0 <= self.min_text_cosine <= 1.0:
+            raise ValueError(f"min_text_cosine must be in [-1, 1], got {self.min_text_cosine!r}")
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    """What the bundle does on validation turns, served through ONNX Runtime."""
+
+    examples: int
+    reply_loss: float  # mean NLL per reply token (teacher forced), nats
+    emotion_accuracy: float
+    fact_recall: float  # required facts found in the greedy reply, over turns that need facts
+    greedy_tokens: tuple[tuple[int, ...], ...]
+    replies: tuple[str, ...]
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "examples": self.examples,
+            "reply_loss": round(self.reply_loss, 4),
+            "emotion_accuracy": round(self.emotion_accuracy, 4),
+            "fact_recall": round(self.fact_recall, 4),
+        }
+
+
+def _eval_examples(data_config: Any, count: int, seed: int = 0) -> tuple[list[Any], str]:
+    """A fixed sample of validation turns (and the corpus digest, to compare with the run's)."""
+    from export.corpus import build_corpus
+
+    corpus = build_corpus(data_config.corpus_config())
+    val = list(corpus.splits["val"])
+    random.Random(seed).shuffle(val)
+    return val[:count], corpus.digest()
+
+
+def evaluate_bundle(bundle_dir: str | Path, examples: Sequence[Any], max_new_tokens: int = 48) -> QualityReport:
+    """Teacher-forced reply loss, emotion accuracy and greedy replies of ``examples`` through the bundle's graphs."""
+    from npc_runtime import prompt
+    from npc_runtime.bundle import load_bundle
+    from npc_runtime.emotion import EMOTIONS
+    from npc_runtime.engine import Prepared, RoleModelEngine
+    from npc_runtime.images import preprocess
+    from npc_runtime.ort_backend import RuntimeOptions
+
+    engine = RoleModelEngine(load_bundle(bundle_dir, verify=False), RuntimeOptions(device="cpu"))
+    k = engine.prefix_tokens
+    heads, head_dim = int(engine.bundle.model["n_heads"]), int(engine.bundle.model["head_dim"])
+    empty_kv = np.zeros((1, heads, 0, head_dim), dtype=np.float32)  # P = 0: the whole turn is one prefill
+    nll_sum, nll_count, emotion_hits, facts_needed, facts_found = 0.0, 0, 0, 0, 0
+    all_tokens, replies = [], []
+    for ex in examples:
+        context = ex.scene.to_context()
+        knowledge = ex.card.knowledge_text()
+        persona = engine.encode_texts([ex.card.card_text()])  # (1, E)
+        utterance = engine.encode_texts([ex.player])  # (1, E)
+        pixels = preprocess(ex.render(), engine.image_size, engine.image_mean, engine.image_std)[None]
+        visual = engine.graphs["vision_encoder"].run({"image": pixels})["visual_features"]  # (1, N, D)
+        prefix = engine.graphs["prefix_encoder"].run({
+            "persona_embedding": persona, "utterance_embedding": utterance,
+            "visual_features": visual, "image_present": np.ones(1, dtype=np.float32),
+        })["prefix_embeds"][0]  # (K, D)
+
+        # Teacher forcing: the whole turn in one prefill, loss on the reply tokens and <eos>.
+        prompt_ids = engine.prompt_ids(knowledge, context, list(ex.history), ex.player)
+        full_text = prompt.build_decoder_text(knowledge, context, list(ex.history), ex.player, reply=ex.reply)
+        reply_ids = engine.tokenizer.encode(full_text, add_special_tokens=False).ids[len(prompt_ids):]
+        ids, mask = prompt.layout_ids(prompt_ids + reply_ids, k, engine.token_id["prefix"], engine.token_id["bos"])
+        length = len(ids)
+        embeds = np.zeros((1, length, engine.d_model), dtype=np.float32)
+        embeds[0, :k] = prefix
+        feeds = {
+            "input_ids": np.asarray([ids], dtype=np.int64),
+            "prefix_embeds": embeds,
+            "prefix_mask": np.asarray([mask], dtype=np.float32),
+            "attention_mask": np.ones((1, length), dtype=np.int64),
+            "position_ids": np.arange(length, dtype=np.int64)[None],
+        }
+        feeds.update({name: empty_kv for name in engine.past_names})
+        out = engine.graphs["decoder"].run(feeds, ["logits", "emotion_logits"])
+        prompt_len = length - len(reply_ids)
+        logits = out["logits"][0, prompt_len - 1 : length - 1].astype(np.float64)  # (R, V)
+        logits -= logits.max(axis=-1, keepdims=True)
+        log_probs = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
+        nll_sum -= float(log_probs[np.arange(len(reply_ids)), reply_ids].sum())
+        nll_count += len(reply_ids)
+        emotion_hits += int(EMOTIONS[int(out["emotion_logits"][0, prompt_len - 1].argmax())] == ex.emotion)
+
+        # Greedy reply as the server would decode it (structure tokens banned).
+        prompt_layout, prompt_mask = prompt.layout_ids(prompt_ids, k, engine.token_id["prefix"], engine.token_id["bos"])
+        prepared = Prepared(prompt_layout, np.asarray(prompt_mask, dtype=np.float32), prefix)
+        result = engine.prefill([prepared])
+        logits_step, kv, attn = result.logits, result.kv, result.mask
+        tokens: list[int] = []
+        position = len(prompt_layout)
+        for _ in range(max_new_tokens):
+            scores = logits_step[0].astype(np.float64)
+            scores[engine.banned_ids] = -np.inf
+            token = int(np.argmax(scores))
+            if token == engine.eos_id or position >= engine.max_positions:
+                break
+            tokens.append(token)
+            logits_step, kv, attn = engine.step(np.array([token]), np.array([position]), kv, attn)
+            position += 1
+        reply = engine.decode(tokens)
+        all_tokens.append(tuple(tokens))
+        replies.append(reply)
+        for fact in ex.required_facts:
+            facts_needed += 1
+            facts_found += int(fact.lower() in reply.lower())
+    n = max(1, len(examples))
+    return QualityReport(
+        examples=len(examples),
+        reply_loss=nll_sum / max(1, nll_count),
+        emotion_accuracy=emotion_hits / n,
+        fact_recall=facts_found / max(1, facts_needed),
+        greedy_tokens=tuple(all_tokens),
+        replies=tuple(replies),
+    )
+
+
+def _agreement(a: QualityReport, b: QualityReport) -> float:
+    """Share of turns whose greedy replies are token-for-token identical."""
+    return sum(x == y for x, y in zip(a.greedy_tokens, b.greedy_tokens)) / max(1, a.examples)
+
+
+def _text_cosine(bundle_dir: Path, fp32_text_encoder: Path, texts: Sequence[str]) -> dict[str, float]:
+    """Worst and mean cosine between the bundle's (int8) sentence embeddings and the fp32 graph's."""
+    from export.onnx_export import GRAPH_FILES, text_embeddings
+
+    with tempfile.TemporaryDirectory(prefix="fp32-text-") as tmp:
+        shutil.copyfile(fp32_text_encoder, Path(tmp) / GRAPH_FILES["text_encoder"])
+        shutil.copyfile(bundle_dir / "text_encoder_tokenizer.json", Path(tmp) / "text_encoder_tokenizer.json")
+        want = text_embeddings(tmp, texts)
+    got = text_embeddings(bundle_dir, texts)
+    cosine = np.sum(got * want, axis=1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))
+    return {"min": round(float(cosine.min()), 4), "mean": round(float(cosine.mean()), 4), "texts": len(texts)}
+
+
+def _rewrite_manifest(out: Path, updates: dict[str, Any]) -> None:
+    """Merge ``updates`` into bundle.json and refresh every file's checksum and size (graphs changed in place)."""
+    from npc_runtime.bundle import MANIFEST_NAME, sha256_file
+
+    manifest = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
+    manifest.update(updates)
+    manifest["files"] = {
+        name: {"sha256": sha256_file(out / name), "bytes": (out / name).stat().st_size} for name in manifest["files"]
+    }
+    tmp = out / (MANIFEST_NAME + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(out / MANIFEST_NAME)
+
+
+def _training_record(run_dir: Path, extra: dict[str, Any]) -> dict[str, Any]:
+    history = extra.get("history") or []
+    record = {
+        "steps": extra.get("step"),
+        "preset": extra.get("train_config", {}).get("preset"),
+        "batch_size": extra.get("train_config", {}).get("batch_size"),
+        "world_size": extra.get("world_size", 1),
+        "corpus_digest": extra.get("corpus_digest"),
+        "final": history[-1] if history else None,
+        "recipe": "npc-runtime train --preset {} && npc-runtime export".format(extra.get("train_config", {}).get("preset")),
+    }
+    summary = run_dir / "summary.json"
+    if summary.exists():
+        data = json.loads(summary.read_text(encoding="utf-8"))
+        record["wall_s"] = data.get("wall_s")
+        record["data_prep_s"] = data.get("data_prep_s")
+    return record
+
+
+def make_bundle(run_dir: str | Path, out_dir: str | Path, config: BundleConfig | None = None) -> dict[str, Any]:
+    """Build the bundle of the run in ``run_dir`` into ``out_dir``; returns the manifest's ``quality`` section."""
+    from export.bundle_writer import BundleLimits, write_bundle
+    from export.dataset import DataConfig, make_text_encoder
+    from export.onnx_export import GRAPH_FILES, check_parity, quantize_graphs
+    from export.role_model import load_checkpoint
+    from export.text_encoder import export_text_encoder
+    from export.train import CHECKPOINT_NAME
+    from npc_runtime.bundle import load_bundle
+
+    config = config or BundleConfig()
+    run = Path(run_dir)
+    out = Path(out_dir)
+    model, extra = load_checkpoint(run / CHECKPOINT_NAME)
+    data_config = DataConfig.from_dict(extra["data_config"])
+    tokenizer_path = run / extra["tokenizer"]
+    examples, digest = _eval_examples(data_config, config.eval_examples)
+    if digest != extra.get("corpus_digest"):
+        log.warning("the corpus code changed since training (digest %s, run %s): quality is measured on today's "
+                    "corpus", digest[:12], str(extra.get("corpus_digest"))[:12])  # fmt: skip
+
+    with tempfile.TemporaryDirectory(prefix="make-bundle-") as work_str:
+        work = Path(work_str)
+        encoder = make_text_encoder(data_config.text_encoder, data_config.text_embed_dim)
+        text_onnx = work / "text_encoder.onnx"
+        text_export = export_text_encoder(encoder, text_onnx)
+        text_tokenizer = encoder.save_tokenizer(work / "text_encoder_tokenizer.json")
+        if out.exists():
+            shutil.rmtree(out)  # stale files from an earlier bundle must not linger
+        limits = BundleLimits(max_prompt_tokens=model.cfg.max_positions - config.max_new_tokens,
+                              max_new_tokens=config.max_new_tokens)  # fmt: skip
+        description = (
+            f"Role model trained from scratch on the Emberfall corpus (preset {extra.get('train_config', {}).get('preset')}, "
+            f"{extra.get('step')} steps); persona by MiniLM card embedding, screenshot by a small CNN."
+        )
+        write_bundle(model, tokenizer_path, text_onnx, text_tokenizer, out, name=config.name, description=description,
+                     quantize=None, limits=limits)  # fmt: skip
+        fp32_dir = work / "fp32"
+        fp32_dir.mkdir()
+        for name in GRAPH_FILES:
+            shutil.copyfile(out / GRAPH_FILES[name], fp32_dir / GRAPH_FILES[name])
+        fp32 = evaluate_bundle(out, examples, config.max_new_tokens)
+        log.info("fp32 bundle quality: %s", fp32.summary())
+        quality: dict[str, Any] = {"fp32": fp32.summary(), "text_encoder_export": text_export}
+        graph_precision = {name: "fp32" for name in GRAPH_FILES}
+        updates: dict[str, Any] = {}
+
+        if config.quantize == "int8":
+            texts = sorted({ex.card.card_text() for ex in examples} | {ex.player for ex in examples})
+            quantize_graphs(out, names=["text_encoder"])
+            cosine = _text_cosine(out, fp32_dir / GRAPH_FILES["text_encoder"], texts)
+            quality["text_encoder_int8_cosine"] = cosine
+            if cosine["min"] < config.min_text_cosine:
+                raise RuntimeError(f"int8 sentence encoder too far from fp32: {cosine} < {config.min_text_cosine}")
+            graph_precision["text_encoder"] = "int8"
+            text_only = evaluate_bundle(out, examples, config.max_new_tokens)
+            quantize_graphs(out, names=["prefix_encoder", "decoder"])
+            all_int8 = evaluate_bundle(out, examples, config.max_new_tokens)
+            verdict = {
+                "reply_loss_delta": round(all_int8.reply_loss - text_only.reply_loss, 4),
+                "fact_recall_drop": round(text_only.fact_recall - all_int8.fact_recall, 4),
+                "emotion_accuracy_drop": round(text_only.emotion_accuracy - all_int8.emotion_accuracy, 4),
+                "greedy_agreement": round(_agreement(text_only, all_int8), 4),
+            }
+            keep = (verdict["reply_loss_delta"] <= config.max_reply_loss_delta
+                    and verdict["fact_recall_drop"] <= config.max_fact_recall_drop)  # fmt: skip
+            quality["int8_text_encoder_only"] = {**text_only.summary(), "greedy_agreement_with_fp32": round(_agreement(fp32, text_only), 4)}
+            quality["int8_all"] = {**all_int8.summary(), "greedy_agreement_with_fp32": round(_agreement(fp32, all_int8), 4)}
+            quality["decoder_int8_cost"] = verdict
+            if keep:
+                graph_precision["prefix_encoder"] = graph_precision["decoder"] = "int8"
+                updates["parity"] = {**json.loads((out / "bundle.json").read_text(encoding="utf-8"))["parity"],
+                                     "int8": check_parity(model, out, strict=False, tolerance=None)}  # fmt: skip
+            else:
+                log.warning("int8 decoder/prefix cost too much (%s): keeping them fp32", verdict)
+                for name in ("prefix_encoder", "decoder"):
+                    shutil.copyfile(fp32_dir / GRAPH_FILES[name], out / GRAPH_FILES[name])
+            quality["thresholds"] = {
+                "max_reply_loss_delta": config.max_reply_loss_delta,
+                "max_fact_recall_drop": config.max_fact_recall_drop,
+                "min_text_cosine": config.min_text_cosine,
+            }
+        precisions = set(graph_precision.values())
+        updates.update({
+            "precision": precisions.pop() if len(precisions) == 1 else "mixed",
+            "graph_precision": graph_precision,
+            "quality": quality,
+            "training": _training_record(run, extra),
+            "samples": [
+                {"persona": ex.persona_id, "player": ex.player, "reply": reply}
+                for ex, reply in list(zip(examples, fp32.replies))[:6]
+            ],
+        })
+        _rewrite_manifest(out, updates)
+
+    total_mb = sum(p.stat().st_size for p in out.iterdir() if p.is_file()) / 1e6
+    if total_mb > config.max_bundle_mb:
+        raise RuntimeError(f"bundle {out} is {total_mb:.1f} MB, over the {config.max_bundle_mb} MB budget")
+    load_bundle(out)  # the runtime must accept what we wrote
+    log.info("bundle %s: %.1f MB, graphs %s, quality %s", out, total_mb, graph_precision, quality)
+    return {**quality, "bundle_mb": round(total_mb, 2), "graph_precision": graph_precision}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from npc_runtime.bundle import default_bundle_dir
+
+    parser = argparse.ArgumentParser(prog="npc-runtime export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", type=Path, default=Path("runs/default"), help="training run folder (default: runs/default)")
+    parser.add_argument("--out", type=Path, default=None, help="bundle directory (default: the shipped default bundle)")
+    parser.add_argument("--name", default="default", help="bundle name in the manifest")
+    parser.add_argument("--quantize", choices=("int8", "none"), default="int8", help="int8 where quality holds (default)")
+    parser.add_argument("--eval-examples", type=int, default=128, help="validation turns for the quality check")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = BundleConfig(name=args.name, quantize=None if args.quantize == "none" else "int8",
+                          eval_examples=args.eval_examples)  # fmt: skip
+    report = make_bundle(args.run, args.out or default_bundle_dir(), config)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
