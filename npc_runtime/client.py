@@ -78,12 +78,20 @@ class _Base:
         self.identity = identity
         self._inbox: defaultdict[Any, deque[dict]] = defaultdict(deque)
 
-    def _configure(self, sock: zmq.Socket) -> None:
+    def _open(self, ctx: zmq.Context) -> Any:
+        """A connected DEALER from ``ctx`` (a plain or an asyncio context)."""
+        sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         if self.identity:
             sock.setsockopt(zmq.IDENTITY, self.identity)
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        try:
+            sock.connect(self.endpoint)
+        except zmq.ZMQError as exc:
+            sock.close(0)
+            raise TransportError(f"cannot connect to {self.endpoint}: {exc}") from exc
+        return sock
 
     def _offline(self, attempts: int) -> ServerOffline:
         return ServerOffline(
@@ -130,14 +138,7 @@ class NpcClient(_Base):
 
     def _socket(self) -> zmq.Socket:
         if self._sock is None:
-            sock = self._ctx.socket(zmq.DEALER)
-            self._configure(sock)
-            try:
-                sock.connect(self.endpoint)
-            except zmq.ZMQError as exc:
-                sock.close(0)
-                raise TransportError(f"cannot connect to {self.endpoint}: {exc}") from exc
-            self._sock = sock
+            self._sock = self._open(self._ctx)
         return self._sock
 
     def send(self, message: Mapping[str, Any]) -> None:
@@ -283,14 +284,7 @@ class AsyncNpcClient(_Base):
 
     def _socket(self) -> zmq.asyncio.Socket:
         if self._sock is None:
-            sock = self._ctx.socket(zmq.DEALER)
-            self._configure(sock)
-            try:
-                sock.connect(self.endpoint)
-            except zmq.ZMQError as exc:
-                sock.close(0)
-                raise TransportError(f"cannot connect to {self.endpoint}: {exc}") from exc
-            self._sock = sock
+            self._sock = self._open(self._ctx)
         return self._sock
 
     async def send(self, message: Mapping[str, Any]) -> None:
