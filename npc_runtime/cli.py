@@ -55,7 +55,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from .ort_backend import RuntimeOptions
     from .personas import PersonaPack, default_pack_dir
     from .protocol import Limits
-    from .scheduler import SchedulerConfig
+    from .scheduler import GenOptions, SchedulerConfig
     from .server import NpcServer, ServerConfig
     from .sessions import SessionStore
 
@@ -77,6 +77,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         log.info("execution provider: CPUExecutionProvider%s", why)
     config = ServerConfig(
         limits=Limits(),
+        defaults=GenOptions(ignore_eos=args.ignore_eos),
         scheduler=SchedulerConfig(max_batch=args.max_batch, max_queue=args.max_queue),
         history_turns=args.history_turns,
     )
@@ -116,6 +117,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--history-turns", type=int, default=8, help="exchanges of history kept per session")
     p.add_argument("--cache-optimized", action="store_true", help="cache ONNX Runtime's optimised graphs on disk")
     p.add_argument("--ready-file", help="write the bound endpoint to this file once serving (for scripts)")
+    p.add_argument(
+        "--ignore-eos", action="store_true", help="always generate max_tokens (fixed-length replies for benchmarks)"
+    )
     p.set_defaults(func=_cmd_serve)
 
 
@@ -241,6 +245,13 @@ def _add_export_commands(sub: argparse._SubParsersAction) -> None:
         p.set_defaults(func=_run_export_command, export_module=module_name)
 
 
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    help_text = "benchmark the real server at 1..64 concurrent NPCs beside PyTorch eager; writes JSON and Markdown"
+    p = sub.add_parser("bench", help=help_text, description=help_text, add_help=False)
+    p.add_argument("argv", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    p.set_defaults(func=lambda args: importlib.import_module("npc_runtime.bench").main(args.argv))
+
+
 def _run_export_command(args: argparse.Namespace) -> int:
     try:
         module = importlib.import_module(args.export_module)
@@ -262,13 +273,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(sub)
     _add_say(sub)
     _add_persona(sub)
+    _add_bench(sub)
     _add_export_commands(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if hasattr(args, "argv"):  # delegated commands parse their own options, --help included
+        args.argv = extra + list(args.argv)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _setup_logging(args.log_level)
     try:
         return int(args.func(args) or 0)

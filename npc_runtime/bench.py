@@ -1,0 +1,517 @@
+"""``npc-runtime bench``: latency and throughput of the real server, PyTorch eager beside it, and a roofline.
+
+Starts ``npc-runtime serve`` as a subprocess with fixed-length replies, drives 1, 8, 32 and 64 concurrent NPC
+conversations over ZeroMQ from one asyncio process, and writes medians, p95s and ratios to JSON and Markdown.
+The PyTorch peer (the ``export/`` model with its own KV cache) runs only when a checkpoint and torch are there;
+it is imported lazily, so serving never needs torch. Timings are measurements, never test assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import logging
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zmq
+import zmq.asyncio
+
+from . import __version__
+from .bundle import default_bundle_dir, load_bundle
+from .errors import ConfigError, NpcRuntimeError
+from .protocol import decode, encode
+
+__all__ = ["BenchConfig", "run_bench", "main", "percentile"]
+
+log = logging.getLogger(__name__)
+
+LINES = (
+    "Good evening. What do you sell here?",
+    "How much for your finest wares?",
+    "Where can I find the inn?",
+    "Heard any rumours lately?",
+    "Is there any work for me?",
+    "What is that noise outside?",
+)
+CONTEXTS = (
+    {"time_of_day": "night", "weather": "rain", "location": "forge", "nearby": "wolf", "player_item": "torch"},
+    {"time_of_day": "morning", "weather": "clear", "location": "market", "nearby": "chicken", "player_item": "apple"},
+    {"time_of_day": "evening", "weather": "fog", "location": "inn", "nearby": "", "player_item": "lute"},
+)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    model: Path = field(default_factory=default_bundle_dir)
+    concurrency: tuple[int, ...] = (1, 8, 32, 64)
+    rounds: int = 3
+    max_tokens: int = 24
+    threads: int = 0
+    device: str = "auto"
+    checkpoint: Path | None = None
+    with_images: bool = True
+    timeout_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        if not self.concurrency or min(self.concurrency) < 1:
+            raise ValueError("concurrency levels must be >= 1")
+        if self.rounds < 1 or self.max_tokens < 1:
+            raise ValueError("rounds and max_tokens must be >= 1")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else float("nan")
+
+
+def _summary(values: Sequence[float]) -> dict[str, float]:
+    return {"p50": round(percentile(values, 50), 3), "p95": round(percentile(values, 95), 3), "n": len(values)}
+
+
+# ------------------------------------------------------------------------------------------------ server process
+
+
+class ServerProcess:
+    """``npc-runtime serve`` in a subprocess on a free loopback port; RSS read from /proc."""
+
+    def __init__(self, config: BenchConfig, data_dir: Path) -> None:
+        ready = data_dir / "ready"
+        cmd = [
+            sys.executable, "-m", "npc_runtime", "--log-level", "WARNING", "serve",
+            "--model", str(config.model), "--bind", "tcp://127.0.0.1:0", "--data", str(data_dir),
+            "--ready-file", str(ready), "--ignore-eos", "--device", config.device,
+            "--threads", str(config.threads), "--max-batch", str(max(config.concurrency)),
+            "--max-queue", str(4 * max(config.concurrency)),
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            if self.proc.poll() is not None:
+                raise NpcRuntimeError(f"benchmark server exited: {self.proc.stderr.read() if self.proc.stderr else ''}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise NpcRuntimeError("benchmark server did not start within 120 s")
+            time.sleep(0.05)
+        self.endpoint = ready.read_text().strip()
+
+    def memory_mb(self) -> dict[str, float]:
+        out = {}
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    out[key] = round(int(value.split()[0]) / 1024.0, 1)
+        except OSError:
+            pass
+        return out
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# ------------------------------------------------------------------------------------------------ load generator
+
+
+def _png(seed: int) -> bytes:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 255, size=(120, 160, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG")
+    return buf.getvalue()
+
+
+async def _conversation(
+    ctx: zmq.asyncio.Context, endpoint: str, npc: int, personas: Sequence[str], config: BenchConfig, out: list[dict]
+) -> None:
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    image = None
+    if config.with_images:
+        image = {"format": "png", "data": _png(npc), "width": 160, "height": 120}
+    try:
+        for turn in range(config.rounds):
+            rid = f"n{npc}-t{turn}"
+            message = {
+                "v": 1, "id": rid, "type": "say", "persona": personas[npc % len(personas)],
+                "session": f"bench:{npc}", "text": LINES[(npc + turn) % len(LINES)],
+                "context": CONTEXTS[(npc + turn) % len(CONTEXTS)],
+                "options": {"max_tokens": config.max_tokens, "stream": True, "temperature": 0.7, "seed": npc},
+            }  # fmt: skip
+            if image is not None:
+                message["image"] = image
+            start = time.perf_counter()
+            await sock.send(encode(message))
+            first = None
+            while True:
+                if not await sock.poll(int(config.timeout_s * 1000)):
+                    raise NpcRuntimeError(f"no reply for {rid} within {config.timeout_s} s")
+                reply = decode(await sock.recv())
+                now = time.perf_counter()
+                if reply["type"] == "chunk" and first is None:
+                    first = now
+                if reply["type"] == "error":
+                    raise NpcRuntimeError(f"{rid}: {reply['code']}: {reply['message']}")
+                if reply["type"] == "reply":
+                    out.append({
+                        "ttft_ms": ((first or now) - start) * 1000.0,
+                        "total_ms": (now - start) * 1000.0,
+                        "tokens": reply["usage"]["completion_tokens"],
+                        "server": reply["timing_ms"],
+                    })  # fmt: skip
+                    break
+    finally:
+        sock.close(0)
+
+
+async def _level(endpoint: str, concurrency: int, personas: Sequence[str], config: BenchConfig) -> dict[str, Any]:
+    ctx = zmq.asyncio.Context()
+    results: list[dict] = []
+    try:
+        start = time.perf_counter()
+        await asyncio.gather(
+            *(_conversation(ctx, endpoint, npc, personas, config, results) for npc in range(concurrency))
+        )
+        wall = time.perf_counter() - start
+    finally:
+        ctx.term()
+    tokens = sum(r["tokens"] for r in results)
+    return {
+        "concurrency": concurrency,
+        "replies": len(results),
+        "ttft_ms": _summary([r["ttft_ms"] for r in results]),
+        "total_ms": _summary([r["total_ms"] for r in results]),
+        "server_queue_ms": _summary([r["server"]["queue"] for r in results]),
+        "tokens": tokens,
+        "wall_s": round(wall, 3),
+        "tokens_per_s": round(tokens / wall, 1),
+    }
+
+
+def _hello_rtt(endpoint: str, n: int = 300) -> dict[str, float]:
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    times = []
+    try:
+        for i in range(n + 20):
+            start = time.perf_counter()
+            sock.send(encode({"v": 1, "id": i, "type": "hello"}))
+            if not sock.poll(10_000):
+                raise NpcRuntimeError("hello timed out")
+            decode(sock.recv())
+            if i >= 20:  # warm-up excluded
+                times.append((time.perf_counter() - start) * 1000.0)
+    finally:
+        sock.close(0)
+        ctx.term()
+    return _summary(times)
+
+
+# ------------------------------------------------------------------------------------------------ in-process parts
+
+
+def _memory_bandwidth_gbs() -> float:
+    """Best of a few large copies: bytes read + written per second."""
+    a = np.ones(32 * 1024 * 1024, dtype=np.float32)  # 128 MiB
+    b = np.empty_like(a)
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        np.copyto(b, a)
+        best = min(best, time.perf_counter() - start)
+    return 2 * a.nbytes / best / 1e9
+
+
+def _engine_parts(config: BenchConfig) -> dict[str, Any]:
+    from .engine import RoleModelEngine
+    from .ort_backend import RuntimeOptions
+    from .personas import PersonaPack, default_pack_dir
+    from .protocol import ImageInput
+
+    bundle = load_bundle(config.model)
+    engine = RoleModelEngine(bundle, RuntimeOptions(device=config.device, intra_op_threads=config.threads))
+    cards = list(PersonaPack.load(default_pack_dir()))
+    persona_first, persona_cached = [], []
+    for card in cards:
+        start = time.perf_counter()
+        engine.persona_embedding(card.fingerprint(), card.card_text())
+        persona_first.append((time.perf_counter() - start) * 1000.0)
+        start = time.perf_counter()
+        engine.persona_embedding(card.fingerprint(), card.card_text())
+        persona_cached.append((time.perf_counter() - start) * 1000.0)
+    shots = []
+    for seed in range(20):
+        data = _png(1000 + seed)
+        start = time.perf_counter()
+        engine.visual_features(ImageInput("png", data, 160, 120))
+        shots.append((time.perf_counter() - start) * 1000.0)
+
+    card = cards[0]
+    prep = engine.prepare(
+        card.fingerprint(), card.card_text(), card.knowledge_text(), CONTEXTS[0], [], LINES[0], None
+    )
+    start = time.perf_counter()
+    pre = engine.prefill([prep])
+    prefill_ms = (time.perf_counter() - start) * 1000.0
+    kv, mask = pre.kv, pre.mask
+    last = np.array([int(np.argmax(pre.logits[0]))], dtype=np.int64)
+    position = np.array([len(prep.ids)], dtype=np.int64)
+    steps = []
+    for _ in range(config.max_tokens):
+        start = time.perf_counter()
+        logits, kv, mask = engine.step(last, position, kv, mask)
+        steps.append((time.perf_counter() - start) * 1000.0)
+        last = np.array([int(np.argmax(logits[0]))], dtype=np.int64)
+        position += 1
+    decoder_bytes = bundle.graphs["decoder"].path.stat().st_size  # weights dominate the file
+    context_len = int(mask.shape[1])
+    kv_bytes = sum(a.nbytes for a in kv) * (context_len - config.max_tokens // 2) // max(1, context_len)
+    bandwidth = _memory_bandwidth_gbs()
+    step_ms = percentile(steps, 50)
+    bound_ms = (decoder_bytes + kv_bytes) / (bandwidth * 1e9) * 1000.0
+    return {
+        "provider": engine.provider,
+        "prompt_tokens": len(prep.ids),
+        "persona_first_use_ms": _summary(persona_first),
+        "persona_cached_ms": _summary(persona_cached),
+        "screenshot_ms": _summary(shots),
+        "prefill_ms": round(prefill_ms, 3),
+        "step_ms_batch1": _summary(steps),
+        "roofline": {
+            "decoder_weight_bytes": decoder_bytes,
+            "kv_bytes_per_step": kv_bytes,
+            "memory_bandwidth_gbs": round(bandwidth, 2),
+            "bound_ms": round(bound_ms, 4),
+            "measured_ms": round(step_ms, 4),
+            "ratio": round(step_ms / bound_ms, 2) if bound_ms else None,
+        },
+        "engine": engine,
+        "cards": cards,
+    }
+
+
+def _torch_peer(config: BenchConfig, engine: Any, cards: Sequence[Any]) -> dict[str, Any]:
+    """PyTorch eager generation of the same prompts, static batches of each concurrency level."""
+    try:
+        import torch
+
+        from export.role_model import load_checkpoint
+        from export.tokenizer import IGNORE_INDEX, EncodedTurn
+        from export.torch_generate import GenerationConfig, collate_turns, generate
+    except ImportError as exc:
+        return {"skipped": f"PyTorch peer needs the export extra: {exc}"}
+    if config.checkpoint is None or not Path(config.checkpoint).is_file():
+        return {"skipped": f"no PyTorch checkpoint at {config.checkpoint}"}
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    model, _ = load_checkpoint(config.checkpoint)
+    from .prompt import layout_ids
+
+    k = model.cfg.prefix_tokens
+    out: dict[str, Any] = {"levels": []}
+    for concurrency in config.concurrency:
+        turns, personas, utterances = [], [], []
+        for npc in range(concurrency):
+            card = cards[npc % len(cards)]
+            line = LINES[npc % len(LINES)]
+            # The same prompt ids the server feeds (trimmed to the bundle's prompt budget).
+            text_ids = engine.prompt_ids(card.knowledge_text(), CONTEXTS[npc % len(CONTEXTS)], [], line)
+            ids, mask = layout_ids(text_ids, k, engine.token_id["prefix"], engine.token_id["bos"])
+            turns.append(EncodedTurn(ids, mask, [IGNORE_INDEX] * len(ids), len(ids)))
+            personas.append(engine.persona_embedding(card.fingerprint(), card.card_text()))
+            utterances.append(engine.encode_texts([line])[0])
+        batch = collate_turns(turns, engine.token_id["pad"], padding_side="left")
+        persona = torch.from_numpy(np.stack(personas))
+        utterance = torch.from_numpy(np.stack(utterances))
+        present = torch.zeros(concurrency)
+        gen = GenerationConfig(max_new_tokens=config.max_tokens, stop_at_eos=False)
+        times = []
+        for _ in range(config.rounds):
+            start = time.perf_counter()
+            generate(model, batch, persona, utterance, None, present, engine.eos_id, gen)
+            times.append(time.perf_counter() - start)
+        wall = percentile(times, 50)
+        out["levels"].append({
+            "concurrency": concurrency,
+            "batch_wall_ms": round(wall * 1000.0, 3),
+            "tokens_per_s": round(concurrency * config.max_tokens / wall, 1),
+        })  # fmt: skip
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+
+def run_bench(config: BenchConfig) -> dict[str, Any]:
+    bundle = load_bundle(config.model)
+    report: dict[str, Any] = {
+        "version": __version__,
+        "model": {"name": bundle.name, "precision": bundle.manifest.get("precision"), "path": str(config.model)},
+        "machine": {
+            "cpu": _cpu_name(),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "onnxruntime": _ort_version(),
+        },
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
+    }
+    parts = _engine_parts(config)
+    engine, cards = parts.pop("engine"), parts.pop("cards")
+    report["engine"] = parts
+    personas = [c.id for c in cards]
+    with tempfile.TemporaryDirectory(prefix="npc-bench-") as tmp:
+        server = ServerProcess(config, Path(tmp))
+        try:
+            asyncio.run(_level(server.endpoint, 2, personas, BenchConfig(**{**asdict(config), "rounds": 1})))
+            report["hello_rtt_ms"] = _hello_rtt(server.endpoint)
+            levels = []
+            for concurrency in config.concurrency:
+                log.info("benchmark: %d concurrent NPCs", concurrency)
+                levels.append(asyncio.run(_level(server.endpoint, concurrency, personas, config)))
+            report["server"] = {"levels": levels, "memory_mb": server.memory_mb()}
+        finally:
+            server.stop()
+    report["torch_eager"] = _torch_peer(config, engine, cards)
+    _ratios(report)
+    return report
+
+
+def _ratios(report: dict[str, Any]) -> None:
+    levels = {lv["concurrency"]: lv for lv in report["server"]["levels"]}
+    ratios: dict[str, Any] = {}
+    if 1 in levels:
+        one = levels[1]["tokens_per_s"]
+        ratios["throughput_vs_one_npc"] = {str(c): round(lv["tokens_per_s"] / one, 2) for c, lv in levels.items()}
+    ratios["p95_over_p50_total"] = {
+        str(c): round(lv["total_ms"]["p95"] / lv["total_ms"]["p50"], 2) for c, lv in levels.items()
+    }
+    torch_levels = {lv["concurrency"]: lv for lv in report["torch_eager"].get("levels", [])}
+    if torch_levels:
+        ratios["server_vs_torch_eager_tokens_per_s"] = {
+            str(c): round(levels[c]["tokens_per_s"] / torch_levels[c]["tokens_per_s"], 2)
+            for c in levels
+            if c in torch_levels
+        }
+    report["ratios"] = ratios
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _ort_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    eng = report["engine"]
+    roof = eng["roofline"]
+    lines = [
+        "## Runtime benchmark (`npc-runtime bench`)",
+        "",
+        f"Model `{report['model']['name']}` ({report['model']['precision']}), provider `{eng['provider']}`, "
+        f"{report['machine']['cpu']}, {report['machine']['cores']} cores, onnxruntime "
+        f"{report['machine']['onnxruntime']}. Replies are fixed at {report['config']['max_tokens']} tokens; "
+        f"{report['config']['rounds']} turns per NPC; the load generator shares the machine with the server.",
+        "",
+        "| concurrent NPCs | first token p50 / p95 (ms) | whole reply p50 / p95 (ms) | aggregate tokens/s |",
+        "|---|---|---|---|",
+    ]
+    for lv in report["server"]["levels"]:
+        lines.append(
+            f"| {lv['concurrency']} | {lv['ttft_ms']['p50']:.1f} / {lv['ttft_ms']['p95']:.1f} | "
+            f"{lv['total_ms']['p50']:.1f} / {lv['total_ms']['p95']:.1f} | {lv['tokens_per_s']:.0f} |"
+        )
+    mem = report["server"].get("memory_mb", {})
+    lines += [
+        "",
+        f"- ZeroMQ + msgpack round trip (`hello`): p50 {report['hello_rtt_ms']['p50']:.3f} ms, "
+        f"p95 {report['hello_rtt_ms']['p95']:.3f} ms.",
+        f"- Persona prefix: first use p50 {eng['persona_first_use_ms']['p50']:.2f} ms, cached "
+        f"{eng['persona_cached_ms']['p50']:.4f} ms. Screenshot features (160×120 PNG): p50 "
+        f"{eng['screenshot_ms']['p50']:.2f} ms.",
+        f"- Prefill of a {eng['prompt_tokens']}-token prompt: {eng['prefill_ms']:.1f} ms; decoder step at batch 1: "
+        f"p50 {eng['step_ms_batch1']['p50']:.3f} ms.",
+        f"- Roofline at batch 1: {roof['decoder_weight_bytes'] / 1e6:.1f} MB of weights + "
+        f"{roof['kv_bytes_per_step'] / 1e6:.2f} MB of KV per step over {roof['memory_bandwidth_gbs']:.1f} GB/s "
+        f"measured copy bandwidth = {roof['bound_ms']:.3f} ms lower bound; measured {roof['measured_ms']:.3f} ms "
+        f"({roof['ratio']}× the bound).",
+        f"- Server memory: RSS {mem.get('VmRSS', 'n/a')} MB, peak {mem.get('VmHWM', 'n/a')} MB.",
+    ]
+    ratios = report["ratios"]
+    if "throughput_vs_one_npc" in ratios:
+        lines.append(f"- Aggregate throughput relative to one NPC: {ratios['throughput_vs_one_npc']}.")
+    lines.append(f"- Whole-reply p95 / p50 per level: {ratios['p95_over_p50_total']}.")
+    torch_report = report["torch_eager"]
+    if "levels" in torch_report:
+        lines.append(
+            "- PyTorch eager (same weights in fp32, static batch, its own KV cache) tokens/s: "
+            + ", ".join(f"{lv['concurrency']} NPCs {lv['tokens_per_s']:.0f}" for lv in torch_report["levels"])
+            + f"; server ÷ eager: {ratios.get('server_vs_torch_eager_tokens_per_s')}."
+        )
+    else:
+        lines.append(f"- PyTorch eager peer: skipped ({torch_report.get('skipped')}).")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="npc-runtime bench",
+        description="Benchmark the real server (1..64 concurrent NPCs) beside PyTorch eager; write JSON + Markdown.",
+    )
+    parser.add_argument("--model", type=Path, default=default_bundle_dir(), help="bundle (default: the shipped one)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64], help="NPC counts")
+    parser.add_argument("--rounds", type=int, default=3, help="turns per NPC and level (default: %(default)s)")
+    parser.add_argument("--max-tokens", type=int, default=24, help="tokens per reply (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime / torch intra-op threads (0: auto)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--checkpoint", type=Path, help="PyTorch checkpoint of the same model for the eager peer")
+    parser.add_argument("--no-images", action="store_true", help="send says without screenshots")
+    parser.add_argument("--out-json", type=Path, default=Path("docs/benchmarks.json"))
+    parser.add_argument("--out-md", type=Path, help="also write the Markdown section to this file")
+    args = parser.parse_args(argv)
+    try:
+        config = BenchConfig(
+            model=args.model, concurrency=tuple(args.concurrency), rounds=args.rounds, max_tokens=args.max_tokens,
+            threads=args.threads, device=args.device, checkpoint=args.checkpoint, with_images=not args.no_images,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    report = run_bench(config)
+    args.out_json.parent.mkdir(parents=True, exist_ok=True)
+    args.out_json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    markdown = render_markdown(report)
+    if args.out_md:
+        args.out_md.write_text(markdown, encoding="utf-8")
+    print(markdown)
+    return 0
