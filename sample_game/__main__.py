@@ -65,6 +65,7 @@ def _play(args: argparse.Namespace, headless: bool) -> int:
 
     from sample_game.app import App, init_pygame
     from sample_game.cast import load_cast
+    from sample_game.dialogue import DONE
     from sample_game.director import Director, load_script
     from sample_game.game import Game, GameConfig
     from sample_game.net import NetConfig, NetWorker
@@ -91,7 +92,7 @@ def _play(args: argparse.Namespace, headless: bool) -> int:
         if commands:
             director = Director(app, sys.stdout, reply_timeout_s=args.reply_timeout)
             exchanges = director.run(commands)
-            replied = sum(1 for e in exchanges if e.state == "done")
+            replied = sum(1 for e in exchanges if e.state == DONE)
             print(f"* {len(exchanges)} lines, {replied} replies; server {app.game.status}")
         if not headless:
             app.run()

@@ -21,7 +21,7 @@ _TINT: dict[str, tuple[tuple[float, float, float], tuple[float, float, float], f
     "morning": ((0.92, 0.8, 0.74), (0.14, 0.07, 0.1), 0.0),
     "noon": ((1.1, 1.1, 1.06), (0.03, 0.03, 0.02), 0.0),
     "evening": ((0.95, 0.6, 0.42), (0.06, 0.0, 0.04), 0.55),
-    "night": ((0.26, 0.32, 0.6), (0.0, 0.01, 0.05), 1.0),
+    "night": ((0.36, 0.42, 0.72), (0.0, 0.01, 0.06), 1.0),
 }
 _FOG: dict[str, tuple[float, float, float]] = {
     "morning": (0.86, 0.84, 0.84),
@@ -70,7 +70,7 @@ def apply_weather(pixels: np.ndarray, weather: str, time_of_day: str, rng: np.ra
     area = height * width
     if weather == "fog":
         # A veil of the sky's colour whose thickness varies smoothly across the picture.
-        coarse = rng.uniform(0.42, 0.66, size=(max(2, height // 30), max(2, width // 30)))
+        coarse = rng.uniform(0.32, 0.55, size=(max(2, height // 30), max(2, width // 30)))
         veil = np.asarray(Image.fromarray((coarse * 255).astype(np.uint8)).resize((width, height),
                                                                                   Image.Resampling.BICUBIC))
         alpha = (veil.astype(np.float32) / 255.0)[..., None]  # (H, W, 1)
@@ -82,7 +82,7 @@ def apply_weather(pixels: np.ndarray, weather: str, time_of_day: str, rng: np.ra
     if weather == "rain":
         out = out * 0.8 + np.asarray([20.0, 24.0, 34.0], dtype=np.float32)
         color = (190, 200, 230) if bright else (130, 140, 180)
-        count = area // 55
+        count = area // 75
         # Slanted streaks 6-10 px long: one pixel per row of each streak.
         x = rng.uniform(-8, width, size=count)
         y = rng.uniform(-10, height, size=count)

@@ -180,9 +180,7 @@ class Director:
         self._walk((float(x), float(y)), arrive_within=3.0)
 
     def _do_walk_to(self, persona: str) -> None:
-        place = self.game.village.npc(persona)
-        side = -1.0 if self.game.player.x < place.x else 1.0
-        self._walk((place.x + side * 18.0, place.y + 2.0), arrive_within=3.0)
+        self._walk(self._spot_next_to(persona), arrive_within=3.0)
         near = self.game.nearest_npc()
         where = f"next to {self.game.name_of(persona)}" if near and near.persona == persona else "but got stuck"
         self.out.write(f"* walked to the {self.game.village.npc(persona).location}, {where}\n")
@@ -214,6 +212,22 @@ class Director:
             self._status = self.game.status
             detail = f" ({self.game.status_detail})" if self.game.status_detail else ""
             self.out.write(f"* server: {self._status}{detail}\n")
+
+    def _spot_next_to(self, persona: str) -> tuple[float, float]:
+        """A free spot beside ``persona`` where no other NPC stands closer (so ``say`` reaches the right one),
+        on the side the player comes from when possible."""
+        village, player = self.game.village, self.game.player
+        place = village.npc(persona)
+        side = -1.0 if player.x < place.x else 1.0
+        offsets = [(26 * side, 2), (-26 * side, 2), (14 * side, 18), (-14 * side, 18), (0, 22)]
+        for dx, dy in offsets:
+            x, y = place.x + dx, place.y + dy
+            if village.blocked(x, y):
+                continue
+            nearest = min(village.npcs, key=lambda p: math.hypot(p.x - x, p.y - y))
+            if nearest.persona == persona:
+                return (x, y)
+        return (place.x + offsets[0][0], place.y + offsets[0][1])
 
     def _walk(self, goal: tuple[float, float], arrive_within: float) -> None:
         if self._free is None:

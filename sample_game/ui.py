@@ -106,6 +106,9 @@ class Renderer:
             surface.blit(label, (x, y))
 
     def _bubbles(self, surface: pygame.Surface, game: Game) -> None:
+        width, height = game.village.size
+        bounds = pygame.Rect(0, 0, width * MAP_SCALE, height * MAP_SCALE)
+        shown = []
         for place in game.village.npcs:
             exchange = game.log.latest_for(place.persona)
             if exchange is None:
@@ -113,9 +116,19 @@ class Renderer:
             ended = game.finished_at.get(exchange.line_id)
             if ended is not None and game.clock_s - ended > BUBBLE_SECONDS:
                 continue
-            self._bubble(surface, exchange, (int(place.x * MAP_SCALE), int((place.y - 38) * MAP_SCALE)))
+            shown.append((exchange.line_id, exchange, (int(place.x * MAP_SCALE), int((place.y - 40) * MAP_SCALE))))
+        taken: list[pygame.Rect] = []
+        for _, exchange, anchor in sorted(shown, key=lambda item: item[0]):  # the newest is drawn on top
+            taken.append(self._bubble(surface, exchange, anchor, bounds, taken))
 
-    def _bubble(self, surface: pygame.Surface, exchange: Exchange, anchor: tuple[int, int]) -> None:
+    def _bubble(
+        self,
+        surface: pygame.Surface,
+        exchange: Exchange,
+        anchor: tuple[int, int],
+        bounds: pygame.Rect,
+        taken: list[pygame.Rect],
+    ) -> pygame.Rect:
         if exchange.state == FAILED:
             text, emotion = f"({exchange.error})", "neutral"
         else:
@@ -127,7 +140,10 @@ class Renderer:
         text_w = max(self.font.size(line)[0] for line in lines)
         box = pygame.Rect(0, 0, text_w + 40, line_h * len(lines) + 12)
         box.midbottom = anchor
-        box.clamp_ip(surface.get_rect())
+        box.clamp_ip(bounds)
+        for other in taken:  # a neighbour's bubble is already there: stack above it
+            if box.colliderect(other) and other.top - box.height - 4 >= bounds.top:
+                box.bottom = other.top - 4
         pygame.draw.polygon(surface, (250, 248, 240), [(anchor[0] - 8, box.bottom - 1), (anchor[0] + 8, box.bottom - 1),
                                                        (anchor[0], box.bottom + 12)])
         pygame.draw.rect(surface, (250, 248, 240), box, border_radius=8)
@@ -136,6 +152,7 @@ class Renderer:
             surface.blit(self.icon(emotion), (box.x + 8, box.y + 6))
         for index, line in enumerate(lines):
             surface.blit(self.font.render(line, True, (30, 28, 26)), (box.x + 32, box.y + 6 + index * line_h))
+        return box
 
     def _hint(self, surface: pygame.Surface, game: Game, ui: UiState) -> None:
         near = game.nearest_npc()

@@ -63,6 +63,8 @@ def test_the_bundled_demo_script_parses():
     assert len({c.args[0] for c in commands if c.name == "walk_to"}) >= 3
     assert {"time", "weather", "hold", "say"} <= set(names)
     assert any(c.name == "say" and "AI" in c.args[0] for c in commands)
+    for script in DEFAULT_SCRIPT.parent.glob("*.txt"):
+        assert parse_script(script.read_text(encoding="utf-8"), script.name), script.name
 
 
 def test_director_walks_to_every_npc_in_process(pygame_headless, game):
@@ -72,7 +74,7 @@ def test_director_walks_to_every_npc_in_process(pygame_headless, game):
     out = io.StringIO()
     director = Director(app, out)
     director.status_wait_s = 0.0
-    for persona in ("blacksmith", "scholar", "child", "bard"):
+    for persona in ("blacksmith", "merchant", "healer", "guard", "scholar", "innkeeper", "bard", "guide", "child"):
         director.run([Command("walk_to", (persona,), 1)])
         near = game.nearest_npc()
         assert near is not None and near.persona == persona, out.getvalue()
