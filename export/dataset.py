@@ -128,6 +128,8 @@ class SplitData:
     image_row: np.ndarray  # int64 (N,) into TurnData.images, -1 for no screenshot
     emotion: np.ndarray  # int64 (N,) index into EMOTIONS
     intensity: np.ndarray  # float32 (N,)
+    example_index: np.ndarray  # int64 (N,): the turn's index in the corpus split (over-long turns are skipped)
+    has_context: np.ndarray  # bool (N,): False where the scene facts were left out of <ctx>
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -373,6 +375,8 @@ def prepare_data(
             image_row=np.array([-1 if no_image[i] else scene_row[(exs[i].scene, exs[i].scene_seed)] for i in kept], dtype=np.int64),
             emotion=np.array([EMOTIONS.index(exs[i].emotion) for i in kept], dtype=np.int64),
             intensity=np.array([exs[i].intensity for i in kept], dtype=np.float32),
+            example_index=np.asarray(kept, dtype=np.int64),
+            has_context=np.array([not no_context[i] for i in kept], dtype=bool),
         )
     meta = {
         "corpus_digest": digest,

@@ -134,10 +134,17 @@ def _feed(
     progress: Callable[[int], None] | None,
 ) -> None:
     reported = 0
+
+    def report() -> None:
+        nonlocal reported
+        finished = len(collector.done)
+        if progress is not None and finished > reported:
+            progress(finished - reported)
+        reported = finished
+
     for prompt in prompts:
         with collector.cond:
-            _wait(collector, lambda: collector.in_flight < window)
-            reported = _report(collector, reported, progress)
+            _wait(collector, lambda: collector.in_flight < window, report)
             collector.in_flight += 1
         # Built here, not earlier: the request's deadline counts from its creation.
         request = GenRequest(
@@ -156,21 +163,17 @@ def _feed(
         except Overloaded as exc:  # cannot happen with max_queue >= window; a bug if it does
             raise InferenceError(f"evaluation overran the scheduler queue: {exc}") from exc
     with collector.cond:
-        _wait(collector, lambda: collector.in_flight == 0)
-        _report(collector, reported, progress)
+        _wait(collector, lambda: collector.in_flight == 0, report)
+    report()
 
 
-def _wait(collector: _Collector, ready: Callable[[], bool]) -> None:
-    """Wait (holding ``collector.cond``) until ``ready()``; fail instead of hanging when nothing finishes at all."""
+def _wait(collector: _Collector, ready: Callable[[], bool], on_wake: Callable[[], None]) -> None:
+    """Wait (holding ``collector.cond``) until ``ready()``, calling ``on_wake`` at every wake-up; fail instead of
+    hanging when no generation finishes for a long time."""
     finished = len(collector.done)
     while not ready():
-        if not collector.cond.wait(timeout=_STALL_S) and len(collector.done) == finished:
+        woken = collector.cond.wait(timeout=_STALL_S)
+        on_wake()
+        if not woken and len(collector.done) == finished:
             raise InferenceError(f"no generation finished in {_STALL_S:.0f} s; the scheduler seems stuck")
         finished = len(collector.done)
-
-
-def _report(collector: _Collector, reported: int, progress: Callable[[int], None] | None) -> int:
-    finished = len(collector.done)
-    if progress is not None and finished > reported:
-        progress(finished - reported)
-    return finished

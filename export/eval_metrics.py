@@ -60,7 +60,8 @@ def words(text: str) -> list[str]:
 
 
 def contains_phrase(text: str, phrase: str) -> bool:
-    """Whether ``phrase`` occurs in ``text`` as whole words, ignoring case and punctuation (``40`` is not in ``140``)."""
+    """Whether ``phrase`` occurs in ``text`` as whole words, ignoring case and punctuation (``40`` is not in
+    ``140``)."""
     needle = normalize(phrase)
     if not needle:
         return False
@@ -216,21 +217,29 @@ def distinct_n(replies: Iterable[str], n: int) -> float:
     return len(seen) / total if total else 0.0
 
 
-def repeats_within(reply: str) -> bool:
-    """Degenerate repetition inside one reply: a word three times in a row, or a three-word phrase said twice.
+_SENTENCE_END = re.compile(r"[.!?…]+")
 
-    A doubled word ("no, no") is ordinary speech and passes; "the the the" and "Mind the edge. Mind the edge."
-    do not.
+
+def repeats_within(reply: str) -> bool:
+    """Degenerate repetition inside one reply: a word three times in a row, a sentence said twice, or a
+    four-word phrase said twice.
+
+    A doubled word ("no, no") or a short phrase said twice ("at the inn") is ordinary speech and passes;
+    "the the the" and "Mind the edge. Mind the edge." do not.
     """
     tokens = words(reply)
     for i in range(len(tokens) - 2):
         if tokens[i] == tokens[i + 1] == tokens[i + 2]:
             return True
-    trigrams = Counter(_ngrams(tokens, 3))
-    return any(count > 1 for count in trigrams.values())
+    sentences = [normalize(s) for s in _SENTENCE_END.split(reply)]
+    sentences = [s for s in sentences if s]
+    if len(set(sentences)) < len(sentences):
+        return True
+    fourgrams = Counter(_ngrams(tokens, 4))
+    return any(count > 1 for count in fourgrams.values())
 
 
-def repeats_history(reply: str, previous_npc_lines: Sequence[str], overlap: float = 0.5) -> bool:
+def repeats_history(reply: str, previous_npc_lines: Sequence[str], overlap: float = 0.8) -> bool:
     """Whether ``reply`` repeats an earlier NPC line of the conversation.
 
     It does when it equals one (ignoring case and punctuation) or, for replies of four words or more, when at

@@ -43,8 +43,8 @@ class ExampleLike(Protocol):
 
 @dataclass(frozen=True)
 class Answer:
-    """One reply to score. ``emotion`` is None for reference lines (no emotion head ran); ``given_persona`` is
-    whose card the model was given (None: no card)."""
+    """One reply to score. ``emotion`` is None for reference lines (no emotion head ran) and empty for a failed
+    generation; ``given_persona`` is whose card the model was given (None: no card)."""
 
     text: str
     emotion: str | None = None
@@ -125,7 +125,7 @@ def _role_consistency(
 
 def _emotion(examples: Sequence[ExampleLike], answers: Sequence[Answer]) -> dict[str, Any]:
     gold = [ex.emotion for ex in examples]
-    if any(a.emotion is None for a in answers):
+    if all(a.emotion is None for a in answers):
         # Reference lines have no predicted emotion; report what trivial predictors reach instead.
         majority = Counter(gold).most_common(1)[0][0]
         defaults = [getattr(ex.card, "default_emotion", "neutral") for ex in examples]
@@ -137,7 +137,7 @@ def _emotion(examples: Sequence[ExampleLike], answers: Sequence[Answer]) -> dict
             "default_emotion_baseline": m.macro_f1(gold, defaults),
             "gold_distribution": dict(Counter(gold).most_common()),
         }
-    pred = [str(a.emotion) for a in answers]
+    pred = [a.emotion or "(none)" for a in answers]  # a failed generation has no label: always wrong
     labels = sorted(set(gold) | set(pred))
     confusions = Counter((g, p) for g, p in zip(gold, pred) if g != p)
     section: dict[str, Any] = {
@@ -147,7 +147,9 @@ def _emotion(examples: Sequence[ExampleLike], answers: Sequence[Answer]) -> dict
         "per_label_f1": m.f1_per_label(gold, pred, labels),
         "confusions": [[g, p, c] for (g, p), c in confusions.most_common(FAILURE_SAMPLES)],
     }
-    intensities = [(a.intensity, ex.intensity) for a, ex in zip(answers, examples) if a.intensity is not None]
+    intensities = [
+        (a.intensity, ex.intensity) for a, ex in zip(answers, examples) if a.intensity is not None and not a.error
+    ]
     if intensities:
         section["intensity_mae"] = float(np.mean([abs(p - g) for p, g in intensities]))
     return section

@@ -35,7 +35,7 @@ class TrainConfig:
 
     preset: str = "default"
     seed: int = 0
-    steps: int = 1100
+    steps: int = 1500
     batch_size: int = 16
     lr: float = 2e-3
     min_lr_ratio: float = 0.1
@@ -83,7 +83,7 @@ class TrainConfig:
 
 
 def preset_configs(preset: str) -> tuple[Any, Any, TrainConfig]:
-    """(RoleModelConfig without vocab size fixed yet, DataConfig, TrainConfig) of a preset.
+    """(RoleModelConfig, DataConfig, TrainConfig) of a preset.
 
     ``default`` is sized for about 45 minutes of training on 2 CPU cores (see docs/model.md); ``small`` is a quick
     smoke run of the real pipeline; ``tiny`` is for tests (tiny corpus, random tiny text encoder, seconds).
@@ -267,8 +267,12 @@ def _append_log(path: Path, record: Mapping[str, Any]) -> None:
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
-          model_overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Run (or resume) training into ``out_dir``; returns a summary (steps done, last losses, wall time)."""
+          stop_after: int | None = None) -> dict[str, Any]:
+    """Run (or resume) training into ``out_dir``; returns a summary (steps done, last losses, wall time).
+
+    ``stop_after`` ends the run (with a checkpoint) after that many steps without changing the schedule, as if
+    interrupted: ``--resume`` then continues exactly.
+    """
     import torch
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
@@ -287,8 +291,6 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // dist_info.world))
 
     model_cfg, data_cfg, _ = preset_configs(cfg.preset)
-    if model_overrides:
-        model_cfg = RoleModelConfig.from_dict({**model_cfg.to_dict(), **model_overrides})
     state: dict[str, Any] | None = None
     if resume:
         if not ckpt_path.exists():
@@ -392,6 +394,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         if grad_norm is not None:
             record["grad_norm"] = round(float(grad_norm), 4)
         out_of_time = cfg.max_minutes is not None and time.monotonic() - started > cfg.max_minutes * 60
+        out_of_time = out_of_time or (stop_after is not None and step >= stop_after)
         if dist_info.world > 1:  # every rank must agree to stop, or the others wait forever in all-reduce
             flag = torch.tensor([1.0 if out_of_time else 0.0], device=device)
             dist.all_reduce(flag)
@@ -408,7 +411,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
                 _save(ckpt_path, model, optimizer, extra(step, epoch, batch_in_epoch))
         if out_of_time:
             stopped_early = step < cfg.steps
-            log.warning("stopping at step %d: --max-minutes %.1f reached", step, cfg.max_minutes)
+            log.warning("stopping at step %d of %d (time budget or --stop-after)", step, cfg.steps)
             break
     bar.close()
     if dist_info.world > 1:
@@ -434,6 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=None, help="override the preset's peak learning rate")
     parser.add_argument("--seed", type=int, default=None, help="override the seed (default 0)")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop cleanly and checkpoint after this")
+    parser.add_argument("--stop-after", type=int, default=None, help="stop (and checkpoint) after this step")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: CPU count / ranks)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
     args = parser.parse_args(argv)
@@ -444,7 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     if args.steps is not None and args.steps < cfg.eval_every:
         cfg = replace(cfg, eval_every=args.steps, checkpoint_every=args.steps)
-    summary = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    summary = train(cfg, args.out, resume=args.resume, progress=not args.no_progress, stop_after=args.stop_after)
     log.info("training done: %d steps in %.0f s; checkpoint %s", summary["steps"], summary["wall_s"], summary["checkpoint"])
     return 0
 

@@ -1,0 +1,493 @@
+"""``npc-runtime eval``: offline evaluation of a role-model bundle on the corpus's held-out splits, on CPU.
+
+For each held-out split (``test_seen``: seen personas, held-out templates and scenes; ``test_heldout``: personas
+the model never saw) it generates greedy replies through the runtime's own scheduler and ONNX graphs, under the
+model's real conditions and its controls (reference lines, no persona, the wrong persona, and for scene questions
+no scene and image only), scores them (:mod:`export.eval_scoring`), checks the issue's targets and writes a JSON
+report and the results section of ``docs/eval.md`` (:mod:`export.eval_report`). Extra bundles trained with other
+fusion modes (``--ablation``) fill the fusion ablation table. ``docs/eval.md`` explains every metric.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import random
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from npc_runtime.bundle import Bundle, default_bundle_dir, load_bundle
+from npc_runtime.engine import RoleModelEngine
+from npc_runtime.errors import ConfigError, NpcRuntimeError
+from npc_runtime.ort_backend import DEVICES, RuntimeOptions
+from npc_runtime.personas import PersonaCard
+from npc_runtime.scheduler import GenOptions
+
+from .eval_attribution import FeatureConfig, PersonaClassifier
+from .eval_generate import Generation, Prompt, generate, png_image
+from .eval_report import check_targets, headline, render_markdown, summary_lines, write_markdown
+from .eval_scoring import Answer, score_answers
+
+__all__ = [
+    "EVAL_SPLITS",
+    "CONDITIONS",
+    "SCENE_CONTROLS",
+    "EvalConfig",
+    "select_examples",
+    "reference_lines",
+    "wrong_card",
+    "build_prompts",
+    "evaluate",
+    "build_parser",
+    "main",
+]
+
+log = logging.getLogger(__name__)
+
+EVAL_SPLITS: tuple[str, ...] = ("test_seen", "test_heldout")
+#: Generated conditions of every example: the real one and the two persona controls.
+CONDITIONS: tuple[str, ...] = ("model", "no_persona", "wrong_persona")
+#: Extra controls for scene questions only: no context text and no screenshot; the screenshot alone.
+SCENE_CONTROLS: tuple[str, ...] = ("no_scene", "image_only")
+#: The attribution classifier's features: word unigrams, plus MiniLM at a fifth of the weight (see docs/eval.md).
+DEFAULT_FEATURES = FeatureConfig(max_n=1, ngram_weight=1.0, embedding_weight=0.2)
+REPORT_FORMAT = "npc-eval"
+REPORT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What one evaluation run does; checked on construction (``ValueError`` on a bad value)."""
+
+    limit: int | None = None  # examples per split; None: all
+    seed: int = 0  # example selection and the wrong-persona draw
+    max_new_tokens: int | None = None  # None: the bundle's limit
+    repetition_penalty: float = 1.1  # the server's default, so the figures are what a game gets
+    max_in_flight: int = 32
+    controls: bool = True
+    reference_per_persona: int = 400
+    features: FeatureConfig = DEFAULT_FEATURES
+    folds: int = 2
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be >= 1, got {self.limit}")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if not self.repetition_penalty > 0:
+            raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+        if self.max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be >= 1, got {self.max_in_flight}")
+        if self.reference_per_persona < 2:
+            raise ValueError(f"reference_per_persona must be >= 2, got {self.reference_per_persona}")
+        if self.folds < 1:
+            raise ValueError(f"folds must be >= 1, got {self.folds}")
+
+
+# --------------------------------------------------------------------------------------------- data
+
+
+def select_examples(examples: Sequence[Any], limit: int | None, seed: int) -> list[Any]:
+    """All examples, or ``limit`` of them drawn round-robin over intents (so a quick run still covers scene,
+    task and out-of-world turns), in their corpus order; deterministic for ``seed``."""
+    if limit is None or limit >= len(examples):
+        return list(examples)
+    rng = random.Random(f"eval-select:{seed}")
+    groups: dict[str, list[int]] = {}
+    for i, ex in enumerate(examples):
+        groups.setdefault(ex.intent, []).append(i)
+    queues = [groups[intent] for intent in sorted(groups)]
+    for queue in queues:
+        rng.shuffle(queue)
+    chosen: list[int] = []
+    while len(chosen) < limit:
+        for queue in queues:
+            if queue and len(chosen) < limit:
+                chosen.append(queue.pop())
+    return [examples[i] for i in sorted(chosen)]
+
+
+def reference_lines(corpus: Any, per_persona: int) -> list[tuple[str, str]]:
+    """The classifier's training data, from the corpus only: ``(persona_id, line)`` pairs.
+
+    Bundled personas: ``Corpus.reference_lines()`` (card example lines, then training replies). Held-out personas
+    have no training replies, so theirs are their card's example lines and the reference replies of all their
+    ``test_heldout`` examples; cross-fitting keeps each reply's own reference line out of the centroids that score
+    it (see :class:`~export.eval_attribution.PersonaClassifier`).
+    """
+    lines = [(pid, text) for pid, texts in corpus.reference_lines(per_persona).items() for text in texts]
+    heldout: dict[str, list[str]] = {}
+    for ex in corpus.splits["test_heldout"]:
+        texts = heldout.setdefault(ex.persona_id, list(ex.card.example_lines))
+        if ex.reply not in texts and len(texts) < per_persona:
+            texts.append(ex.reply)
+    lines += [(pid, text) for pid, texts in sorted(heldout.items()) for text in texts]
+    return lines
+
+
+def wrong_card(ex: Any, index: int, bundled: Mapping[str, PersonaCard], seed: int) -> PersonaCard:
+    """Another bundled persona's card for the wrong-persona control, drawn deterministically per example."""
+    others = sorted(pid for pid in bundled if pid != ex.persona_id)
+    if not others:
+        raise ValueError("the wrong-persona control needs at least two bundled personas")
+    return bundled[random.Random(f"eval-wrong:{seed}:{index}").choice(others)]
+
+
+def build_prompts(
+    examples: Sequence[Any],
+    condition: str,
+    bundled: Mapping[str, PersonaCard],
+    image_of: Callable[[Any], Any],
+    seed: int,
+    tag: str,
+) -> tuple[list[int], list[Prompt], list[str | None]]:
+    """Prompts of one condition: the example indices they answer, the prompts, and whose card each was given."""
+    rows, prompts, given = [], [], []
+    for i, ex in enumerate(examples):
+        if condition in SCENE_CONTROLS and not ex.scene_element:
+            continue
+        card: PersonaCard | None = ex.card
+        if condition == "no_persona":
+            card = None
+        elif condition == "wrong_persona":
+            card = wrong_card(ex, i, bundled, seed)
+        context = {} if condition in SCENE_CONTROLS else ex.scene.to_context()
+        image = None if condition == "no_scene" else image_of(ex)
+        prompts.append(
+            Prompt(
+                key=f"{tag}:{condition}:{i}",
+                fingerprint=card.fingerprint() if card else "none",
+                card_text=card.card_text() if card else "",
+                knowledge=card.knowledge_text() if card else "",
+                player=ex.player,
+                context=context,
+                history=tuple(tuple(turn) for turn in ex.history),
+                image=image,
+            )
+        )
+        rows.append(i)
+        given.append(card.id if card else None)
+    return rows, prompts, given
+
+
+def _answers(gens: Sequence[Generation], given: Sequence[str | None]) -> list[Answer]:
+    return [
+        Answer(g.text, g.emotion, g.intensity, g.truncated, g.error, given_persona=who) for g, who in zip(gens, given)
+    ]
+
+
+# --------------------------------------------------------------------------------------------- running
+
+
+class _ImageCache:
+    """Each example's screenshot, rendered once and PNG-encoded as a game would send it."""
+
+    def __init__(self) -> None:
+        self._images: dict[tuple, Any] = {}
+
+    def __call__(self, ex: Any) -> Any:
+        key = (ex.scene, ex.scene_seed)
+        if key not in self._images:
+            self._images[key] = png_image(ex.render())
+        return self._images[key]
+
+
+def _make_encoder(kind: str, engine: RoleModelEngine) -> Callable[[Sequence[str]], np.ndarray] | None:
+    if kind == "none":
+        return None
+    if kind == "bundle":
+        return engine.encode_texts
+    if kind == "minilm":
+        from .text_encoder import load_minilm  # PyTorch, only when asked for
+
+        encoder = load_minilm()
+        return lambda texts: encoder.encode_texts(list(texts)).numpy()
+    raise ConfigError(f"unknown encoder {kind!r}; expected bundle, minilm or none")
+
+
+def _bundle_info(bundle: Bundle) -> dict[str, Any]:
+    return {
+        "name": bundle.name,
+        "directory": bundle.root.name,
+        "fusion": bundle.model.get("fusion"),
+        "precision": bundle.manifest.get("precision"),
+    }
+
+
+def _corpus_provenance(bundle: Bundle, corpus: Any) -> dict[str, Any]:
+    """The corpus digest and whether it is the one the bundle was trained on (None: the bundle does not say)."""
+    digest = corpus.digest()
+    trained_on = bundle.manifest.get("training", {}).get("corpus_digest")
+    matches = None if not trained_on else digest == trained_on
+    if matches is False:
+        log.warning(
+            "this corpus (digest %s) is not the one %s was trained on (%s): held-out examples may have been seen "
+            "in training; pass the training run's corpus settings with --seed/--corpus",
+            digest[:12], bundle.name, str(trained_on)[:12],
+        )  # fmt: skip
+    return {"digest": digest, "matches_training": matches}
+
+
+def _training_corpus(bundle: Bundle) -> dict[str, Any]:
+    """CorpusConfig fields the bundle records for its training corpus, if it records them."""
+    recorded = bundle.manifest.get("training", {}).get("corpus_config")
+    return dict(recorded) if isinstance(recorded, dict) else {}
+
+
+def _run_bundle(
+    engine: RoleModelEngine,
+    selected: Mapping[str, Sequence[Any]],
+    conditions: Sequence[str],
+    config: EvalConfig,
+    bundled: Mapping[str, PersonaCard],
+    images: _ImageCache,
+) -> dict[str, dict[str, tuple[list[int], list[Answer]]]]:
+    """Generate every (split, condition); returns ``{split: {condition: (example rows, answers)}}``."""
+    max_new = config.max_new_tokens or int(engine.limits.get("max_new_tokens", 48))
+    options = GenOptions(
+        max_tokens=max_new,
+        temperature=0.0,
+        top_p=1.0,
+        top_k=0,
+        seed=config.seed,
+        repetition_penalty=config.repetition_penalty,
+        timeout_ms=3_600_000,
+    )
+    jobs = []
+    for split, examples in selected.items():
+        for condition in conditions:
+            jobs.append((split, condition, *build_prompts(examples, condition, bundled, images, config.seed, split)))
+    total = sum(len(job[3]) for job in jobs)
+    out: dict[str, dict[str, tuple[list[int], list[Answer]]]] = {split: {} for split in selected}
+    with tqdm(total=total, desc=engine.bundle.name, unit="reply", disable=not config.progress) as bar:
+        for split, condition, rows, prompts, given in jobs:
+            if not prompts:
+                continue
+            gens = generate(engine, prompts, options, config.max_in_flight, progress=bar.update)
+            out[split][condition] = (rows, _answers(gens, given))
+            failed = sum(1 for g in gens if g.error)
+            if failed:
+                log.warning("%s %s: %d of %d generations failed", split, condition, failed, len(gens))
+    return out
+
+
+def _score_all(
+    selected: Mapping[str, Sequence[Any]],
+    generated: Mapping[str, Mapping[str, tuple[list[int], list[Answer]]]],
+    classifier: PersonaClassifier,
+    pool: Sequence[str],
+    with_reference: bool,
+) -> dict[str, dict[str, Any]]:
+    results: dict[str, dict[str, Any]] = {}
+    for split, examples in selected.items():
+        results[split] = {}
+        if with_reference:
+            answers = [Answer(ex.reply) for ex in examples]
+            results[split]["reference"] = _score(examples, answers, classifier, pool)
+        for condition, (rows, answers) in generated[split].items():
+            results[split][condition] = _score([examples[i] for i in rows], answers, classifier, pool)
+    return results
+
+
+def _score(
+    examples: Sequence[Any], answers: Sequence[Answer], classifier: PersonaClassifier, pool: Sequence[str]
+) -> dict[str, Any]:
+    # Seen personas are attributed among the bundled ones only: the classifier has reference lines for those
+    # and for the held-out personas, not for the hundreds of procedural training personas.
+    attribute = [ex.persona_id in pool or ex.split == "test_heldout" for ex in examples]
+    return score_answers(examples, answers, classifier, pool, attribute)
+
+
+def evaluate(
+    bundle: Bundle,
+    corpus: Any,
+    config: EvalConfig,
+    ablation: Sequence[Bundle] = (),
+    runtime: RuntimeOptions | None = None,
+    encoder: str = "bundle",
+) -> dict[str, Any]:
+    """The whole evaluation of ``bundle`` (and the ablation bundles) on ``corpus``; returns the report."""
+    started = time.monotonic()
+    runtime = runtime or RuntimeOptions(device="cpu")
+    engine = RoleModelEngine(bundle, runtime)
+    bundled = {pid: corpus.cards[pid] for pid in corpus.bundled_ids}
+    pool = tuple(corpus.bundled_ids)
+    selected = {split: select_examples(corpus.splits[split], config.limit, config.seed) for split in EVAL_SPLITS}
+    selected = {split: examples for split, examples in selected.items() if examples}
+    if not selected:
+        raise ConfigError("the corpus has no held-out examples to evaluate")
+    log.info("evaluating %s on %s", bundle.name, {split: len(v) for split, v in selected.items()})
+
+    lines = reference_lines(corpus, config.reference_per_persona)
+    classifier = PersonaClassifier(_make_encoder(encoder, engine), config.features, config.folds).fit(lines)
+
+    images = _ImageCache()
+    conditions = (*CONDITIONS, *SCENE_CONTROLS) if config.controls else ("model",)
+    generated = _run_bundle(engine, selected, conditions, config, bundled, images)
+    results = _score_all(selected, generated, classifier, pool, with_reference=True)
+
+    ablation_rows = [{**_bundle_info(bundle), "results": {s: headline(r["model"]) for s, r in results.items()}}]
+    for other in ablation:
+        other_engine = RoleModelEngine(other, runtime)
+        other_generated = _run_bundle(other_engine, selected, ("model",), config, bundled, images)
+        scored = _score_all(selected, other_generated, classifier, pool, with_reference=False)
+        ablation_rows.append({**_bundle_info(other), "results": {s: headline(r["model"]) for s, r in scored.items()}})
+
+    report: dict[str, Any] = {
+        "format": REPORT_FORMAT,
+        "version": REPORT_VERSION,
+        "bundle": _bundle_info(bundle),
+        "provider": engine.provider,
+        "settings": {
+            **{k: v for k, v in dataclasses.asdict(config).items() if k not in ("features", "progress")},
+            "max_new_tokens": config.max_new_tokens or int(engine.limits.get("max_new_tokens", 48)),
+            "temperature": 0.0,
+        },
+        "corpus": {
+            "config": dict(vars(corpus.config)),
+            **_corpus_provenance(bundle, corpus),
+            "examples": {split: len(examples) for split, examples in selected.items()},
+            "available": {split: len(corpus.splits[split]) for split in EVAL_SPLITS},
+            "bundled_personas": list(pool),
+            "heldout_personas": len(corpus.heldout_persona_ids),
+        },
+        "classifier": {
+            "kind": "nearest centroid (cosine), cross-fitted",
+            "encoder": encoder if config.features.embedding_weight > 0 else "none",
+            "features": dataclasses.asdict(config.features),
+            "reference_lines": len(lines),
+            "personas": len(classifier.labels),
+            "folds": config.folds,
+        },
+        "results": results,
+        "ablation": ablation_rows,
+    }
+    report["targets"] = check_targets(report)
+    report["elapsed_s"] = round(time.monotonic() - started, 1)
+    return report
+
+
+# --------------------------------------------------------------------------------------------- CLI
+
+
+def _corpus_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    from .corpus import CorpusConfig
+
+    fields = {f.name: f for f in dataclasses.fields(CorpusConfig)}
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or key not in fields:
+            raise ConfigError(f"--corpus expects KEY=VALUE with KEY one of {sorted(fields)}, got {pair!r}")
+        default = fields[key].default
+        try:
+            out[key] = raw if isinstance(default, str) or default is None else type(default)(raw)
+        except ValueError as exc:
+            raise ConfigError(f"--corpus {key}: {exc}") from exc
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="npc-runtime eval",
+        description="Evaluate a role-model bundle offline on the corpus's held-out splits (CPU); writes a JSON "
+        "report and the results section of docs/eval.md.",
+    )
+    parser.add_argument("--model", type=Path, default=None, help="bundle directory (default: the bundled default)")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="examples per split (default: all)")
+    parser.add_argument(
+        "--ablation", type=Path, nargs="+", default=[], metavar="DIR", help="bundles trained with other fusion modes"
+    )
+    parser.add_argument("--out-json", type=Path, default=Path("docs/eval.json"), help="JSON report (%(default)s)")
+    parser.add_argument("--out-md", type=Path, default=Path("docs/eval.md"), help="markdown report (%(default)s)")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="corpus seed (must match training; default: the bundle's, else 0)"
+    )
+    parser.add_argument(
+        "--corpus", nargs="*", default=[], metavar="KEY=VALUE", help="CorpusConfig fields the model was trained with"
+    )
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="reply length limit (default: the bundle's)")
+    parser.add_argument("--repetition-penalty", type=float, default=1.1, help="as the server uses (%(default)s)")
+    parser.add_argument("--batch", type=int, default=32, help="generations in flight at once (%(default)s)")
+    parser.add_argument("--no-controls", action="store_true", help="skip the no-persona, wrong-persona, scene runs")
+    parser.add_argument(
+        "--encoder",
+        choices=("bundle", "minilm", "none"),
+        default="bundle",
+        help="sentence encoder of the attribution classifier: the bundle's text encoder graph, PyTorch MiniLM, or "
+        "n-grams only (default: %(default)s)",
+    )
+    parser.add_argument("--reference-per-persona", type=int, default=400, help="classifier lines per persona")
+    parser.add_argument("--device", choices=DEVICES, default="cpu", help="execution provider (%(default)s)")
+    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its choice)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not logging.getLogger().handlers:  # run directly, not through npc-runtime's CLI
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(args)
+    except NpcRuntimeError as exc:
+        print(f"npc-runtime eval: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .corpus import CorpusConfig, build_corpus
+
+    try:
+        features = replace(DEFAULT_FEATURES, embedding_weight=0.0) if args.encoder == "none" else DEFAULT_FEATURES
+        config = EvalConfig(
+            limit=args.limit,
+            seed=0 if args.seed is None else args.seed,
+            max_new_tokens=args.max_new_tokens,
+            repetition_penalty=args.repetition_penalty,
+            max_in_flight=args.batch,
+            controls=not args.no_controls,
+            reference_per_persona=args.reference_per_persona,
+            features=features,
+            progress=not args.no_progress,
+        )
+        overrides = _corpus_overrides(args.corpus)
+        runtime = RuntimeOptions(device=args.device, intra_op_threads=args.threads)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    bundle = load_bundle(args.model or default_bundle_dir())
+    ablation = [load_bundle(path) for path in args.ablation]
+    try:
+        # The corpus the bundle was trained on, where it says; then --seed and --corpus on top.
+        recorded = _training_corpus(bundle)
+        seed = {} if args.seed is None else {"seed": args.seed}
+        corpus_config = CorpusConfig(**{**recorded, **seed, **overrides})
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad corpus settings: {exc}") from exc
+    try:
+        corpus = build_corpus(corpus_config)
+    except ValueError as exc:  # a corpus setting the builder cannot honour
+        raise ConfigError(f"cannot build the corpus: {exc}") from exc
+    report = evaluate(bundle, corpus, config, ablation, runtime, args.encoder)
+
+    args.out_json.parent.mkdir(parents=True, exist_ok=True)
+    args.out_json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_markdown(args.out_md, render_markdown(report))
+    for line in summary_lines(report):
+        print(line)
+    print(f"report: {args.out_json}, {args.out_md}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,245 @@
+"""Offline evaluation: scoring good and bad answers, prompts of the controls, targets, the report, end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from export.corpus import Example
+from export.eval_attribution import FeatureConfig, PersonaClassifier
+from export.eval_generate import Prompt, generate
+from export.eval_report import BEGIN_MARK, END_MARK, TARGETS, check_targets, write_markdown
+from export.eval_scoring import Answer, score_answers
+from export.evaluate import build_prompts, main, select_examples, wrong_card
+from npc_runtime.personas import PersonaPack, default_pack_dir
+from npc_runtime.scheduler import GenOptions
+from sample_game.scene import SceneFacts
+
+SCENE = SceneFacts(location="forge", time_of_day="night", weather="rain", nearby=("wolf",), player_item="sword")
+
+
+@pytest.fixture(scope="module")
+def pack() -> PersonaPack:
+    return PersonaPack.load(default_pack_dir())
+
+
+def _example(pack: PersonaPack, persona: str, intent: str, player: str, reply: str, **fields) -> Example:
+    values = dict(
+        persona_id=persona,
+        card=pack.get(persona),
+        scene=SCENE,
+        scene_seed=3,
+        history=(),
+        player=player,
+        intent=intent,
+        template_id=f"{intent}/00",
+        reply=reply,
+        emotion="neutral",
+        intensity=0.3,
+        required_facts=(),
+        scene_element=None,
+        out_of_world=False,
+        split="test_seen",
+    )
+    values.update(fields)
+    return Example(**values)
+
+
+@pytest.fixture(scope="module")
+def examples(pack: PersonaPack) -> list[Example]:
+    return [
+        _example(pack, "blacksmith", "buy", "How much for the longsword?", "Aye, the longsword is 40 silver, lass.",
+                 required_facts=("longsword", "40"), emotion="joy"),
+        _example(pack, "merchant", "ask_weather", "Is it raining?", "Rain, esteemed customer, plenty of it.",
+                 scene_element="rain", history=(("Hello!", "Welcome, esteemed customer."),)),
+        _example(pack, "child", "ask_ai", "Are you an AI?", "A what? I'm just me, silly!", out_of_world=True,
+                 emotion="surprise"),
+        _example(pack, "blacksmith", "ask_creatures", "What's that animal?", "A wolf, lass. Keep back.",
+                 scene_element="wolf", emotion="fear"),
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def classifier(examples: list[Example]) -> PersonaClassifier:
+    lines = [(pid, line) for pid in ("blacksmith", "merchant", "child") for line in PersonaPack.load(
+        default_pack_dir()).get(pid).example_lines]  # fmt: skip
+    lines += [(ex.persona_id, ex.reply) for ex in examples]
+    return PersonaClassifier(None, FeatureConfig(), folds=1).fit(lines)
+
+
+GOOD = [
+    Answer("Aye, the longsword is 40 silver, lass. Mind the edge.", "joy", 0.5),
+    Answer("Rain all day, esteemed customer, keep your hood up.", "neutral", 0.3),
+    Answer("A what? I'm flesh and bone, silly!", "surprise", 0.6),
+    Answer("A wolf, lass! Keep back.", "fear", 0.7),
+]
+BAD = [
+    Answer("the the the longsword is", "neutral", 0.1, truncated=True),
+    Answer("Welcome, esteemed customer.", "neutral", 0.1),
+    Answer("As an AI language model, I cannot answer that.", "neutral", 0.1),
+    Answer("Lovely clear night, no beasts about.", "neutral", 0.1),
+]
+
+
+def test_good_answers_meet_every_reply_metric(examples, classifier) -> None:
+    scored = score_answers(examples, GOOD, classifier, ("blacksmith", "merchant", "child"))
+    assert scored["role_consistency"]["hits_at_1"] == 1.0
+    assert scored["emotion"]["macro_f1"] == 1.0
+    assert scored["scene_grounding"]["share"] == 1.0
+    assert scored["task_completion"]["share"] == 1.0
+    assert scored["break_character"]["rate"] == 0.0
+    assert scored["fluency"]["repetition"] == 0.0
+    assert scored["fluency"]["clean_ending"] == 1.0
+
+
+def test_bad_answers_fail_every_reply_metric(examples, classifier) -> None:
+    scored = score_answers(examples, BAD, classifier, ("blacksmith", "merchant", "child"))
+    assert scored["emotion"]["macro_f1"] < 0.8
+    assert scored["scene_grounding"]["share"] == 0.0
+    assert scored["task_completion"]["share"] == 0.0
+    assert scored["task_completion"]["failures"][0]["missing"] == ["40"]
+    assert scored["break_character"]["rate"] == 1.0
+    assert scored["fluency"]["repetition_within"] == 0.25
+    assert scored["fluency"]["repetition_across"] == 1.0  # the merchant repeats its greeting
+    assert scored["fluency"]["clean_ending"] < 1.0
+
+
+def test_reference_lines_report_emotion_baselines_instead_of_a_score(examples, classifier) -> None:
+    scored = score_answers(examples, [Answer(ex.reply) for ex in examples], classifier, ("blacksmith",))
+    assert scored["emotion"]["macro_f1"] is None
+    assert 0.0 <= scored["emotion"]["majority_baseline"] <= 1.0
+    assert scored["task_completion"]["share"] == 1.0
+
+
+def test_failed_generations_count_as_errors_and_misses(examples, classifier) -> None:
+    failed = [Answer("", "", 0.0, error="internal: generation failed")] * len(examples)
+    scored = score_answers(examples, failed, classifier, ("blacksmith", "merchant", "child"))
+    assert scored["errors"] == len(examples)
+    assert scored["emotion"]["macro_f1"] == 0.0
+    assert scored["task_completion"]["share"] == 0.0
+    assert scored["fluency"]["clean_ending"] == 0.0
+
+
+def test_prompts_of_the_controls(pack: PersonaPack, examples) -> None:
+    bundled = {card.id: card for card in pack}
+    images = lambda ex: None  # noqa: E731 - no screenshots needed here
+    _, model, given = build_prompts(examples, "model", bundled, images, 0, "t")
+    assert model[0].card_text == pack.get("blacksmith").card_text() and given[0] == "blacksmith"
+    assert model[0].context == SCENE.to_context()
+    _, none, given = build_prompts(examples, "no_persona", bundled, images, 0, "t")
+    assert none[0].card_text == "" and none[0].knowledge == "" and none[0].fingerprint == "none"
+    assert given == [None] * len(examples)
+    _, wrong, given = build_prompts(examples, "wrong_persona", bundled, images, 0, "t")
+    assert all(g != ex.persona_id and g in bundled for g, ex in zip(given, examples))
+    assert wrong[0].card_text == bundled[given[0]].card_text()
+    rows, no_scene, _ = build_prompts(examples, "no_scene", bundled, images, 0, "t")
+    assert rows == [1, 3] and all(p.context == {} and p.image is None for p in no_scene)
+    assert wrong_card(examples[0], 0, bundled, 0) == wrong_card(examples[0], 0, bundled, 0)
+
+
+def test_select_examples_is_deterministic_and_covers_intents(pack: PersonaPack) -> None:
+    many = [_example(pack, "guard", intent, "Hi", "Halt.") for intent in ("greeting", "buy", "ask_ai") * 10]
+    picked = select_examples(many, 3, seed=1)
+    assert {ex.intent for ex in picked} == {"greeting", "buy", "ask_ai"}
+    assert picked == select_examples(many, 3, seed=1)
+    assert select_examples(many, None, seed=1) == many
+
+
+def test_generate_is_greedy_ordered_and_repeatable(tiny_bundle: Path) -> None:
+    from npc_runtime.bundle import load_bundle
+    from npc_runtime.engine import RoleModelEngine
+    from npc_runtime.ort_backend import RuntimeOptions
+
+    engine = RoleModelEngine(load_bundle(tiny_bundle), RuntimeOptions(device="cpu", intra_op_threads=1))
+    prompts = [
+        Prompt(key=f"k{i}", fingerprint="none", card_text="", knowledge="", player=text)
+        for i, text in enumerate(["Hello!", "Do you sell swords?", "Where is the inn?", "Hello!"])
+    ]
+    options = GenOptions(max_tokens=6, temperature=0.0, timeout_ms=600_000)
+    progress: list[int] = []
+    first = generate(engine, prompts, options, max_in_flight=2, progress=progress.append)
+    assert sum(progress) == len(prompts)
+    second = generate(engine, list(reversed(prompts)), options, max_in_flight=3)
+    assert [g.text for g in first] == [g.text for g in reversed(second)]
+    assert first[0].text == first[3].text  # same prompt, same greedy reply
+    assert all(g.error is None and g.completion_tokens <= 6 and g.emotion for g in first)
+    with pytest.raises(ValueError):
+        generate(engine, [prompts[0], prompts[0]], options)
+
+
+def _report(value: float | None) -> dict:
+    fluency = {"repetition": 0.0, "distinct_1": 0.5, "distinct_2": 0.8, "clean_ending": 1.0,
+               "repetition_within": 0.0, "repetition_across": 0.0, "n_with_history": 0}  # fmt: skip
+    model = {
+        "n": 10,
+        "errors": 0,
+        "role_consistency": {"hits_at_1": value, "confusions": [["a", "b", 3]]},
+        "emotion": {"macro_f1": 0.9},
+        "scene_grounding": {"share": 0.95},
+        "task_completion": {"share": 0.95},
+        "break_character": {"rate": 0.0},
+        "fluency": fluency,
+    }
+    reference = {**model, "role_consistency": {"hits_at_1": 0.7}}
+    return {"results": {"test_seen": {"model": model, "reference": reference}}}
+
+
+def test_check_targets_reports_the_gap_and_why() -> None:
+    rows = {(r["metric"], r["split"]): r for r in check_targets(_report(0.6))}
+    hits = rows[("hits_at_1", "test_seen")]
+    assert hits["met"] is False and hits["gap"] == pytest.approx(0.3)
+    assert any("reference lines themselves" in reason for reason in hits["why"])
+    assert rows[("emotion_macro_f1", "test_seen")]["met"] is True
+    assert ("hits_at_1", "test_heldout") not in rows  # no held-out split in this report
+    assert check_targets(_report(0.95))[0]["met"] is True
+    assert {t.split for t in TARGETS} == {"test_seen", "test_heldout"}
+
+
+def test_write_markdown_keeps_the_hand_written_text(tmp_path: Path) -> None:
+    path = tmp_path / "eval.md"
+    path.write_text(f"# Eval\n\nIntro.\n\n{BEGIN_MARK}\nold figures\n{END_MARK}\n\nOutro.\n", encoding="utf-8")
+    write_markdown(path, "new figures\n")
+    text = path.read_text(encoding="utf-8")
+    assert "Intro." in text and "Outro." in text and "new figures" in text and "old figures" not in text
+    fresh = tmp_path / "sub" / "fresh.md"
+    write_markdown(fresh, "figures\n")
+    assert BEGIN_MARK in fresh.read_text(encoding="utf-8")
+
+
+_SMALL_CORPUS = [
+    "n_procedural_personas=12", "examples_per_persona=6", "examples_per_bundled_persona=20", "n_scenes=200",
+    "test_heldout_per_persona=6", "test_seen_per_bundled_persona=4", "test_seen_per_persona=2",
+]  # fmt: skip
+
+
+def test_main_writes_json_and_markdown_reports(tiny_bundle: Path, tmp_path: Path, capsys) -> None:
+    out_json, out_md = tmp_path / "eval.json", tmp_path / "eval.md"
+    out_md.write_text(f"# Evaluation\n\nHow to read it.\n\n{BEGIN_MARK}\n{END_MARK}\n", encoding="utf-8")
+    argv = ["--model", str(tiny_bundle), "--limit", "6", "--out-json", str(out_json), "--out-md", str(out_md),
+            "--ablation", str(tiny_bundle), "--no-progress", "--threads", "1", "--corpus", *_SMALL_CORPUS]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads(out_json.read_text(encoding="utf-8"))
+    assert set(report["results"]) == {"test_seen", "test_heldout"}
+    seen = report["results"]["test_seen"]
+    assert set(seen) >= {"reference", "model", "no_persona", "wrong_persona"}
+    for section in ("emotion", "scene_grounding", "task_completion", "fluency", "break_character"):
+        assert section in seen["model"]
+    assert "role_consistency" in report["results"]["test_heldout"]["model"]
+    assert len(report["corpus"]["digest"]) == 64 and report["corpus"]["matches_training"] is None
+    assert len(report["targets"]) == len(TARGETS)
+    assert all(t["met"] is None or isinstance(t["met"], bool) for t in report["targets"])
+    assert len(report["ablation"]) == 2 and report["ablation"][0]["fusion"] == "concat"
+    text = out_md.read_text(encoding="utf-8")
+    assert text.startswith("# Evaluation\n\nHow to read it.")
+    assert "### Targets" in text and "### Fusion ablation" in text and END_MARK in text
+    assert "role consistency" in capsys.readouterr().out
+
+
+def test_main_reports_a_bad_option_as_an_error(tmp_path: Path, capsys) -> None:
+    assert main(["--model", str(tmp_path / "missing"), "--out-md", str(tmp_path / "e.md")]) == 1
+    assert "npc-runtime eval:" in capsys.readouterr().err
+    assert main(["--corpus", "no_such_field=1", "--model", str(tmp_path)]) == 1
+    with pytest.raises(SystemExit):
+        main(["--help"])

@@ -1,0 +1,68 @@
+"""Tests of make_bundle: a tiny trained run becomes a bundle the runtime loads and answers with; int8 is measured."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from export.make_bundle import BundleConfig, make_bundle
+from export.train import preset_configs, train
+from npc_runtime.bundle import load_bundle
+from npc_runtime.engine import RoleModelEngine
+from npc_runtime.ort_backend import RuntimeOptions
+from npc_runtime.personas import PersonaPack, default_pack_dir
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    _, _, cfg = preset_configs("tiny")
+    train(replace(cfg, steps=2, eval_every=2, checkpoint_every=2, threads=1), out, progress=False)
+    return out
+
+
+def test_bundle_config_validates() -> None:
+    with pytest.raises(ValueError):
+        BundleConfig(quantize="int4")
+    with pytest.raises(ValueError):
+        BundleConfig(eval_examples=0)
+
+
+def test_int8_bundle_loads_and_answers(tiny_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    report = make_bundle(tiny_run, out, BundleConfig(name="tiny-trained", eval_examples=4))
+    manifest = json.loads((out / "bundle.json").read_text(encoding="utf-8"))
+    assert manifest["name"] == "tiny-trained"
+    assert manifest["parity"]["greedy_tokens_match"] is True
+    assert manifest["parity"]["max_abs_diff"]["logits"] <= 1e-3
+    assert manifest["graph_precision"]["text_encoder"] == "int8"
+    quality = manifest["quality"]
+    for key in ("fp32", "int8_all", "decoder_int8_cost", "text_encoder_int8_cosine"):
+        assert key in quality, key
+    assert quality["fp32"]["examples"] == 4
+    assert manifest["training"]["steps"] == 2
+    assert report["bundle_mb"] < 50
+    assert "reply loss" in (out / "MODEL_CARD.md").read_text(encoding="utf-8")
+
+    bundle = load_bundle(out)  # checksums were refreshed after quantisation
+    engine = RoleModelEngine(bundle, RuntimeOptions(device="cpu", intra_op_threads=1))
+    card = PersonaPack.load(default_pack_dir()).get("blacksmith")
+    prepared = engine.prepare(card.fingerprint(), card.card_text(), card.knowledge_text(), {"time_of_day": "night"},
+                              [], "Do you sell swords?", None)  # fmt: skip
+    result = engine.prefill([prepared])
+    assert result.logits.shape == (1, manifest["model"]["vocab_size"])
+    assert np.isfinite(result.logits).all() and result.emotion_logits.shape == (1, 7)
+    token = np.array([int(np.argmax(result.logits[0]))])
+    logits, kv, _ = engine.step(token, np.array([len(prepared.ids)]), result.kv, result.mask)
+    assert np.isfinite(logits).all() and kv[0].shape[2] == len(prepared.ids) + 1
+
+
+def test_refuses_to_overwrite_a_folder_that_is_not_a_bundle(tiny_run: Path, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("keep me", encoding="utf-8")
+    with pytest.raises(ValueError, match="not a model bundle"):
+        make_bundle(tiny_run, tmp_path, BundleConfig(eval_examples=1))
+    assert (tmp_path / "notes.txt").exists()

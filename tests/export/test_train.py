@@ -1,0 +1,146 @@
+"""Tests of training: the reply-only loss equals the model's, loss goes down, seeds and resume are exact."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from export.dataset import TurnData, length_grouped_batches, prepare_data
+from export.role_model import RoleModel, load_checkpoint
+from export.tokenizer import encode_turn, load_tokenizer
+from export.train import CHECKPOINT_NAME, LOG_NAME, TrainConfig, main, preset_configs, reply_losses, train
+
+
+def _tiny_cfg(**changes: object) -> TrainConfig:
+    _, _, cfg = preset_configs("tiny")
+    return replace(cfg, threads=1, **changes)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> TurnData:
+    model_cfg, data_cfg, _ = preset_configs("tiny")
+    return prepare_data(data_cfg, model_cfg.prefix_tokens, model_cfg.max_positions,
+                        tmp_path_factory.mktemp("data"), progress=False)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Eight uninterrupted tiny steps, val loss recorded at every step."""
+    out = tmp_path_factory.mktemp("straight")
+    train(_tiny_cfg(eval_every=1), out, progress=False)
+    return out
+
+
+def _log(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / LOG_NAME).read_text(encoding="utf-8").splitlines()]
+
+
+def _copy_data(src: Path, dst: Path) -> None:
+    shutil.copytree(src / "data", dst / "data")  # reuse the prepared caches; the run still checks their keys
+
+
+def test_train_config_rejects_bad_values() -> None:
+    with pytest.raises(ValueError):
+        TrainConfig(steps=0)
+    with pytest.raises(ValueError):
+        TrainConfig(preset="huge")
+    with pytest.raises(ValueError):
+        TrainConfig(lr=-1.0)
+
+
+def test_lr_schedule_warms_up_then_decays() -> None:
+    cfg = TrainConfig(steps=100, warmup_steps=10, lr=1.0, min_lr_ratio=0.1)
+    assert cfg.lr_at(0) == pytest.approx(0.1)
+    assert cfg.lr_at(9) == pytest.approx(1.0)
+    assert cfg.lr_at(55) < cfg.lr_at(20)
+    assert cfg.lr_at(100) == pytest.approx(0.1)
+
+
+def test_turns_are_encoded_like_the_runtime(tiny_data: TurnData) -> None:
+    """Ids and final-reply labels equal export.tokenizer.encode_turn, the layout the runtime serves."""
+    from export.corpus import build_corpus
+
+    _, data_cfg, _ = preset_configs("tiny")
+    examples = build_corpus(data_cfg.corpus_config()).splits["train"]
+    tokenizer = load_tokenizer(tiny_data.tokenizer_path)
+    split = tiny_data.splits["train"]
+    assert len(split) == len(examples) and not split.has_context.all() and split.has_context.any()
+    for row in range(len(split)):
+        ex = examples[int(split.example_index[row])]
+        context = ex.scene.to_context() if split.has_context[row] else {}
+        want = encode_turn(tokenizer, tiny_data.n_prefix, ex.card.knowledge_text(), context, ex.history, ex.player,
+                           ex.reply)  # fmt: skip
+        assert split.ids[row].tolist() == want.ids
+        assert split.prompt_length[row] == want.prompt_length
+        assert split.labels[row][want.prompt_length - 1 :].tolist() == want.labels[want.prompt_length - 1 :]
+
+
+def test_history_replies_are_labelled(tiny_data: TurnData) -> None:
+    split = tiny_data.splits["train"]
+    with_history = [r for r in range(len(split)) if (split.labels[r][: split.prompt_length[r] - 1] != -100).any()]
+    assert with_history, "no training turn got labels on its earlier NPC replies"
+
+
+def test_reply_losses_equal_model_forward(tiny_data: TurnData) -> None:
+    model_cfg, _, _ = preset_configs("tiny")
+    torch.manual_seed(3)
+    model = RoleModel(model_cfg).eval()
+    batch = tiny_data.batch("train", list(range(6)))
+    with torch.no_grad():
+        want = model(batch, emotion_weight=0.7, intensity_weight=0.3)
+        got = reply_losses(model, batch, emotion_weight=0.7, intensity_weight=0.3)
+    for key in ("loss", "lm_loss", "emotion_loss", "intensity_loss"):
+        torch.testing.assert_close(got[key], want[key], rtol=1e-5, atol=1e-5)
+
+
+def test_length_grouped_batches_are_deterministic_and_cover_once() -> None:
+    lengths = torch.randint(10, 100, (103,)).numpy()
+    a = length_grouped_batches(range(103), lengths, 8, seed=1, epoch=0, group=3)
+    b = length_grouped_batches(range(103), lengths, 8, seed=1, epoch=0, group=3)
+    c = length_grouped_batches(range(103), lengths, 8, seed=1, epoch=1, group=3)
+    assert a == b and a != c
+    flat = [i for batch in a for i in batch]
+    assert len(flat) == len(set(flat)) == 12 * 8
+
+
+def test_training_reduces_val_loss(straight_run: Path) -> None:
+    history = [r for r in _log(straight_run) if "val_loss" in r]
+    assert len(history) == 8
+    assert history[-1]["val_loss"] < history[0]["val_loss"] - 0.05
+    model, extra = load_checkpoint(straight_run / CHECKPOINT_NAME)
+    assert extra["step"] == 8 and (straight_run / extra["tokenizer"]).exists()
+
+
+def test_resume_continues_exactly_and_seed_fixes_the_run(straight_run: Path, tmp_path: Path) -> None:
+    resumed = tmp_path / "resumed"
+    _copy_data(straight_run, resumed)
+    train(_tiny_cfg(eval_every=1), resumed, progress=False, stop_after=3)
+    assert load_checkpoint(resumed / CHECKPOINT_NAME)[1]["step"] == 3
+    train(_tiny_cfg(eval_every=1), resumed, resume=True, progress=False)
+    straight_log, resumed_log = _log(straight_run), _log(resumed)
+    assert [r["step"] for r in resumed_log] == list(range(1, 9))
+    for a, b in zip(straight_log, resumed_log):
+        assert a["loss"] == b["loss"] and a["val_loss"] == b["val_loss"], (a, b)
+    want = torch.load(straight_run / CHECKPOINT_NAME, weights_only=True)
+    got = torch.load(resumed / CHECKPOINT_NAME, weights_only=True)
+    for name, tensor in want["state_dict"].items():
+        assert torch.equal(tensor, got["state_dict"][name]), name
+
+    other_seed = tmp_path / "seed1"
+    _copy_data(straight_run, other_seed)
+    train(_tiny_cfg(eval_every=1, seed=1), other_seed, progress=False, stop_after=1)
+    assert _log(other_seed)[0]["loss"] != straight_log[0]["loss"]
+
+
+def test_cli_help_and_resume_without_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    assert "--resume" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError):
+        train(_tiny_cfg(), tmp_path / "none", resume=True, progress=False)
