@@ -2,6 +2,11 @@
 
 It owns the tokenizers, the prefix encoders (text, vision, fusion) with their caches, and two decoder calls:
 a ragged, left-padded prefill and a batched one-token step. Which requests share a step is the scheduler's job.
+
+What the scheduler uses of an engine (another bundle kind provides the same): ``prepare(...) -> Prepared``,
+``prefill(items) -> PrefillResult``, ``step(last_ids, positions, kv, mask)``, ``decode(ids)``,
+``reply_emotion(text, at_prompt)``, and the attributes ``eos_id``, ``banned_ids``, ``max_positions``,
+``bundle.emotions``.
 """
 
 from __future__ import annotations
@@ -292,6 +297,10 @@ class RoleModelEngine:
         feeds.update(zip(self.past_names, kv))
         out = self.graphs["decoder"].run(feeds, ["logits", *self.present_names])
         return out["logits"][:, -1, :], [out[name] for name in self.present_names], attn
+
+    def reply_emotion(self, text: str, at_prompt: dict[str, Any]) -> dict[str, Any]:
+        """The reply's emotion: the role model's head already gave it at the prompt; other engines classify text."""
+        return at_prompt
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)

@@ -389,7 +389,7 @@ class Scheduler:
             "reply",
             {
                 "text": text,
-                "emotion": live.emotion,
+                "emotion": self.engine.reply_emotion(text, live.emotion),
                 "usage": {"prompt_tokens": live.prompt_tokens, "completion_tokens": len(live.generated)},
                 "timing_ms": {
                     "queue": round((live.admitted - arrived) * 1000.0, 3),
