@@ -51,7 +51,7 @@ def _setup_logging(level: str) -> None:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .bundle import default_bundle_dir, load_bundle
-    from .engine import RoleModelEngine
+    from .engine import load_engine
     from .ort_backend import RuntimeOptions
     from .personas import PersonaPack, default_pack_dir
     from .protocol import Limits
@@ -69,7 +69,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         intra_op_threads=args.threads,
         optimized_cache_dir=str(data_dir / "ort-cache") if args.cache_optimized else None,
     )
-    engine = RoleModelEngine(bundle, options)
+    engine = load_engine(bundle, options)
     if engine.provider == "CUDAExecutionProvider":
         log.info("execution provider: CUDAExecutionProvider")
     else:

@@ -28,7 +28,7 @@ from .images import decode_image, image_key, preprocess
 from .ort_backend import OrtGraph, RuntimeOptions, resolve_providers
 from .protocol import ImageInput
 
-__all__ = ["RoleModelEngine", "Prepared", "PrefillResult", "ByteLRU"]
+__all__ = ["RoleModelEngine", "Prepared", "PrefillResult", "ByteLRU", "load_engine"]
 
 log = logging.getLogger(__name__)
 
@@ -307,3 +307,16 @@ class RoleModelEngine:
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.bundle.name, "kind": self.bundle.kind}
+
+
+def load_engine(bundle: Bundle, options: RuntimeOptions | None = None) -> Any:
+    """The engine for the bundle's kind: :class:`RoleModelEngine` or the causal-LM engine."""
+    if bundle.kind == "role-model":
+        return RoleModelEngine(bundle, options)
+    if bundle.kind == "causal-lm":
+        try:
+            from .causal_engine import CausalLMEngine
+        except ImportError as exc:
+            raise BundleError(f"{bundle.root}: this runtime cannot serve causal-lm bundles yet ({exc})") from exc
+        return CausalLMEngine(bundle, options)
+    raise BundleError(f"{bundle.root}: unknown bundle kind {bundle.kind!r}")
