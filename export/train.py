@@ -35,7 +35,7 @@ class TrainConfig:
 
     preset: str = "default"
     seed: int = 0
-    steps: int = 1500
+    steps: int = 3500
     batch_size: int = 16
     lr: float = 2e-3
     min_lr_ratio: float = 0.1

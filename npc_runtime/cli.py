@@ -30,6 +30,7 @@ EXPORT_COMMANDS = {
     "train": ("export.train", "train the role model (needs the export extra: torch)"),
     "export": ("export.make_bundle", "export a trained checkpoint to a model bundle (needs torch)"),
     "eval": ("export.evaluate", "evaluate a bundle offline on held-out data; writes docs/eval.md"),
+    "import-hf": ("export.hf_import", "import a local Hugging Face causal LM as a causal-lm bundle (needs torch)"),
 }
 
 
@@ -252,6 +253,13 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda args: importlib.import_module("npc_runtime.bench").main(args.argv))
 
 
+def _add_tree(sub: argparse._SubParsersAction) -> None:
+    help_text = "generate dialogue trees offline and export Ink, Yarn Spinner, Twee, Godot Dialogue Manager or JSON"
+    p = sub.add_parser("tree", help=help_text, description=help_text, add_help=False)
+    p.add_argument("argv", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    p.set_defaults(func=lambda args: importlib.import_module("npc_runtime.trees.cli").main(args.argv))
+
+
 def _run_export_command(args: argparse.Namespace) -> int:
     try:
         module = importlib.import_module(args.export_module)
@@ -274,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_say(sub)
     _add_persona(sub)
     _add_bench(sub)
+    _add_tree(sub)
     _add_export_commands(sub)
     return parser
 

@@ -147,6 +147,7 @@ class _Live:
     first_token: float | None = None
     text: str = ""
     done: bool = False
+    broke_character: bool = False  # the engine's guard cut an out-of-character span from the reply
 
 
 def _pad_left(array: np.ndarray, axis: int, amount: int) -> np.ndarray:
@@ -358,6 +359,11 @@ class Scheduler:
         # chunks and in the final text, so the chunks always concatenate to the reply.
         text = self.engine.decode(live.generated).replace("\ufffd", "").lstrip()
         stop_at = min((text.find(s) for s in live.req.options.stop if s in text), default=-1)
+        guard = getattr(self.engine, "guard", None)  # engines for imported chat models have one (npc_runtime.guard)
+        if guard is not None:
+            cut, broke = guard.cut(text)
+            if cut >= 0 and (stop_at < 0 or cut <= stop_at):
+                stop_at, live.broke_character = max(cut, live.sent), broke
         if stop_at >= 0:
             live.text = text[:stop_at]
             self._finish_reply(live)
@@ -369,6 +375,8 @@ class Scheduler:
         if live.req.options.stream:
             safe = text.rstrip()
             hold = max((len(s) - 1 for s in live.req.options.stop), default=0)
+            if guard is not None:
+                hold = max(hold, guard.hold_chars)
             safe = safe[: max(live.sent, len(safe) - hold)]
             if len(safe) > live.sent:
                 self.sink(live.req, "chunk", {"text": safe[live.sent :], "seq": live.seq})
@@ -378,6 +386,8 @@ class Scheduler:
     def _finish_reply(self, live: _Live) -> None:
         live.done = True
         text = live.text.rstrip()
+        if live.broke_character:
+            text = self.engine.guard.repair(text, live.req.card_text)
         if live.req.options.stream and len(text) > live.sent:
             self.sink(live.req, "chunk", {"text": text[live.sent :], "seq": live.seq})
             live.seq += 1
