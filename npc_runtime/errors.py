@@ -17,6 +17,7 @@ __all__ = [
     "TransportError",
     "ServerOffline",
     "RequestFailed",
+    "TreeError",
 ]
 
 
@@ -78,3 +79,7 @@ class RequestFailed(NpcRuntimeError):
         self.code = code
         self.message = message
         self.request_id = request_id
+
+
+class TreeError(NpcRuntimeError):
+    """A dialogue tree (or its JSON) is malformed, or an exported file failed its check."""

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the engine bridge tests need: Mono (mcs, mono, nunit-console) from Debian and the
-# pinned msgpack-test-suite from npm into engine_bridge/.toolchain/ (gitignored).
+# Installs what the engine bridge and dialogue tree tests need: Mono (mcs, mono, nunit-console) from Debian and
+# the pinned npm packages (msgpack-test-suite; inkjs, the ink compiler port; yarn-bound, a Yarn Spinner
+# interpreter) into engine_bridge/.toolchain/ (gitignored).
 # Idempotent: does nothing for a tool that is already there. Runs as root on Debian (CI, make test).
 set -euo pipefail
 
@@ -17,6 +18,10 @@ if ! ls /usr/lib/cli/nunit.framework-2.6*/nunit.framework.dll >/dev/null 2>&1; t
     need_apt+=(libnunit-cil-dev)
 fi
 
+# Node.js and npm run the ink compiler, the Yarn interpreter and fetch the pinned npm packages.
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+
 if [ "${#need_apt[@]}" -gt 0 ]; then
     sudo=""
     if [ "$(id -u)" -ne 0 ]; then
@@ -25,12 +30,15 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
     echo "install_toolchains: apt-get install ${need_apt[*]}"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-        mono-devel nunit-console libnunit-cil-dev >/dev/null
+        $(printf '%s\n' "${need_apt[@]}" | sort -u) >/dev/null
 fi
 
 suite="$toolchain/node_modules/msgpack-test-suite/dist/msgpack-test-suite.json"
-if [ ! -f "$suite" ] || ! cmp -s "$here/package-lock.json" "$toolchain/package-lock.json"; then
-    echo "install_toolchains: npm ci msgpack-test-suite into $toolchain"
+inkjs="$toolchain/node_modules/inkjs/package.json"
+yarn_bound="$toolchain/node_modules/yarn-bound/package.json"
+if [ ! -f "$suite" ] || [ ! -f "$inkjs" ] || [ ! -f "$yarn_bound" ] \
+    || ! cmp -s "$here/package-lock.json" "$toolchain/package-lock.json"; then
+    echo "install_toolchains: npm ci (msgpack-test-suite, inkjs, yarn-bound) into $toolchain"
     mkdir -p "$toolchain"
     cp "$here/package.json" "$here/package-lock.json" "$toolchain/"
     (cd "$toolchain" && npm ci --no-audit --no-fund --loglevel=error)
@@ -38,3 +46,4 @@ fi
 
 echo "install_toolchains: mcs $(command -v mcs), mono $(command -v mono), nunit-console $(command -v nunit-console)"
 echo "install_toolchains: msgpack-test-suite at $suite"
+echo "install_toolchains: node $(command -v node), inkjs and yarn-bound in $toolchain/node_modules"

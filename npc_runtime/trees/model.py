@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import NpcRuntimeError
+from ..errors import TreeError
 
 __all__ = [
     "SCHEMA",
@@ -33,10 +33,6 @@ SCHEMA = "npc-dialogue-tree"
 SCHEMA_VERSION = 1
 #: Node ids are identifiers in every target format (Ink knots, Yarn titles, Godot titles, Twine passages).
 NODE_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
-
-
-class TreeError(NpcRuntimeError):
-    """A dialogue tree (or its JSON) is malformed, or an exported file failed its check."""
 
 
 def clean_text(text: str) -> str:
