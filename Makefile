@@ -48,7 +48,7 @@ test: venv-dev toolchains
 
 model: venv-dev
 	$(BIN)/npc-runtime train --out runs/default
-	$(BIN)/npc-runtime export runs/default/checkpoint.pt --out npc_runtime/models/default --quantize int8
+	$(BIN)/npc-runtime export --run runs/default
 
 fixtures: venv-runtime
 	$(BIN)/python -m engine_bridge.fixtures.generate

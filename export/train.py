@@ -16,7 +16,7 @@ import os
 import random
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ class TrainConfig:
 
     preset: str = "default"
     seed: int = 0
-    steps: int = 3500
+    steps: int = 2500
     batch_size: int = 16
     lr: float = 2e-3
     min_lr_ratio: float = 0.1
@@ -96,7 +96,7 @@ def preset_configs(preset: str) -> tuple[Any, Any, TrainConfig]:
         model = RoleModelConfig(vocab_size=data.vocab_size, d_model=192, n_layers=4, n_heads=3, d_ff=576,
                                 max_positions=384, n_persona_tokens=4, n_visual_tokens=16, image_size=64,
                                 vision_channels=(16, 32, 64))  # fmt: skip
-        return model, data, TrainConfig(preset="default")
+        return model, data, TrainConfig(preset="default", max_minutes=57.0)
     if preset == "small":
         data = DataConfig(n_procedural_personas=60, examples_per_persona=60, examples_per_bundled_persona=200,
                           n_scenes=800)  # fmt: skip
