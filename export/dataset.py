@@ -271,6 +271,16 @@ def _encode_split(
             [kept[j] for j in order])  # fmt: skip
 
 
+def _renderer_fingerprint(scene_keys: Sequence[tuple[Any, int]]) -> str:
+    """Hash of a few rendered scenes, so cached images go stale when the shared renderer changes."""
+    from export.corpus import render_example_scene
+
+    h = hashlib.sha256()
+    for facts, seed in list(scene_keys)[:: max(1, len(scene_keys) // 4)][:4]:
+        h.update(np.ascontiguousarray(render_example_scene(facts, (160, 120), seed)).tobytes())
+    return h.hexdigest()
+
+
 def _digest(parts: Iterable[str]) -> str:
     h = hashlib.sha256()
     for part in parts:
@@ -356,7 +366,9 @@ def prepare_data(
 
     scene_keys = sorted({(ex.scene, ex.scene_seed) for s in _SPLITS for ex in examples[s]}, key=repr)
     scene_row = {k: i for i, k in enumerate(scene_keys)}
-    image_key = _digest([str(config.image_size), repr(config.image_mean), repr(config.image_std), *map(repr, scene_keys)])
+    # The renderer's own pixels are part of the key: a change to the game's drawing code re-renders the cache.
+    image_key = _digest([str(config.image_size), repr(config.image_mean), repr(config.image_std),
+                         _renderer_fingerprint(scene_keys), *map(repr, scene_keys)])
     images = _cached_array(cache / "images.npy", image_key, lambda: _render_images(config, scene_keys, progress=progress))
 
     splits = {}
