@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     try:
         return _play(args, headless)
+    except KeyboardInterrupt:  # Ctrl-C in the terminal quits like Esc, without a traceback
+        return 130
     except NpcRuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
