@@ -96,7 +96,7 @@ def preset_configs(preset: str) -> tuple[Any, Any, TrainConfig]:
         model = RoleModelConfig(vocab_size=data.vocab_size, d_model=192, n_layers=4, n_heads=3, d_ff=576,
                                 max_positions=384, n_persona_tokens=4, n_visual_tokens=16, image_size=64,
                                 vision_channels=(16, 32, 64))  # fmt: skip
-        return model, data, TrainConfig(preset="default", max_minutes=57.0)
+        return model, data, TrainConfig(preset="default", steps=5500, max_minutes=57.0)
     if preset == "small":
         data = DataConfig(n_procedural_personas=60, examples_per_persona=60, examples_per_bundled_persona=200,
                           n_scenes=800)  # fmt: skip
