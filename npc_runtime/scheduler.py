@@ -35,7 +35,7 @@ class Overloaded(Exception):
 class GenOptions:
     """Sampling options with the server's defaults filled in."""
 
-    max_tokens: int = 24
+    max_tokens: int = 48
     temperature: float = 0.7
     top_p: float = 0.9
     top_k: int = 40
