@@ -2,14 +2,16 @@
 
 Starts ``npc-runtime serve`` as a subprocess with fixed-length replies, drives 1, 8, 32 and 64 concurrent NPC
 conversations over ZeroMQ from one asyncio process, and writes medians, p95s and ratios to JSON and Markdown.
-The PyTorch peer (the ``export/`` model with its own KV cache) runs only when a checkpoint and torch are there;
-it is imported lazily, so serving never needs torch. Timings are measurements, never test assertions.
+The PyTorch peer (the ``export/`` model with its own KV cache) runs only when a checkpoint and torch are there,
+in a subprocess (``export.torch_peer``): this module never imports torch. Timings are measurements, never test
+assertions.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import io
 import json
 import logging
@@ -32,6 +34,7 @@ import zmq.asyncio
 from . import __version__
 from .bundle import default_bundle_dir, load_bundle
 from .errors import ConfigError, NpcRuntimeError
+from .prompt import layout_ids
 from .protocol import decode, encode
 
 __all__ = ["BenchConfig", "run_bench", "main", "percentile"]
@@ -313,52 +316,48 @@ def _engine_parts(config: BenchConfig) -> dict[str, Any]:
 
 
 def _torch_peer(config: BenchConfig, engine: Any, cards: Sequence[Any]) -> dict[str, Any]:
-    """PyTorch eager generation of the same prompts, static batches of each concurrency level."""
-    try:
-        import torch
+    """PyTorch eager generation of the same prompts, a static batch per concurrency level.
 
-        from export.role_model import load_checkpoint
-        from export.tokenizer import IGNORE_INDEX, EncodedTurn
-        from export.torch_generate import GenerationConfig, collate_turns, generate
-    except ImportError as exc:
-        return {"skipped": f"PyTorch peer needs the export extra: {exc}"}
+    Runs ``export.torch_peer`` in a subprocess, so this module (and serving) never imports torch.
+    """
     if config.checkpoint is None or not Path(config.checkpoint).is_file():
         return {"skipped": f"no PyTorch checkpoint at {config.checkpoint}"}
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    model, _ = load_checkpoint(config.checkpoint)
-    from .prompt import layout_ids
-
-    k = model.cfg.prefix_tokens
-    out: dict[str, Any] = {"levels": []}
+    missing = [name for name in ("torch", "export.torch_peer") if importlib.util.find_spec(name) is None]
+    if missing:
+        return {"skipped": f"PyTorch peer needs the export extra (missing {', '.join(missing)})"}
+    k = engine.prefix_tokens
+    levels = []
     for concurrency in config.concurrency:
-        turns, personas, utterances = [], [], []
+        turns = []
         for npc in range(concurrency):
             card = cards[npc % len(cards)]
             line = LINES[npc % len(LINES)]
             # The same prompt ids the server feeds (trimmed to the bundle's prompt budget).
             text_ids = engine.prompt_ids(card.knowledge_text(), CONTEXTS[npc % len(CONTEXTS)], [], line)
             ids, mask = layout_ids(text_ids, k, engine.token_id["prefix"], engine.token_id["bos"])
-            turns.append(EncodedTurn(ids, mask, [IGNORE_INDEX] * len(ids), len(ids)))
-            personas.append(engine.persona_embedding(card.fingerprint(), card.card_text()))
-            utterances.append(engine.encode_texts([line])[0])
-        batch = collate_turns(turns, engine.token_id["pad"], padding_side="left")
-        persona = torch.from_numpy(np.stack(personas))
-        utterance = torch.from_numpy(np.stack(utterances))
-        present = torch.zeros(concurrency)
-        gen = GenerationConfig(max_new_tokens=config.max_tokens, stop_at_eos=False)
-        times = []
-        for _ in range(config.rounds):
-            start = time.perf_counter()
-            generate(model, batch, persona, utterance, None, present, engine.eos_id, gen)
-            times.append(time.perf_counter() - start)
-        wall = percentile(times, 50)
-        out["levels"].append({
-            "concurrency": concurrency,
-            "batch_wall_ms": round(wall * 1000.0, 3),
-            "tokens_per_s": round(concurrency * config.max_tokens / wall, 1),
-        })  # fmt: skip
-    return out
+            turns.append({
+                "ids": ids,
+                "prefix_mask": mask,
+                "persona": engine.persona_embedding(card.fingerprint(), card.card_text()).tolist(),
+                "utterance": engine.encode_texts([line])[0].tolist(),
+            })  # fmt: skip
+        levels.append({"turns": turns})
+    spec = {
+        "pad_id": engine.token_id["pad"],
+        "eos_id": engine.eos_id,
+        "max_tokens": config.max_tokens,
+        "rounds": config.rounds,
+        "levels": levels,
+    }
+    with tempfile.TemporaryDirectory(prefix="npc-bench-peer-") as tmp:
+        prompts = Path(tmp) / "prompts.json"
+        prompts.write_text(json.dumps(spec), encoding="utf-8")
+        cmd = [sys.executable, "-m", "export.torch_peer", "--checkpoint", str(config.checkpoint),
+               "--prompts", str(prompts), "--threads", str(config.threads)]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=config.timeout_s * len(levels))
+    if done.returncode != 0:
+        raise NpcRuntimeError(f"PyTorch peer failed: {done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout)
 
 
 # ------------------------------------------------------------------------------------------------ report

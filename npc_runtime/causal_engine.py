@@ -119,7 +119,6 @@ class CausalLMEngine:
         bundle: Bundle,
         options: RuntimeOptions | None = None,
         persona_cache_bytes: int = 8 << 20,
-        image_cache_bytes: int = 1 << 20,
     ) -> None:
         if bundle.kind != "causal-lm":
             raise BundleError(f"{bundle.root}: engine needs a causal-lm bundle, got {bundle.kind}")
@@ -167,7 +166,6 @@ class CausalLMEngine:
         self.chat = ChatTemplate(template_source, {f"{k}_token": v for k, v in names.items()})
         self.guard = ReplyGuard(extra_stops=[str(s) for s in bundle.manifest.get("stop_sequences", [])])
         self.persona_cache = ByteLRU(persona_cache_bytes)  # system-prompt token ids per (card, scene)
-        self.image_cache = ByteLRU(image_cache_bytes)  # unused: a text-only model sees no screenshot
         files = find_emotion_files(bundle)
         self.emotion_classifier = (
             EmotionClassifier(files, self.options, providers, bundle.emotions) if files is not None else None

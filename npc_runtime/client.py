@@ -99,6 +99,14 @@ class _Base:
             f"({attempts} attempt{'s' if attempts != 1 else ''}); is `npc-runtime serve` running?"
         )
 
+    def _pop(self, request_id: Any) -> dict[str, Any]:
+        """The oldest filed message for ``request_id`` (there is one)."""
+        queue = self._inbox[request_id]
+        message = queue.popleft()
+        if not queue:
+            del self._inbox[request_id]
+        return message
+
     def _file(self, raw: bytes) -> None:
         try:
             message = decode(raw)
@@ -159,10 +167,7 @@ class NpcClient(_Base):
             if not sock.poll(max(1, int(remaining * 1000)), zmq.POLLIN):
                 return None
             self._file(sock.recv())
-        message = self._inbox[request_id].popleft()
-        if not self._inbox[request_id]:
-            del self._inbox[request_id]
-        return message
+        return self._pop(request_id)
 
     def _reconnect(self) -> None:
         if self._sock is not None:
@@ -303,10 +308,7 @@ class AsyncNpcClient(_Base):
             if not await sock.poll(max(1, int(remaining * 1000)), zmq.POLLIN):
                 return None
             self._file(await sock.recv())
-        message = self._inbox[request_id].popleft()
-        if not self._inbox[request_id]:
-            del self._inbox[request_id]
-        return message
+        return self._pop(request_id)
 
     async def request(self, mtype: str, **fields: Any) -> dict[str, Any]:
         attempts = 0
@@ -329,6 +331,15 @@ class AsyncNpcClient(_Base):
 
     async def reset(self, session: str) -> bool:
         return bool((await self.request("reset", session=session))["existed"])
+
+    async def personas(self) -> list[dict[str, Any]]:
+        return list((await self.request("personas"))["personas"])
+
+    async def get_state(self, session: str) -> dict[str, Any]:
+        return dict((await self.request("state.get", session=session))["state"])
+
+    async def set_state(self, session: str, state: Mapping[str, Any]) -> None:
+        await self.request("state.set", session=session, state=dict(state))
 
     async def stream(
         self,

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tokenizers import Tokenizer
 
-from .bundle import ROLE_MODEL_GRAPHS, Bundle, default_bundle_dir
+from .bundle import Bundle, default_bundle_dir
 from .emotion import EMOTIONS, summarise
 from .errors import BundleError
 from .ort_backend import OrtGraph, RuntimeOptions
+from .sentence_encoder import SentenceEncoder
 
 __all__ = [
     "EMOTION_HEAD_GRAPH",
@@ -40,7 +40,6 @@ EMOTION_HEAD_GRAPH: dict[str, tuple[str, ...]] = {
     "outputs": ("emotion_logits", "emotion_intensity"),  # float32 (B, E), float32 (B,) in 0..1
 }
 EMOTION_HEAD_FILE = "emotion_head.onnx"
-_ENCODER_GRAPH = ROLE_MODEL_GRAPHS["text_encoder"]
 _MAX_TOKENS = 128  # replies are short; longer ones are cut
 
 
@@ -83,28 +82,14 @@ class EmotionClassifier:
                 raise BundleError(f"emotion classifier file missing: {path}", str(path))
         self.files = files
         self.labels = tuple(labels)
-        self.encoder = OrtGraph(files.encoder, _ENCODER_GRAPH["inputs"], _ENCODER_GRAPH["outputs"], options, providers)
+        self.encoder = SentenceEncoder(files.encoder, files.tokenizer, _MAX_TOKENS, options, providers)
         self.head = OrtGraph(
             files.head, EMOTION_HEAD_GRAPH["inputs"], EMOTION_HEAD_GRAPH["outputs"], options, providers
         )
-        try:
-            self.tokenizer = Tokenizer.from_file(str(files.tokenizer))
-        except Exception as exc:  # tokenizers raises a bare Exception on a bad file
-            raise BundleError(f"cannot read tokenizer {files.tokenizer}: {exc}", str(files.tokenizer)) from exc
-        self.tokenizer.enable_truncation(_MAX_TOKENS)
-        self.tokenizer.no_padding()
 
     def classify(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Emotion logits ``(B, E)`` and intensity ``(B,)`` of ``texts``."""
-        encodings = self.tokenizer.encode_batch([t if t.strip() else "..." for t in texts])
-        width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(texts), width), dtype=np.int64)  # (B, L)
-        mask = np.zeros((len(texts), width), dtype=np.int64)
-        for row, enc in enumerate(encodings):
-            ids[row, : len(enc.ids)] = enc.ids
-            mask[row, : len(enc.ids)] = 1
-        embedding = self.encoder.run({"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})
-        out = self.head.run({"sentence_embedding": embedding["sentence_embedding"].astype(np.float32)})
+        out = self.head.run({"sentence_embedding": self.encoder.encode(texts)})
         return out["emotion_logits"].astype(np.float32), out["emotion_intensity"].astype(np.float32)
 
     def emotion(self, text: str) -> dict[str, Any]:

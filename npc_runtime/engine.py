@@ -27,6 +27,7 @@ from .errors import BundleError
 from .images import decode_image, image_key, preprocess
 from .ort_backend import OrtGraph, RuntimeOptions, resolve_providers
 from .protocol import ImageInput
+from .sentence_encoder import SentenceEncoder
 
 __all__ = ["RoleModelEngine", "Prepared", "PrefillResult", "ByteLRU", "load_engine"]
 
@@ -110,7 +111,15 @@ class RoleModelEngine:
         self.graphs = {
             name: OrtGraph(spec.path, spec.inputs, spec.outputs, self.options, providers)
             for name, spec in bundle.graphs.items()
+            if name != "text_encoder"
         }
+        self.text_encoder = SentenceEncoder(
+            bundle.graphs["text_encoder"].path,
+            bundle.file("text_encoder"),
+            int(bundle.limits.get("text_encoder_max_tokens", 256)),
+            self.options,
+            providers,
+        )
         self.provider = self.graphs["decoder"].provider
         model = bundle.model
         self.d_model = int(model["d_model"])
@@ -125,9 +134,6 @@ class RoleModelEngine:
         self.max_prompt_tokens = int(self.limits.get("max_prompt_tokens", self.max_positions // 2))
 
         self.tokenizer = Tokenizer.from_file(str(bundle.file("decoder")))
-        self.text_tokenizer = Tokenizer.from_file(str(bundle.file("text_encoder")))
-        self.text_tokenizer.enable_truncation(int(self.limits.get("text_encoder_max_tokens", 256)))
-        self.text_tokenizer.no_padding()
         special = bundle.special_tokens
         try:
             self.token_id = {name: int(special[name]["id"]) for name in special}
@@ -150,17 +156,7 @@ class RoleModelEngine:
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Sentence embeddings ``(B, E)`` from the bundle's text encoder (MiniLM in the default bundle)."""
-        encodings = self.text_tokenizer.encode_batch(list(texts))
-        width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(texts), width), dtype=np.int64)
-        mask = np.zeros((len(texts), width), dtype=np.int64)
-        for row, enc in enumerate(encodings):
-            ids[row, : len(enc.ids)] = enc.ids
-            mask[row, : len(enc.ids)] = 1
-        out = self.graphs["text_encoder"].run(
-            {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        )
-        return out["sentence_embedding"].astype(np.float32)
+        return self.text_encoder.encode(texts)
 
     def persona_embedding(self, fingerprint: str, card_text: str) -> np.ndarray:
         """The persona card's embedding ``(E,)``, computed once per card content."""

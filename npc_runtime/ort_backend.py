@@ -7,7 +7,6 @@ Every ONNX Runtime call of the project goes through :class:`OrtGraph`, so its er
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,9 +139,3 @@ class OrtGraph:
         except Exception as exc:
             raise InferenceError(f"{self.path.name} failed: {exc}") from exc
         return dict(zip(names, values))
-
-
-def default_threads() -> int:
-    """Threads for intra-op work when the user does not say: every core but one, at least one."""
-    count = os.cpu_count() or 2
-    return max(1, count - 1) if count > 2 else count

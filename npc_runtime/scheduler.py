@@ -235,7 +235,12 @@ class Scheduler:
             except Exception as exc:  # never let the thread die: fail what is running, keep serving
                 log.exception("scheduler tick failed")
                 for live in list(self._rows):
-                    self._finish_error(live.req, "internal", f"generation failed: {exc}")
+                    if not live.done:
+                        self._finish_error(live.req, "internal", f"generation failed: {exc}")
+                with self._cond:
+                    unanswered = [req for req in admit if req.key in self._live_keys]
+                for req in unanswered:  # admitted this tick but not yet in the batch
+                    self._finish_error(req, "internal", f"generation failed: {exc}")
                 self._rows, self._kv = [], []
                 self._mask = np.zeros((0, 0), dtype=np.int64)
         # shutting down: everything still live ends with an error

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ from . import __version__
 from .engine import RoleModelEngine
 from .errors import TransportError
 from .personas import PersonaPack
+from .prompt import history_pairs
 from .protocol import (
     PROTOCOL_VERSION,
     SUPPORTED_VERSIONS,
@@ -98,6 +98,8 @@ class NpcServer:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._pending: dict[Hashable, _Pending] = {}
+        # What the model sees of each card, computed once: cards are immutable and the pack is fixed while serving.
+        self._card_inputs = {c.id: (c.fingerprint(), c.card_text(), c.knowledge_text()) for c in personas}
         self._running = False
         self.endpoint: str | None = None
         self.scheduler = Scheduler(engine, self._sink, self.config.scheduler)
@@ -255,21 +257,21 @@ class NpcServer:
         key = (identity, req.id)
         if key in self._pending:
             raise ProtocolError("invalid_field", "field 'id' is already used by a running say", req.id, "id")
-        card = self.personas.get(req.persona)
+        fingerprint, card_text, knowledge = self._card_inputs[req.persona]
         turns = self.store.history(req.session)
         if self.config.history_turns:
             turns = turns[-self.config.history_turns :]
         else:
             turns = []
-        history = [(t["player"], t["npc"]) for t in turns]
+        history = history_pairs(turns)
         options = GenOptions.from_protocol(req.options, self.config.defaults)
         if req_env and options.stream:
             options = GenOptions(**{**options.__dict__, "stream": False})  # REQ takes one reply only
         gen = GenRequest(
             key=key,
-            fingerprint=card.fingerprint(),
-            card_text=card.card_text(),
-            knowledge=card.knowledge_text(),
+            fingerprint=fingerprint,
+            card_text=card_text,
+            knowledge=knowledge,
             text=req.text,
             context=dict(req.context),
             history=history,
@@ -359,12 +361,3 @@ class NpcServer:
                 timing_ms=payload["timing_ms"],
             )
             self._send(pending.identity, pending.req_envelope, message)
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "pending": len(self._pending),
-            "scheduler": self.scheduler.load(),
-            "persona_cache": self.engine.persona_cache.stats(),
-            "image_cache": self.engine.image_cache.stats(),
-            "time": time.time(),
-        }

@@ -28,7 +28,7 @@ def test_bench_writes_json_and_markdown(tiny_bundle: Path, tmp_path: Path) -> No
 
 
 def test_torch_peer_runs_with_a_checkpoint(tiny_bundle: Path, tmp_path: Path) -> None:
-    from export.role_model import RoleModel, RoleModelConfig, save_checkpoint
+    from export.role_model import RoleModel, save_checkpoint
     from npc_runtime.bundle import load_bundle
 
     model_info = load_bundle(tiny_bundle).model

@@ -65,7 +65,7 @@ class ScriptedEngine:
         self.banned_ids = np.zeros(0, dtype=np.int64)
         self.max_positions = 200
         self.bundle = SimpleNamespace(emotions=EMOTIONS)
-        self.persona_cache, self.image_cache = ByteLRU(1 << 10), ByteLRU(1 << 10)
+        self.persona_cache = ByteLRU(1 << 10)
         self.guard = ReplyGuard()
 
     def _logits(self, indices: np.ndarray) -> np.ndarray:

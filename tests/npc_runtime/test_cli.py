@@ -16,7 +16,8 @@ from npc_runtime.cli import main
 
 def test_serving_never_imports_torch() -> None:
     code = (
-        "import sys, npc_runtime, npc_runtime.server, npc_runtime.client, npc_runtime.cli, npc_runtime.engine;"
+        "import sys, npc_runtime, npc_runtime.server, npc_runtime.client, npc_runtime.cli, npc_runtime.engine,"
+        " npc_runtime.bench, npc_runtime.batch, npc_runtime.causal_engine, npc_runtime.trees, npc_runtime.trees.cli;"
         "npc_runtime.cli.build_parser();"
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )

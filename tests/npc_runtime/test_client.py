@@ -110,6 +110,12 @@ def test_async_client(server) -> None:
         async with AsyncNpcClient(server.endpoint) as client:
             welcome = await client.hello()
             chunks = [m async for m in client.stream("child", "a:1", "Wanna play?", max_tokens=6)]
+            assert {p["id"] for p in await client.personas()} == set(welcome["personas"])
+            state = await client.get_state("a:1")
+            assert len(state["turns"]) == 1
+            assert await client.reset("a:1") is True
+            await client.set_state("a:1", state)
+            assert await client.get_state("a:1") == state
             return welcome, chunks
 
     welcome, messages = asyncio.run(talk())
