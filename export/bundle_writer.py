@@ -1,7 +1,7 @@
 """Write a role-model bundle directory: ONNX graphs, tokenizers and the ``bundle.json`` manifest.
 
 The manifest is exactly what ``npc_runtime.bundle.load_bundle`` reads; graph input and output names come from
-``ROLE_MODEL_GRAPHS`` and ``decoder_kv_names``. Parity with PyTorch is checked before the manifest is written, so
+``ROLE_MODEL_GRAPHS`` and ``role_model_kv_names``. Parity with PyTorch is checked before the manifest is written, so
 a bundle that exists has passed it (its report is stored under ``parity``).
 """
 
@@ -29,7 +29,7 @@ from export.onnx_export import (
 from export.role_model import RoleModel
 from export.text_encoder import TEXT_ENCODER_MAX_TOKENS
 from export.tokenizer import load_tokenizer
-from npc_runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST_NAME, ROLE_MODEL_GRAPHS, decoder_kv_names, sha256_file
+from npc_runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST_NAME, ROLE_MODEL_GRAPHS, role_model_kv_names, sha256_file
 from npc_runtime.emotion import EMOTIONS
 from npc_runtime.prompt import SPECIAL_TOKENS
 
@@ -70,13 +70,13 @@ def special_tokens_manifest() -> dict[str, dict[str, Any]]:
 
 
 def _graphs_manifest(n_layers: int) -> dict[str, dict[str, Any]]:
-    past, present = decoder_kv_names(n_layers)
+    past, new = role_model_kv_names(n_layers)
     graphs = {}
     for name, spec in ROLE_MODEL_GRAPHS.items():
         inputs, outputs = list(spec["inputs"]), list(spec["outputs"])
         if name == "decoder":
             inputs += past
-            outputs += present
+            outputs += new
         graphs[name] = {"file": GRAPH_FILES[name], "inputs": inputs, "outputs": outputs}
     return graphs
 

@@ -1,6 +1,6 @@
 """Export a RoleModel to the ONNX graphs of a role-model bundle, and prove them equal to PyTorch.
 
-Graph and tensor names come from ``npc_runtime.bundle`` (``ROLE_MODEL_GRAPHS``, ``decoder_kv_names``); nothing is
+Graph and tensor names come from ``npc_runtime.bundle`` (``ROLE_MODEL_GRAPHS``, ``role_model_kv_names``); nothing is
 retyped here. The TorchScript exporter (``dynamo=False``) is used on purpose: the dynamo exporter needs
 ``onnxscript``, which the project does not depend on, and the traced graphs keep every axis dynamic, including a
 past length of 0 for the first decoder call. :func:`check_parity` runs the exported graphs with ONNX Runtime
@@ -24,7 +24,7 @@ from export.role_model import RoleModel, place_prefix
 from export.text_encoder import INT8_OP_TYPES
 from export.tokenizer import encode_turn, load_tokenizer, pad_id
 from export.torch_generate import GenerationConfig, collate_turns, generate
-from npc_runtime.bundle import ROLE_MODEL_GRAPHS, decoder_kv_names
+from npc_runtime.bundle import ROLE_MODEL_GRAPHS, role_model_kv_names
 from npc_runtime.prompt import EOS, SPECIAL_TOKENS
 
 __all__ = [
@@ -78,7 +78,10 @@ class _PrefixGraph(nn.Module):
 
 
 class _DecoderGraph(nn.Module):
-    """forward_step with the KV cache flattened to 2 * n_layers tensors after the fixed inputs."""
+    """forward_step with the KV cache flattened to 2 * n_layers tensors after the fixed inputs.
+
+    Outputs the keys and values of the new positions only (``new_only``), so the graph never copies the cache.
+    """
 
     def __init__(self, model: RoleModel) -> None:
         super().__init__()
@@ -94,10 +97,10 @@ class _DecoderGraph(nn.Module):
         *past_flat: Tensor,
     ) -> tuple[Tensor, ...]:
         past = [(past_flat[2 * i], past_flat[2 * i + 1]) for i in range(len(past_flat) // 2)]
-        logits, emotion_logits, intensity, present = self.model.forward_step(
-            input_ids, prefix_embeds, prefix_mask, attention_mask, position_ids, past
+        logits, emotion_logits, intensity, new = self.model.forward_step(
+            input_ids, prefix_embeds, prefix_mask, attention_mask, position_ids, past, new_only=True
         )
-        flat = [t for pair in present for t in pair]
+        flat = [t for pair in new for t in pair]
         return (logits, emotion_logits, intensity, *flat)
 
 
@@ -148,7 +151,7 @@ def export_role_model(model: RoleModel, out_dir: str | Path) -> dict[str, Path]:
     _export(_PrefixGraph(model), prefix_args, paths["prefix_encoder"], spec["inputs"], spec["outputs"], axes)
 
     spec = ROLE_MODEL_GRAPHS["decoder"]
-    past_names, present_names = decoder_kv_names(cfg.n_layers)
+    past_names, new_names = role_model_kv_names(cfg.n_layers)
     kv_shape = (b, cfg.n_heads, p, cfg.head_dim)
     decoder_args = (
         torch.randint(len(SPECIAL_TOKENS), cfg.vocab_size, (b, t)),
@@ -163,9 +166,9 @@ def export_role_model(model: RoleModel, out_dir: str | Path) -> dict[str, Path]:
     axes["attention_mask"] = {0: "batch", 1: "total"}
     axes.update({name: dict(new_axes) for name in spec["outputs"]})
     axes.update({name: {0: "batch", 2: "past"} for name in past_names})
-    axes.update({name: {0: "batch", 2: "total"} for name in present_names})
+    axes.update({name: {0: "batch", 2: "new"} for name in new_names})
     _export(_DecoderGraph(model), decoder_args, paths["decoder"], (*spec["inputs"], *past_names),
-            (*spec["outputs"], *present_names), axes)
+            (*spec["outputs"], *new_names), axes)
     log.info("exported role model graphs to %s", out_dir)
     return paths
 
@@ -206,7 +209,7 @@ def _ort_greedy(sessions: dict[str, Any], model: RoleModel, batch: dict[str, Ten
         "persona_embedding": persona, "utterance_embedding": utterance,
         "visual_features": visual, "image_present": present,
     })[0]  # (B, K, D)
-    past_names, _ = decoder_kv_names(cfg.n_layers)
+    past_names, _ = role_model_kv_names(cfg.n_layers)
     feeds = {
         "input_ids": batch["input_ids"].numpy(),
         "prefix_embeds": place_prefix(torch.from_numpy(prefix), batch["prefix_mask"]).numpy(),
@@ -216,6 +219,7 @@ def _ort_greedy(sessions: dict[str, Any], model: RoleModel, batch: dict[str, Ten
     }
     empty = np.zeros((b, cfg.n_heads, 0, cfg.head_dim), dtype=np.float32)  # P = 0 on the first call
     feeds.update({name: empty for name in past_names})
+    past = [empty for _ in past_names]
     n_fixed = len(ROLE_MODEL_GRAPHS["decoder"]["outputs"])
     outputs = sessions["decoder"].run(None, feeds)
     result: dict[str, Any] = {
@@ -239,7 +243,8 @@ def _ort_greedy(sessions: dict[str, Any], model: RoleModel, batch: dict[str, Ten
             "attention_mask": attention_mask,
             "position_ids": position,
         }
-        feeds.update(dict(zip(past_names, outputs[n_fixed:])))
+        past = [np.concatenate([feeds_past, new], axis=2) for feeds_past, new in zip(past, outputs[n_fixed:])]
+        feeds.update(dict(zip(past_names, past)))
         outputs = sessions["decoder"].run(None, feeds)
         position = position + 1
     return result

@@ -178,6 +178,20 @@ def _attend(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, drop: nn.Dropo
     return torch.matmul(drop(torch.softmax(scores, dim=-1)), v)
 
 
+def _attend_split(q: Tensor, past: tuple[Tensor, Tensor], k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
+    """The same attention as ``_attend`` over ``cat(past, new)``, computed without concatenating the cache.
+
+    q, k, v (B, H, T, Dh) of the T new positions, past (B, H, P, Dh) each, bias (B, 1, T, P + T). Only the small
+    (B, H, T, P + T) score matrix is joined, so the exported graph reads the cache once and copies none of it;
+    the runtime keeps the cache in place and writes each step's new keys and values into it.
+    """
+    p = past[0].shape[2]
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    scores = torch.cat([torch.matmul(q, past[0].transpose(-2, -1)), torch.matmul(q, k.transpose(-2, -1))], dim=-1)
+    probs = torch.softmax(scores * scale + bias, dim=-1)  # (B, H, T, P + T)
+    return torch.matmul(probs[..., :p], past[1]) + torch.matmul(probs[..., p:], v)
+
+
 class VisionEncoder(nn.Module):
     """Screenshot to visual tokens: stride-2 convs, then a patchifying conv onto a sqrt(N) grid."""
 
@@ -289,11 +303,19 @@ class SelfAttention(nn.Module):
         self.attn_drop = nn.Dropout(cfg.dropout)
         self.resid_drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: Tensor, bias: Tensor, past: tuple[Tensor, Tensor] | None) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(
+        self, x: Tensor, bias: Tensor, past: tuple[Tensor, Tensor] | None, new_only: bool = False
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Returns the output and the keys and values: of all P + T positions, or with ``new_only`` of the T new ones."""
         b, t, d = x.shape
         q, k, v = self.qkv(x).split(d, dim=2)
         # (B, T, D) -> (B, H, T, Dh)
         q, k, v = (z.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2) for z in (q, k, v))
+        if new_only:
+            if past is None:
+                past = (k[:, :, :0], v[:, :, :0])
+            y = _attend_split(q, past, k, v, bias).transpose(1, 2).reshape(b, t, d)
+            return self.resid_drop(self.out(y)), k, v
         if past is not None:
             k = torch.cat([past[0], k], dim=2)  # (B, H, P + T, Dh)
             v = torch.cat([past[1], v], dim=2)
@@ -312,8 +334,10 @@ class DecoderBlock(nn.Module):
         self.ln_2 = nn.LayerNorm(cfg.d_model)
         self.mlp = MLP(cfg.d_model, cfg.d_ff, cfg.d_model, cfg.dropout)
 
-    def forward(self, x: Tensor, bias: Tensor, past: tuple[Tensor, Tensor] | None) -> tuple[Tensor, Tensor, Tensor]:
-        y, k, v = self.attn(self.ln_1(x), bias, past)
+    def forward(
+        self, x: Tensor, bias: Tensor, past: tuple[Tensor, Tensor] | None, new_only: bool = False
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        y, k, v = self.attn(self.ln_1(x), bias, past, new_only)
         x = x + y
         x = x + self.mlp(self.ln_2(x))
         return x, k, v
@@ -382,12 +406,15 @@ class RoleModel(nn.Module):
         attention_mask: Tensor,
         position_ids: Tensor,
         past: KVCache | None = None,
+        new_only: bool = False,
     ) -> tuple[Tensor, Tensor, Tensor, KVCache]:
         """One decoder call over T new positions after P cached ones.
 
         input_ids (B, T), prefix_embeds (B, T, D), prefix_mask (B, T), attention_mask (B, P + T),
         position_ids (B, T), past: n_layers x ((B, H, P, Dh), (B, H, P, Dh)) or None for P = 0.
-        Returns logits (B, T, V), emotion_logits (B, T, E), emotion_intensity (B, T) and the present cache.
+        Returns logits (B, T, V), emotion_logits (B, T, E), emotion_intensity (B, T) and the present cache
+        (P + T positions), or with ``new_only`` the keys and values of the T new positions only (the exported
+        decoder's form: the runtime owns the cache and appends them in place).
         """
         t = input_ids.shape[1]
         mask = prefix_mask.to(prefix_embeds.dtype).unsqueeze(-1)  # (B, T, 1)
@@ -396,7 +423,7 @@ class RoleModel(nn.Module):
         bias = attention_bias(attention_mask, t)
         present: KVCache = []
         for i, block in enumerate(self.blocks):
-            x, k, v = block(x, bias, past[i] if past is not None else None)
+            x, k, v = block(x, bias, past[i] if past is not None else None, new_only)
             present.append((k, v))
         h = self.ln_f(x)
         logits = self.lm_head(h)

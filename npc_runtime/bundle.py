@@ -24,6 +24,7 @@ __all__ = [
     "KINDS",
     "ROLE_MODEL_GRAPHS",
     "decoder_kv_names",
+    "role_model_kv_names",
     "GraphSpec",
     "Bundle",
     "load_bundle",
@@ -40,12 +41,26 @@ KINDS = ("role-model", "causal-lm")
 
 
 def decoder_kv_names(n_layers: int) -> tuple[list[str], list[str]]:
-    """Past and present KV tensor names of a decoder step graph with ``n_layers`` layers."""
+    """Past and present (past + new positions) KV tensor names of a causal-lm decoder with ``n_layers`` layers."""
     past, present = [], []
     for i in range(n_layers):
         past += [f"past_key_values.{i}.key", f"past_key_values.{i}.value"]
         present += [f"present.{i}.key", f"present.{i}.value"]
     return past, present
+
+
+def role_model_kv_names(n_layers: int) -> tuple[list[str], list[str]]:
+    """Past KV inputs and new-position KV outputs of a role-model decoder with ``n_layers`` layers.
+
+    A role-model decoder returns the keys and values of its T new positions only, never ``past`` joined with
+    them: the runtime keeps each layer's cache in one preallocated buffer and writes the new positions into it,
+    so no step copies the cache (see "KV cache" in docs/architecture.md).
+    """
+    past, new = [], []
+    for i in range(n_layers):
+        past += [f"past_key_values.{i}.key", f"past_key_values.{i}.value"]
+        new += [f"new_key_values.{i}.key", f"new_key_values.{i}.value"]
+    return past, new
 
 
 #: Fixed (non-KV) input and output names of each graph of a ``role-model`` bundle.
@@ -72,7 +87,7 @@ ROLE_MODEL_GRAPHS: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "outputs": ("prefix_embeds",),  # float32 (B, K, D)
     },
-    # One decoder step (prefill when T > 1); KV names from decoder_kv_names() follow the fixed ones.
+    # One decoder step (prefill when T > 1); KV names from role_model_kv_names() follow the fixed ones.
     "decoder": {
         "inputs": (
             "input_ids",  # int64 (B, T); prefix positions hold the <prefix> token id

@@ -22,9 +22,10 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from . import prompt
-from .bundle import Bundle, decoder_kv_names
-from .errors import BundleError
+from .bundle import Bundle, role_model_kv_names
+from .errors import BundleError, ImageError
 from .images import decode_image, image_key, preprocess
+from .kv_cache import SlotKVCache
 from .ort_backend import OrtGraph, RuntimeOptions, resolve_providers
 from .protocol import ImageInput
 from .sentence_encoder import SentenceEncoder
@@ -85,6 +86,19 @@ class Prepared:
 
 
 @dataclass
+class _Request:
+    """The fields of a request that :meth:`RoleModelEngine.prepare_batch` reads (a scheduler request has them too)."""
+
+    fingerprint: str
+    card_text: str
+    knowledge: str
+    context: Mapping[str, str]
+    history: Sequence[tuple[str, str]]
+    text: str
+    image: ImageInput | None
+
+
+@dataclass
 class PrefillResult:
     logits: np.ndarray  # float32 (B, V) at each row's last prompt position
     emotion_logits: np.ndarray  # float32 (B, E)
@@ -129,7 +143,15 @@ class RoleModelEngine:
         self.image_mean = [float(x) for x in model["image_mean"]]
         self.image_std = [float(x) for x in model["image_std"]]
         self.max_positions = int(model["max_positions"])
-        self.past_names, self.present_names = decoder_kv_names(self.n_layers)
+        self.n_heads = int(model["n_heads"])
+        self.head_dim = int(model["head_dim"])
+        self.past_names, self.new_names = role_model_kv_names(self.n_layers)
+        declared = bundle.graphs["decoder"].outputs
+        if any(name not in declared for name in self.new_names):
+            raise BundleError(
+                f"{bundle.root}: the decoder graph does not output {self.new_names[0]!r} and the rest: it was "
+                "exported by an older version; export the checkpoint again (npc-runtime export)"
+            )
         self.limits = bundle.limits
         self.max_prompt_tokens = int(self.limits.get("max_prompt_tokens", self.max_positions // 2))
 
@@ -168,19 +190,16 @@ class RoleModelEngine:
 
     def visual_features(self, image: ImageInput | None) -> tuple[np.ndarray, float]:
         """``(N, D)`` visual tokens of a screenshot and 1.0, or blank tokens and 0.0 without one."""
-        if image is None:
-            if self._blank_visual is None:
-                blank = np.zeros((1, 3, self.image_size, self.image_size), dtype=np.float32)
-                self._blank_visual = self.graphs["vision_encoder"].run({"image": blank})["visual_features"][0]
-            return self._blank_visual, 0.0
-        key = image_key(image)
-        cached = self.image_cache.get(key)
-        if cached is None:
-            rgb = decode_image(image)
-            pixels = preprocess(rgb, self.image_size, self.image_mean, self.image_std)[None]
-            cached = self.graphs["vision_encoder"].run({"image": pixels})["visual_features"][0]
-            self.image_cache.put(key, cached)
-        return cached, 1.0
+        result = self._visual_batch([image])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def _blank(self) -> tuple[np.ndarray, float]:
+        if self._blank_visual is None:
+            blank = np.zeros((1, 3, self.image_size, self.image_size), dtype=np.float32)
+            self._blank_visual = self.graphs["vision_encoder"].run({"image": blank})["visual_features"][0]
+        return self._blank_visual, 0.0
 
     # ----------------------------------------------------------------------------------- prompts
 
@@ -219,28 +238,89 @@ class RoleModelEngine:
         image: ImageInput | None,
     ) -> Prepared:
         """Everything prefill needs for one request; runs the prefix encoders (cached where possible)."""
-        persona = self.persona_embedding(fingerprint, card_text)[None]  # (1, E)
-        utterance = self.encode_texts([player_text])  # (1, E)
-        visual, present = self.visual_features(image)
+        request = _Request(fingerprint, card_text, knowledge, context, history, player_text, image)
+        result = self.prepare_batch([request])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def _visual_batch(self, images: Sequence[ImageInput | None]) -> list[tuple[np.ndarray, float] | ImageError]:
+        """Visual tokens of each screenshot: cached ones looked up, the others decoded and encoded in one call."""
+        out: list[Any] = [None] * len(images)
+        todo: dict[str, tuple[np.ndarray, list[int]]] = {}
+        for i, image in enumerate(images):
+            if image is None:
+                out[i] = self._blank()
+                continue
+            key = image_key(image)
+            cached = self.image_cache.get(key)
+            if cached is not None:
+                out[i] = (cached, 1.0)
+            elif key in todo:
+                todo[key][1].append(i)
+            else:
+                try:
+                    rgb = decode_image(image)
+                except ImageError as exc:
+                    out[i] = exc
+                    continue
+                todo[key] = (preprocess(rgb, self.image_size, self.image_mean, self.image_std), [i])
+        if todo:
+            pixels = np.stack([p for p, _ in todo.values()])
+            features = self.graphs["vision_encoder"].run({"image": pixels})["visual_features"]
+            for (key, (_, rows)), feature in zip(todo.items(), features):
+                feature = feature.copy()  # own memory: the cache must not pin the whole batch
+                self.image_cache.put(key, feature)
+                for i in rows:
+                    out[i] = (feature, 1.0)
+        return out
+
+    def prepare_batch(self, requests: Sequence[Any]) -> list[Prepared | Exception]:
+        """:meth:`prepare` for many requests at once: one text-encoder call for all new persona cards, one for
+        all player lines, one vision call for the new screenshots and one prefix-encoder call.
+
+        Each request has the attributes ``fingerprint, card_text, knowledge, context, history, text, image``.
+        A request whose image cannot be decoded gets its :class:`ImageError` in its place; the others go on.
+        """
+        visuals = self._visual_batch([r.image for r in requests])
+        ok = [i for i, v in enumerate(visuals) if not isinstance(v, Exception)]
+        results: list[Prepared | Exception] = [v if isinstance(v, Exception) else None for v in visuals]  # type: ignore[misc]
+        if not ok:
+            return results
+        new_cards: dict[str, str] = {}
+        for i in ok:
+            r = requests[i]
+            if r.fingerprint not in new_cards and self.persona_cache.get(r.fingerprint) is None:
+                new_cards[r.fingerprint] = r.card_text
+        if new_cards:
+            for fingerprint, embedding in zip(new_cards, self.encode_texts(list(new_cards.values()))):
+                self.persona_cache.put(fingerprint, embedding.copy())
+        personas = np.stack([self.persona_embedding(requests[i].fingerprint, requests[i].card_text) for i in ok])
+        utterances = self.encode_texts([requests[i].text for i in ok])  # (B, E)
         prefix = self.graphs["prefix_encoder"].run(
             {
-                "persona_embedding": persona,
-                "utterance_embedding": utterance,
-                "visual_features": visual[None],
-                "image_present": np.array([present], dtype=np.float32),
+                "persona_embedding": personas,
+                "utterance_embedding": utterances,
+                "visual_features": np.stack([visuals[i][0] for i in ok]),  # type: ignore[index]
+                "image_present": np.array([visuals[i][1] for i in ok], dtype=np.float32),  # type: ignore[index]
             }
-        )["prefix_embeds"][0]  # (K, D)
-        text_ids = self.prompt_ids(knowledge, context, history, player_text)
-        ids, mask = prompt.layout_ids(text_ids, self.prefix_tokens, self.token_id["prefix"], self.token_id["bos"])
-        return Prepared(ids=ids, prefix_mask=np.asarray(mask, dtype=np.float32), prefix_embeds=prefix)
+        )["prefix_embeds"]  # (B, K, D)
+        for row, i in enumerate(ok):
+            r = requests[i]
+            text_ids = self.prompt_ids(r.knowledge, r.context, r.history, r.text)
+            ids, mask = prompt.layout_ids(text_ids, self.prefix_tokens, self.token_id["prefix"], self.token_id["bos"])
+            results[i] = Prepared(ids=ids, prefix_mask=np.asarray(mask, dtype=np.float32), prefix_embeds=prefix[row])
+        return results
 
     # ----------------------------------------------------------------------------------- decoder
 
     def _empty_past(self, batch: int) -> dict[str, np.ndarray]:
-        heads = int(self.bundle.model["n_heads"])
-        head_dim = int(self.bundle.model["head_dim"])
-        empty = np.zeros((batch, heads, 0, head_dim), dtype=np.float32)
+        empty = np.zeros((batch, self.n_heads, 0, self.head_dim), dtype=np.float32)
         return {name: empty for name in self.past_names}
+
+    def new_cache(self) -> SlotKVCache:
+        """An empty running-batch KV cache that :meth:`decode_step` updates in place."""
+        return SlotKVCache(len(self.past_names), self.n_heads, self.head_dim, np.float32, max_length=self.max_positions)
 
     def prefill(self, items: Sequence[Prepared]) -> PrefillResult:
         """Run the prompts of ``items`` together, left padded to the longest."""
@@ -273,26 +353,42 @@ class RoleModelEngine:
             logits=out["logits"][:, -1, :],
             emotion_logits=out["emotion_logits"][:, -1, :],
             emotion_intensity=out["emotion_intensity"][:, -1],
-            kv=[out[name] for name in self.present_names],
+            kv=[out[name] for name in self.new_names],
             mask=attn,
         )
 
-    def step(
-        self, last_ids: np.ndarray, positions: np.ndarray, kv: list[np.ndarray], mask: np.ndarray
-    ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
-        """One token for each row: returns logits ``(B, V)``, the grown KV and attention mask."""
+    def _step_feeds(self, last_ids: np.ndarray, positions: np.ndarray, attn: np.ndarray) -> dict[str, Any]:
         batch = last_ids.shape[0]
-        attn = np.concatenate([mask, np.ones((batch, 1), dtype=np.int64)], axis=1)
-        feeds: dict[str, Any] = {
+        return {
             "input_ids": last_ids.reshape(batch, 1).astype(np.int64),
             "prefix_embeds": np.zeros((batch, 1, self.d_model), dtype=np.float32),
             "prefix_mask": np.zeros((batch, 1), dtype=np.float32),
             "attention_mask": attn,
             "position_ids": positions.reshape(batch, 1).astype(np.int64),
         }
+
+    def decode_step(self, last_ids: np.ndarray, positions: np.ndarray, cache: SlotKVCache) -> np.ndarray:
+        """One token for each row of ``cache``: logits ``(B, V)``; the new keys and values go into the cache."""
+        feeds = self._step_feeds(last_ids, positions, cache.attention_mask())
+        feeds.update(zip(self.past_names, cache.past()))
+        out = self.graphs["decoder"].run(feeds, ["logits", *self.new_names])
+        cache.write([out[name] for name in self.new_names])
+        return out["logits"][:, -1, :]
+
+    def step(
+        self, last_ids: np.ndarray, positions: np.ndarray, kv: list[np.ndarray], mask: np.ndarray
+    ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        """One token for each row, on caller-held arrays: returns logits ``(B, V)``, the grown KV and mask.
+
+        For tools and checks; the scheduler uses :meth:`decode_step`, which grows its cache in place.
+        """
+        batch = last_ids.shape[0]
+        attn = np.concatenate([mask, np.ones((batch, 1), dtype=np.int64)], axis=1)
+        feeds = self._step_feeds(last_ids, positions, attn)
         feeds.update(zip(self.past_names, kv))
-        out = self.graphs["decoder"].run(feeds, ["logits", *self.present_names])
-        return out["logits"][:, -1, :], [out[name] for name in self.present_names], attn
+        out = self.graphs["decoder"].run(feeds, ["logits", *self.new_names])
+        grown = [np.concatenate([past, out[name]], axis=2) for past, name in zip(kv, self.new_names)]
+        return out["logits"][:, -1, :], grown, attn
 
     def reply_emotion(self, text: str, at_prompt: dict[str, Any]) -> dict[str, Any]:
         """The reply's emotion: the role model's head already gave it at the prompt; other engines classify text."""

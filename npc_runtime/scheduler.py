@@ -20,9 +20,11 @@ import numpy as np
 from .emotion import summarise
 from .engine import PrefillResult, RoleModelEngine
 from .errors import ImageError, InferenceError
+from .kv_cache import ConcatKVCache
 from .protocol import ImageInput, SayOptions
+from .sampling import sample_tokens
 
-__all__ = ["GenRequest", "GenOptions", "Scheduler", "SchedulerConfig", "Overloaded", "sample_token"]
+__all__ = ["GenRequest", "GenOptions", "Scheduler", "SchedulerConfig", "Overloaded"]
 
 log = logging.getLogger(__name__)
 
@@ -95,41 +97,6 @@ class SchedulerConfig:
 Sink = Callable[[GenRequest, str, dict], None]
 
 
-def sample_token(
-    logits: np.ndarray,
-    generated: Sequence[int],
-    options: GenOptions,
-    rng: np.random.Generator,
-    banned: np.ndarray,
-) -> int:
-    """Pick the next token from ``logits (V,)``: repetition penalty, temperature, top-k, top-p."""
-    x = logits.astype(np.float64)  # copy
-    x[banned] = -np.inf
-    if options.repetition_penalty != 1.0 and len(generated):
-        seen = np.unique(np.asarray(generated, dtype=np.int64))
-        vals = x[seen]
-        x[seen] = np.where(vals > 0, vals / options.repetition_penalty, vals * options.repetition_penalty)
-    if options.temperature == 0.0:
-        return int(np.argmax(x))
-    x = x / options.temperature
-    vocab = x.shape[0]
-    if 0 < options.top_k < vocab:
-        kth = np.partition(x, -options.top_k)[-options.top_k]
-        x[x < kth] = -np.inf
-    x -= np.max(x)
-    probs = np.exp(x)
-    probs /= probs.sum()
-    if options.top_p < 1.0:
-        order = np.argsort(-probs, kind="stable")
-        cumulative = np.cumsum(probs[order])
-        cut = int(np.searchsorted(cumulative, options.top_p)) + 1
-        keep = order[:cut]
-        trimmed = np.zeros_like(probs)
-        trimmed[keep] = probs[keep]
-        probs = trimmed / trimmed.sum()
-    return int(rng.choice(vocab, p=probs))
-
-
 @dataclass
 class _Live:
     """Per-request generation state inside the running batch."""
@@ -150,14 +117,6 @@ class _Live:
     broke_character: bool = False  # the engine's guard cut an out-of-character span from the reply
 
 
-def _pad_left(array: np.ndarray, axis: int, amount: int) -> np.ndarray:
-    if amount == 0:
-        return array
-    widths = [(0, 0)] * array.ndim
-    widths[axis] = (amount, 0)
-    return np.pad(array, widths)
-
-
 class Scheduler:
     """Owns the generation thread, the queue and the running batch."""
 
@@ -171,10 +130,10 @@ class Scheduler:
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
-        # running batch
+        # running batch: row i of the KV cache belongs to self._rows[i]
         self._rows: list[_Live] = []
-        self._kv: list[np.ndarray] = []
-        self._mask = np.zeros((0, 0), dtype=np.int64)
+        new_cache = getattr(engine, "new_cache", None)
+        self._cache = new_cache() if new_cache is not None else ConcatKVCache()
         self.ticks = 0
 
     # ------------------------------------------------------------------------------------ control (any thread)
@@ -241,8 +200,8 @@ class Scheduler:
                     unanswered = [req for req in admit if req.key in self._live_keys]
                 for req in unanswered:  # admitted this tick but not yet in the batch
                     self._finish_error(req, "internal", f"generation failed: {exc}")
-                self._rows, self._kv = [], []
-                self._mask = np.zeros((0, 0), dtype=np.int64)
+                self._rows = []
+                self._cache.clear()
         # shutting down: everything still live ends with an error
         for live in list(self._rows):
             self._finish_error(live.req, "internal", "server shutting down")
@@ -286,20 +245,33 @@ class Scheduler:
             return "cancelled", "cancelled by a cancel request"
         return "timeout", f"no reply within {req.options.timeout_ms} ms"
 
-    def _admit(self, reqs: list[GenRequest]) -> None:
-        prepared, ready = [], []
+    def _prepare(self, reqs: list[GenRequest]) -> list[Any]:
+        """Each request's prompt, or the exception that stopped it; batched when the engine can."""
+        prepare_batch = getattr(self.engine, "prepare_batch", None)
+        if prepare_batch is not None:
+            return prepare_batch(reqs)
+        out: list[Any] = []
         for req in reqs:
             try:
-                prepared.append(
+                out.append(
                     self.engine.prepare(
                         req.fingerprint, req.card_text, req.knowledge, req.context, req.history, req.text, req.image
                     )
                 )
+            except (ImageError, InferenceError) as exc:
+                out.append(exc)
+        return out
+
+    def _admit(self, reqs: list[GenRequest]) -> None:
+        prepared, ready = [], []
+        for req, prep in zip(reqs, self._prepare(reqs)):
+            if isinstance(prep, ImageError):
+                self._finish_error(req, "invalid_field", f"field 'image.data' {prep}", "image.data")
+            elif isinstance(prep, Exception):
+                self._finish_error(req, "internal", str(prep))
+            else:
+                prepared.append(prep)
                 ready.append(req)
-            except ImageError as exc:
-                self._finish_error(req, "invalid_field", f"field 'image.data' {exc}", "image.data")
-            except InferenceError as exc:
-                self._finish_error(req, "internal", str(exc))
         if not ready:
             return
         result = self.engine.prefill(prepared)
@@ -320,23 +292,22 @@ class Scheduler:
                 position=len(prep.ids),
             )
             new_rows.append(live)
-            self._accept(live, result.logits[row])
+        for live, token in zip(new_rows, self._sample(new_rows, result.logits)):
+            self._accept(live, int(token))
         self._merge(new_rows, result)
 
     def _merge(self, rows: list[_Live], result: PrefillResult) -> None:
-        if not self._rows:
-            self._rows, self._kv, self._mask = rows, result.kv, result.mask
-            return
-        old_len, new_len = self._mask.shape[1], result.mask.shape[1]
-        width = max(old_len, new_len)
-        self._kv = [
-            np.concatenate([_pad_left(a, 2, width - old_len), _pad_left(b, 2, width - new_len)], axis=0)
-            for a, b in zip(self._kv, result.kv)
-        ]
-        self._mask = np.concatenate(
-            [_pad_left(self._mask, 1, width - old_len), _pad_left(result.mask, 1, width - new_len)], axis=0
-        )
+        self._cache.append(result.kv, result.mask)
         self._rows = self._rows + rows
+
+    def _decode(self, last: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """One batched decoder step over the cache; engines without a cache of their own return a grown one."""
+        if isinstance(self._cache, ConcatKVCache):
+            logits, self._cache.kv, self._cache.mask = self.engine.step(
+                last, positions, self._cache.kv, self._cache.mask
+            )
+            return logits
+        return self.engine.decode_step(last, positions, self._cache)
 
     def _step(self) -> None:
         active = [i for i, live in enumerate(self._rows) if not live.done]
@@ -346,14 +317,22 @@ class Scheduler:
             return
         last = np.array([live.generated[-1] for live in self._rows], dtype=np.int64)
         positions = np.array([live.position for live in self._rows], dtype=np.int64)
-        logits, self._kv, self._mask = self.engine.step(last, positions, self._kv, self._mask)
-        for row, live in enumerate(self._rows):
+        logits = self._decode(last, positions)
+        for live, token in zip(self._rows, self._sample(self._rows, logits)):
             live.position += 1
-            self._accept(live, logits[row])
+            self._accept(live, int(token))
 
-    def _accept(self, live: _Live, logits: np.ndarray) -> None:
-        """Sample one token for ``live``, stream new text, and finish the request when it is done."""
-        token = sample_token(logits, live.generated, live.req.options, live.rng, self.engine.banned_ids)
+    def _sample(self, rows: Sequence[_Live], logits: np.ndarray) -> np.ndarray:
+        return sample_tokens(
+            logits,
+            [live.generated for live in rows],
+            [live.req.options for live in rows],
+            [live.rng for live in rows],
+            self.engine.banned_ids,
+        )
+
+    def _accept(self, live: _Live, token: int) -> None:
+        """Take the sampled ``token`` for ``live``, stream new text, and finish the request when it is done."""
         if live.first_token is None:
             live.first_token = time.monotonic()
         if token == self.engine.eos_id and not live.req.options.ignore_eos:
@@ -427,16 +406,7 @@ class Scheduler:
             self._cancelled.discard(key)
 
     def _drop_finished(self) -> None:
-        keep = [i for i, live in enumerate(self._rows) if not live.done]
-        if len(keep) == len(self._rows):
-            return
-        if not keep:
-            self._rows, self._kv = [], []
-            self._mask = np.zeros((0, 0), dtype=np.int64)
-            return
-        index = np.asarray(keep)
-        self._rows = [self._rows[i] for i in keep]
-        mask = self._mask[index]
-        start = int(np.argmax(mask.any(axis=0)))  # leading columns that are padding in every row
-        self._mask = mask[:, start:]
-        self._kv = [kv[index][:, :, start:] for kv in self._kv]
+        done = [i for i, live in enumerate(self._rows) if live.done]
+        if done:
+            order = self._cache.remove(done)
+            self._rows = [self._rows[i] for i in order]

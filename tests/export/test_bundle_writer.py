@@ -12,7 +12,7 @@ import pytest
 from export.bundle_writer import BundleLimits, special_tokens_manifest, write_bundle
 from export.role_model import RoleModel
 from export.tiny import TINY_VOCAB_SIZE, main as tiny_main, tiny_config
-from npc_runtime.bundle import ROLE_MODEL_GRAPHS, decoder_kv_names, load_bundle, sha256_file
+from npc_runtime.bundle import ROLE_MODEL_GRAPHS, role_model_kv_names, load_bundle, sha256_file
 from npc_runtime.emotion import EMOTIONS
 from npc_runtime.errors import BundleError
 from npc_runtime.prompt import SPECIAL_TOKENS
@@ -27,7 +27,7 @@ def test_tiny_bundle_loads_and_describes_itself(tiny_bundle: Path) -> None:
     assert m["name"] == "tiny-concat" and m["version"] and m["description"] and m["created"]
     assert bundle.emotions == EMOTIONS
     assert set(bundle.graphs) == set(ROLE_MODEL_GRAPHS)
-    past, present = decoder_kv_names(2)
+    past, present = role_model_kv_names(2)
     assert bundle.graphs["decoder"].inputs == ROLE_MODEL_GRAPHS["decoder"]["inputs"] + tuple(past)
     assert bundle.graphs["decoder"].outputs == ROLE_MODEL_GRAPHS["decoder"]["outputs"] + tuple(present)
     assert m["tokenizers"] == {"decoder": "tokenizer.json", "text_encoder": "text_encoder_tokenizer.json"}

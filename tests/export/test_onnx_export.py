@@ -15,7 +15,7 @@ import torch
 from export.onnx_export import GRAPH_FILES, OPSET, ParityError, check_parity, export_role_model
 from export.role_model import RoleModel
 from export.tiny import build_tiny_bundle
-from npc_runtime.bundle import ROLE_MODEL_GRAPHS, decoder_kv_names
+from npc_runtime.bundle import ROLE_MODEL_GRAPHS, role_model_kv_names
 
 MakeModel = Callable[..., RoleModel]
 
@@ -46,7 +46,7 @@ def test_every_fusion_exports_with_parity(
 
 def test_graph_names_come_from_the_bundle_spec(cross_bundle: Path) -> None:
     n_layers = 2
-    past, present = decoder_kv_names(n_layers)
+    past, present = role_model_kv_names(n_layers)
     for name, spec in ROLE_MODEL_GRAPHS.items():
         model = onnx.load(str(cross_bundle / GRAPH_FILES[name]))
         onnx.checker.check_model(model)
@@ -61,7 +61,7 @@ def test_graph_names_come_from_the_bundle_spec(cross_bundle: Path) -> None:
 
 def test_decoder_graph_has_dynamic_batch_and_lengths(cross_bundle: Path) -> None:
     session = ort.InferenceSession(str(cross_bundle / GRAPH_FILES["decoder"]), providers=["CPUExecutionProvider"])
-    past_names, _ = decoder_kv_names(2)
+    past_names, _ = role_model_kv_names(2)
     d, heads, head_dim = 32, 2, 16
     for b, t, p in [(1, 1, 0), (5, 4, 7), (2, 9, 0), (3, 1, 30)]:
         feeds = {
@@ -74,7 +74,7 @@ def test_decoder_graph_has_dynamic_batch_and_lengths(cross_bundle: Path) -> None
         feeds.update({n: np.zeros((b, heads, p, head_dim), dtype=np.float32) for n in past_names})
         logits, emotion, intensity, *kv = session.run(None, feeds)
         assert logits.shape == (b, t, 400) and emotion.shape == (b, t, 7) and intensity.shape == (b, t)
-        assert all(x.shape == (b, heads, p + t, head_dim) for x in kv)
+        assert all(x.shape == (b, heads, t, head_dim) for x in kv)  # the new positions only
 
 
 def test_vision_and_prefix_graphs_take_any_batch(cross_bundle: Path) -> None:

@@ -10,7 +10,8 @@ import pytest
 from npc_runtime.engine import ByteLRU
 from npc_runtime.errors import InferenceError
 from npc_runtime.personas import PersonaPack, default_pack_dir
-from npc_runtime.scheduler import GenOptions, GenRequest, Scheduler, SchedulerConfig, sample_token
+from npc_runtime.sampling import sample_token, sample_tokens
+from npc_runtime.scheduler import GenOptions, GenRequest, Scheduler, SchedulerConfig
 
 
 class Collector:
@@ -88,7 +89,7 @@ def test_stop_sequence_cuts_the_reply(tiny_engine) -> None:
 
 def test_engine_failure_answers_internal_and_the_scheduler_keeps_going(tiny_engine, monkeypatch) -> None:
     calls = {"n": 0}
-    real_step = tiny_engine.step
+    real_step = tiny_engine.decode_step
 
     def flaky(*args, **kwargs):
         calls["n"] += 1
@@ -96,7 +97,7 @@ def test_engine_failure_answers_internal_and_the_scheduler_keeps_going(tiny_engi
             raise InferenceError("boom")
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(tiny_engine, "step", flaky)
+    monkeypatch.setattr(tiny_engine, "decode_step", flaky)
     sink = Collector()
     scheduler = Scheduler(tiny_engine, sink, SchedulerConfig())
     scheduler.start()
@@ -142,6 +143,30 @@ def test_sampling_rules() -> None:
     assert picks == {2}
     picks = {sample_token(logits, [], GenOptions(temperature=1.0, top_p=0.5, top_k=0), rng, np.array([], dtype=np.int64)) for _ in range(20)}
     assert picks == {1}
+    picks = {sample_token(logits, [], GenOptions(temperature=1.0, top_p=1.0, top_k=2), rng, np.array([], dtype=np.int64)) for _ in range(200)}
+    assert picks == {1, 2}  # exactly the two best survive top-k 2, both get drawn
+    # penalised twice over, token 1 (5 -> 5/3) drops below token 2 (4), for sampled rows as for greedy ones
+    picks = {sample_token(logits, [1, 1], GenOptions(temperature=0.01, top_k=0, repetition_penalty=3.0), rng, np.array([], dtype=np.int64)) for _ in range(20)}
+    assert picks == {2}
+
+
+def test_batched_sampling_equals_row_by_row_whatever_the_neighbours() -> None:
+    rng = np.random.default_rng(1)
+    logits = rng.standard_normal((6, 50)) * 3
+    options = [GenOptions(temperature=0.0), GenOptions(temperature=0.8, top_k=5), GenOptions(temperature=1.2, top_k=0, top_p=0.7),
+               GenOptions(temperature=0.7, top_k=40, top_p=0.9, repetition_penalty=1.3), GenOptions(temperature=1.0, top_k=50),
+               GenOptions(temperature=0.5, top_k=3, top_p=0.5)]  # fmt: skip
+    generated = [[1, 2], [], [3, 3, 4], [int(np.argmax(logits[3]))], [7], []]
+    banned = np.array([0, 5], dtype=np.int64)
+    batched = [sample_tokens(logits, generated, options, [np.random.default_rng(s) for s in range(6)], banned)
+               for _ in range(3)]
+    alone = [sample_token(logits[i], generated[i], options[i], np.random.default_rng(i), banned) for i in range(6)]
+    assert all(b.tolist() == alone for b in batched)
+    assert not set(alone) & {0, 5}
+    # a row's draw does not depend on which rows share its batch
+    some = sample_tokens(logits[[4, 1]], [generated[4], generated[1]], [options[4], options[1]],
+                         [np.random.default_rng(4), np.random.default_rng(1)], banned)
+    assert some.tolist() == [alone[4], alone[1]]
 
 
 def test_config_validation() -> None:
