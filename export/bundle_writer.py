@@ -29,7 +29,15 @@ from export.onnx_export import (
 from export.role_model import RoleModel
 from export.text_encoder import TEXT_ENCODER_MAX_TOKENS
 from export.tokenizer import load_tokenizer
-from npc_runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST_NAME, ROLE_MODEL_GRAPHS, role_model_kv_names, sha256_file
+from npc_runtime.bundle import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    ROLE_MODEL_GRAPHS,
+    ROLE_MODEL_OPTIONAL_INPUTS,
+    role_model_kv_names,
+    sha256_file,
+)
 from npc_runtime.emotion import EMOTIONS
 from npc_runtime.prompt import SPECIAL_TOKENS
 
@@ -75,7 +83,7 @@ def _graphs_manifest(n_layers: int) -> dict[str, dict[str, Any]]:
     for name, spec in ROLE_MODEL_GRAPHS.items():
         inputs, outputs = list(spec["inputs"]), list(spec["outputs"])
         if name == "decoder":
-            inputs += past
+            inputs += [*ROLE_MODEL_OPTIONAL_INPUTS[name], *past]
             outputs += new
         graphs[name] = {"file": GRAPH_FILES[name], "inputs": inputs, "outputs": outputs}
     return graphs

@@ -24,7 +24,7 @@ from export.role_model import RoleModel, place_prefix
 from export.text_encoder import INT8_OP_TYPES
 from export.tokenizer import encode_turn, load_tokenizer, pad_id
 from export.torch_generate import GenerationConfig, collate_turns, generate
-from npc_runtime.bundle import ROLE_MODEL_GRAPHS, role_model_kv_names
+from npc_runtime.bundle import ROLE_MODEL_GRAPHS, ROLE_MODEL_OPTIONAL_INPUTS, role_model_kv_names
 from npc_runtime.prompt import EOS, SPECIAL_TOKENS
 
 __all__ = [
@@ -94,11 +94,13 @@ class _DecoderGraph(nn.Module):
         prefix_mask: Tensor,
         attention_mask: Tensor,
         position_ids: Tensor,
+        logits_to_keep: Tensor,
         *past_flat: Tensor,
     ) -> tuple[Tensor, ...]:
         past = [(past_flat[2 * i], past_flat[2 * i + 1]) for i in range(len(past_flat) // 2)]
         logits, emotion_logits, intensity, new = self.model.forward_step(
-            input_ids, prefix_embeds, prefix_mask, attention_mask, position_ids, past, new_only=True
+            input_ids, prefix_embeds, prefix_mask, attention_mask, position_ids, past, new_only=True,
+            logits_to_keep=logits_to_keep,
         )
         flat = [t for pair in new for t in pair]
         return (logits, emotion_logits, intensity, *flat)
@@ -159,16 +161,17 @@ def export_role_model(model: RoleModel, out_dir: str | Path) -> dict[str, Path]:
         torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]),
         torch.tensor([[1, 1, 1, 1, 1], [0, 1, 1, 1, 1]]),
         torch.tensor([[2, 3, 4], [1, 2, 3]]),
+        torch.tensor(2),  # logits_to_keep
         *(torch.randn(kv_shape) for _ in past_names),
     )
     new_axes = {0: "batch", 1: "new"}
     axes = {name: dict(new_axes) for name in ("input_ids", "prefix_embeds", "prefix_mask", "position_ids")}
     axes["attention_mask"] = {0: "batch", 1: "total"}
-    axes.update({name: dict(new_axes) for name in spec["outputs"]})
+    axes.update({name: {0: "batch", 1: "kept"} for name in spec["outputs"]})
     axes.update({name: {0: "batch", 2: "past"} for name in past_names})
     axes.update({name: {0: "batch", 2: "new"} for name in new_names})
-    _export(_DecoderGraph(model), decoder_args, paths["decoder"], (*spec["inputs"], *past_names),
-            (*spec["outputs"], *new_names), axes)
+    _export(_DecoderGraph(model), decoder_args, paths["decoder"],
+            (*spec["inputs"], *ROLE_MODEL_OPTIONAL_INPUTS["decoder"], *past_names), (*spec["outputs"], *new_names), axes)
     log.info("exported role model graphs to %s", out_dir)
     return paths
 
@@ -216,6 +219,7 @@ def _ort_greedy(sessions: dict[str, Any], model: RoleModel, batch: dict[str, Ten
         "prefix_mask": batch["prefix_mask"].numpy(),
         "attention_mask": batch["attention_mask"].numpy(),
         "position_ids": batch["position_ids"].numpy(),
+        "logits_to_keep": np.array(1, dtype=np.int64),  # the runtime's prefill: the last position's heads only
     }
     empty = np.zeros((b, cfg.n_heads, 0, cfg.head_dim), dtype=np.float32)  # P = 0 on the first call
     feeds.update({name: empty for name in past_names})
@@ -242,6 +246,7 @@ def _ort_greedy(sessions: dict[str, Any], model: RoleModel, batch: dict[str, Ten
             "prefix_mask": np.zeros((b, 1), dtype=np.float32),
             "attention_mask": attention_mask,
             "position_ids": position,
+            "logits_to_keep": np.array(1, dtype=np.int64),
         }
         past = [np.concatenate([feeds_past, new], axis=2) for feeds_past, new in zip(past, outputs[n_fixed:])]
         feeds.update(dict(zip(past_names, past)))

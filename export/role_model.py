@@ -407,6 +407,7 @@ class RoleModel(nn.Module):
         position_ids: Tensor,
         past: KVCache | None = None,
         new_only: bool = False,
+        logits_to_keep: Tensor | int | None = None,
     ) -> tuple[Tensor, Tensor, Tensor, KVCache]:
         """One decoder call over T new positions after P cached ones.
 
@@ -414,7 +415,8 @@ class RoleModel(nn.Module):
         position_ids (B, T), past: n_layers x ((B, H, P, Dh), (B, H, P, Dh)) or None for P = 0.
         Returns logits (B, T, V), emotion_logits (B, T, E), emotion_intensity (B, T) and the present cache
         (P + T positions), or with ``new_only`` the keys and values of the T new positions only (the exported
-        decoder's form: the runtime owns the cache and appends them in place).
+        decoder's form: the runtime owns the cache and appends them in place). With ``logits_to_keep`` N the
+        three heads run on the last N positions only (their outputs are (B, N, ...)).
         """
         t = input_ids.shape[1]
         mask = prefix_mask.to(prefix_embeds.dtype).unsqueeze(-1)  # (B, T, 1)
@@ -425,6 +427,9 @@ class RoleModel(nn.Module):
         for i, block in enumerate(self.blocks):
             x, k, v = block(x, bias, past[i] if past is not None else None, new_only)
             present.append((k, v))
+        if logits_to_keep is not None:
+            length = x.shape[1]
+            x = x.index_select(1, torch.arange(length - logits_to_keep, length, device=x.device))
         h = self.ln_f(x)
         logits = self.lm_head(h)
         emotion_logits = self.emotion_head(h)

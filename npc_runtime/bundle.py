@@ -25,6 +25,7 @@ __all__ = [
     "ROLE_MODEL_GRAPHS",
     "decoder_kv_names",
     "role_model_kv_names",
+    "ROLE_MODEL_OPTIONAL_INPUTS",
     "GraphSpec",
     "Bundle",
     "load_bundle",
@@ -102,6 +103,14 @@ ROLE_MODEL_GRAPHS: dict[str, dict[str, tuple[str, ...]]] = {
             "emotion_intensity",  # float32 (B, T) in 0..1
         ),
     },
+}
+
+#: Inputs a role-model graph declares after its fixed ones (and before the KV names); bundles exported before an
+#: input existed lack it, so the runtime feeds it only when the manifest declares it.
+ROLE_MODEL_OPTIONAL_INPUTS: dict[str, tuple[str, ...]] = {
+    # int64 scalar N: the heads run on the last N positions only, so logits are (B, N, V). A prefill needs one
+    # row of logits, not T: this saves the LM head's work and memory on every prompt position.
+    "decoder": ("logits_to_keep",),
 }
 
 

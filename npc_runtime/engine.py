@@ -76,6 +76,9 @@ class ByteLRU:
         return {"entries": len(self._items), "bytes": self.bytes, "hits": self.hits, "misses": self.misses}
 
 
+_ONE = np.array(1, dtype=np.int64)
+
+
 @dataclass
 class Prepared:
     """One request's prompt, ready for prefill."""
@@ -146,6 +149,8 @@ class RoleModelEngine:
         self.n_heads = int(model["n_heads"])
         self.head_dim = int(model["head_dim"])
         self.past_names, self.new_names = role_model_kv_names(self.n_layers)
+        #: Decoders exported with ``logits_to_keep`` run their heads on the last prompt position only at prefill.
+        self.keeps_last = "logits_to_keep" in bundle.graphs["decoder"].inputs
         declared = bundle.graphs["decoder"].outputs
         if any(name not in declared for name in self.new_names):
             raise BundleError(
@@ -348,6 +353,8 @@ class RoleModelEngine:
             "position_ids": pos,
         }
         feeds.update(self._empty_past(batch))
+        if self.keeps_last:
+            feeds["logits_to_keep"] = _ONE
         out = self.graphs["decoder"].run(feeds)
         return PrefillResult(
             logits=out["logits"][:, -1, :],
@@ -359,13 +366,16 @@ class RoleModelEngine:
 
     def _step_feeds(self, last_ids: np.ndarray, positions: np.ndarray, attn: np.ndarray) -> dict[str, Any]:
         batch = last_ids.shape[0]
-        return {
+        feeds = {
             "input_ids": last_ids.reshape(batch, 1).astype(np.int64),
             "prefix_embeds": np.zeros((batch, 1, self.d_model), dtype=np.float32),
             "prefix_mask": np.zeros((batch, 1), dtype=np.float32),
             "attention_mask": attn,
             "position_ids": positions.reshape(batch, 1).astype(np.int64),
         }
+        if self.keeps_last:
+            feeds["logits_to_keep"] = _ONE
+        return feeds
 
     def decode_step(self, last_ids: np.ndarray, positions: np.ndarray, cache: SlotKVCache) -> np.ndarray:
         """One token for each row of ``cache``: logits ``(B, V)``; the new keys and values go into the cache."""

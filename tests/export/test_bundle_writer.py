@@ -28,7 +28,7 @@ def test_tiny_bundle_loads_and_describes_itself(tiny_bundle: Path) -> None:
     assert bundle.emotions == EMOTIONS
     assert set(bundle.graphs) == set(ROLE_MODEL_GRAPHS)
     past, present = role_model_kv_names(2)
-    assert bundle.graphs["decoder"].inputs == ROLE_MODEL_GRAPHS["decoder"]["inputs"] + tuple(past)
+    assert bundle.graphs["decoder"].inputs == ROLE_MODEL_GRAPHS["decoder"]["inputs"] + ("logits_to_keep", *past)
     assert bundle.graphs["decoder"].outputs == ROLE_MODEL_GRAPHS["decoder"]["outputs"] + tuple(present)
     assert m["tokenizers"] == {"decoder": "tokenizer.json", "text_encoder": "text_encoder_tokenizer.json"}
     assert bundle.file("decoder").is_file() and bundle.file("text_encoder").is_file()

@@ -15,7 +15,7 @@ import torch
 from export.onnx_export import GRAPH_FILES, OPSET, ParityError, check_parity, export_role_model
 from export.role_model import RoleModel
 from export.tiny import build_tiny_bundle
-from npc_runtime.bundle import ROLE_MODEL_GRAPHS, role_model_kv_names
+from npc_runtime.bundle import ROLE_MODEL_GRAPHS, ROLE_MODEL_OPTIONAL_INPUTS, role_model_kv_names
 
 MakeModel = Callable[..., RoleModel]
 
@@ -52,7 +52,7 @@ def test_graph_names_come_from_the_bundle_spec(cross_bundle: Path) -> None:
         onnx.checker.check_model(model)
         inputs = [i.name for i in model.graph.input]
         outputs = [o.name for o in model.graph.output]
-        extra_in, extra_out = (past, present) if name == "decoder" else ([], [])
+        extra_in, extra_out = ([*ROLE_MODEL_OPTIONAL_INPUTS[name], *past], present) if name == "decoder" else ([], [])
         assert inputs == list(spec["inputs"]) + extra_in
         assert outputs == list(spec["outputs"]) + extra_out
         assert max(op.version for op in model.opset_import if op.domain in ("", "ai.onnx")) >= OPSET
@@ -70,11 +70,17 @@ def test_decoder_graph_has_dynamic_batch_and_lengths(cross_bundle: Path) -> None
             "prefix_mask": np.zeros((b, t), dtype=np.float32),
             "attention_mask": np.ones((b, p + t), dtype=np.int64),
             "position_ids": np.tile(np.arange(p, p + t, dtype=np.int64), (b, 1)),
+            "logits_to_keep": np.array(t, dtype=np.int64),
         }
         feeds.update({n: np.zeros((b, heads, p, head_dim), dtype=np.float32) for n in past_names})
         logits, emotion, intensity, *kv = session.run(None, feeds)
         assert logits.shape == (b, t, 400) and emotion.shape == (b, t, 7) and intensity.shape == (b, t)
         assert all(x.shape == (b, heads, t, head_dim) for x in kv)  # the new positions only
+        feeds["logits_to_keep"] = np.array(1, dtype=np.int64)
+        last, last_emotion, last_intensity, *_ = session.run(None, feeds)
+        assert last.shape == (b, 1, 400) and last_emotion.shape == (b, 1, 7) and last_intensity.shape == (b, 1)
+        np.testing.assert_allclose(last[:, 0], logits[:, -1], atol=1e-5)
+        np.testing.assert_allclose(last_emotion[:, 0], emotion[:, -1], atol=1e-5)
 
 
 def test_vision_and_prefix_graphs_take_any_batch(cross_bundle: Path) -> None:
