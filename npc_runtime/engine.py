@@ -193,6 +193,17 @@ class RoleModelEngine:
             self.persona_cache.put(fingerprint, cached)
         return cached
 
+    def warm_personas(self, cards: Sequence[tuple[str, str]], batch: int = 16) -> int:
+        """Embed the ``(fingerprint, card_text)`` cards not cached yet, ``batch`` per text-encoder call, so no
+        player waits for a card's first use. Returns how many were embedded."""
+        todo = {fp: text for fp, text in cards if self.persona_cache.get(fp) is None}
+        items = list(todo.items())
+        for start in range(0, len(items), batch):
+            chunk = items[start : start + batch]
+            for (fingerprint, _), embedding in zip(chunk, self.encode_texts([text for _, text in chunk])):
+                self.persona_cache.put(fingerprint, embedding.copy())
+        return len(items)
+
     def visual_features(self, image: ImageInput | None) -> tuple[np.ndarray, float]:
         """``(N, D)`` visual tokens of a screenshot and 1.0, or blank tokens and 0.0 without one."""
         result = self._visual_batch([image])[0]

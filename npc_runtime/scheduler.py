@@ -97,6 +97,23 @@ class SchedulerConfig:
 Sink = Callable[[GenRequest, str, dict], None]
 
 
+def length_groups(lengths: Sequence[int], slack: float = 1.25) -> list[list[int]]:
+    """Split prompts into prefill groups, shortest first, so that no group pads its rows (to its longest) to more
+    than ``slack`` times the positions they really have; one group when lengths are alike."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    total = 0
+    for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+        if current and lengths[i] * (len(current) + 1) > slack * (total + lengths[i]):
+            groups.append(current)
+            current, total = [], 0
+        current.append(i)
+        total += lengths[i]
+    if current:
+        groups.append(current)
+    return groups
+
+
 @dataclass
 class _Live:
     """Per-request generation state inside the running batch."""
@@ -272,8 +289,10 @@ class Scheduler:
             else:
                 prepared.append(prep)
                 ready.append(req)
-        if not ready:
-            return
+        for group in length_groups([len(p.ids) for p in prepared]):
+            self._prefill([ready[i] for i in group], [prepared[i] for i in group])
+
+    def _prefill(self, ready: list[GenRequest], prepared: list[Any]) -> None:
         result = self.engine.prefill(prepared)
         admitted = time.monotonic()
         new_rows = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
@@ -100,6 +101,11 @@ class NpcServer:
         self._pending: dict[Hashable, _Pending] = {}
         # What the model sees of each card, computed once: cards are immutable and the pack is fixed while serving.
         self._card_inputs = {c.id: (c.fingerprint(), c.card_text(), c.knowledge_text()) for c in personas}
+        warm = getattr(engine, "warm_personas", None)  # role models embed every card now, not on first use
+        if warm is not None:
+            start = time.perf_counter()
+            count = warm([(fp, text) for fp, text, _ in self._card_inputs.values()])
+            log.info("persona cards embedded at start: %d in %.0f ms", count, (time.perf_counter() - start) * 1000)
         self._running = False
         self.endpoint: str | None = None
         self.scheduler = Scheduler(engine, self._sink, self.config.scheduler)

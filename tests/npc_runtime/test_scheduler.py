@@ -11,7 +11,7 @@ from npc_runtime.engine import ByteLRU
 from npc_runtime.errors import InferenceError
 from npc_runtime.personas import PersonaPack, default_pack_dir
 from npc_runtime.sampling import sample_token, sample_tokens
-from npc_runtime.scheduler import GenOptions, GenRequest, Scheduler, SchedulerConfig
+from npc_runtime.scheduler import GenOptions, GenRequest, Scheduler, SchedulerConfig, length_groups
 
 
 class Collector:
@@ -167,6 +167,18 @@ def test_batched_sampling_equals_row_by_row_whatever_the_neighbours() -> None:
     some = sample_tokens(logits[[4, 1]], [generated[4], generated[1]], [options[4], options[1]],
                          [np.random.default_rng(4), np.random.default_rng(1)], banned)
     assert some.tolist() == [alone[4], alone[1]]
+
+
+def test_prefill_groups_bound_padding() -> None:
+    assert length_groups([]) == []
+    assert length_groups([100, 101, 99]) == [[2, 0, 1]]  # alike: one call
+    groups = length_groups([300, 20, 25, 310, 22])
+    assert groups == [[1, 4, 2], [0, 3]]
+    lengths = [int(x) for x in np.random.default_rng(0).integers(10, 400, size=64)]
+    groups = length_groups(lengths)
+    assert sorted(i for g in groups for i in g) == list(range(64))
+    for g in groups:
+        assert max(lengths[i] for i in g) * len(g) <= 1.25 * sum(lengths[i] for i in g)
 
 
 def test_config_validation() -> None:

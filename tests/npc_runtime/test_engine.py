@@ -1,0 +1,78 @@
+"""The role-model engine: batched admission equals one request at a time; the in-place cache equals the grown one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from npc_runtime.batch import png_image
+from npc_runtime.engine import ByteLRU, _Request
+from npc_runtime.errors import ImageError
+from npc_runtime.personas import PersonaPack, default_pack_dir
+from npc_runtime.protocol import ImageInput
+
+
+def _scene(seed: int) -> ImageInput:
+    rng = np.random.default_rng(seed)
+    return png_image(rng.integers(0, 255, size=(40, 56, 3), dtype=np.uint8))
+
+
+def _requests() -> list[_Request]:
+    pack = PersonaPack.load(default_pack_dir())
+    out = []
+    for i, (pid, image) in enumerate(
+        [("blacksmith", _scene(1)), ("merchant", None), ("guard", _scene(1)), ("healer", _scene(2)),
+         ("bard", ImageInput("png", b"not a png at all", 8, 8))]  # fmt: skip
+    ):
+        card = pack.get(pid)
+        history = [("Hello.", "Well met.")] if i % 2 else []
+        out.append(_Request(card.fingerprint(), card.card_text(), card.knowledge_text(),
+                            {"weather": "rain", "time_of_day": "night"}, history, f"Line number {i}?", image))
+    return out
+
+
+def test_batched_admission_equals_one_request_at_a_time(tiny_engine) -> None:
+    tiny_engine.persona_cache, tiny_engine.image_cache = ByteLRU(1 << 20), ByteLRU(1 << 20)
+    reqs = _requests()
+    batched = tiny_engine.prepare_batch(reqs)
+    assert isinstance(batched[-1], ImageError)  # the broken screenshot fails its own request only
+    tiny_engine.persona_cache, tiny_engine.image_cache = ByteLRU(1 << 20), ByteLRU(1 << 20)
+    for req, got in zip(reqs[:-1], batched[:-1]):
+        alone = tiny_engine.prepare(req.fingerprint, req.card_text, req.knowledge, req.context, req.history,
+                                    req.text, req.image)
+        assert got.ids == alone.ids
+        np.testing.assert_array_equal(got.prefix_mask, alone.prefix_mask)
+        np.testing.assert_allclose(got.prefix_embeds, alone.prefix_embeds, atol=1e-4)
+    with pytest.raises(ImageError):
+        tiny_engine.prepare(*(getattr(reqs[-1], f) for f in ("fingerprint", "card_text", "knowledge", "context",
+                                                             "history", "text", "image")))
+
+
+def test_warm_personas_embeds_each_card_once(tiny_engine) -> None:
+    tiny_engine.persona_cache = ByteLRU(1 << 20)
+    cards = [(c.fingerprint(), c.card_text()) for c in PersonaPack.load(default_pack_dir())]
+    assert tiny_engine.warm_personas(cards, batch=4) == len(cards)
+    assert tiny_engine.warm_personas(cards) == 0
+    misses = tiny_engine.persona_cache.misses
+    for fingerprint, text in cards:
+        warmed = tiny_engine.persona_embedding(fingerprint, text)
+        np.testing.assert_allclose(warmed, tiny_engine.encode_texts([text])[0], atol=1e-4)
+    assert tiny_engine.persona_cache.misses == misses  # every first use was already a cache hit
+
+
+def test_in_place_cache_steps_equal_grown_arrays(tiny_engine) -> None:
+    reqs = _requests()[:4]
+    prepared = tiny_engine.prepare_batch(reqs)
+    result = tiny_engine.prefill(prepared)
+    cache = tiny_engine.new_cache()
+    cache.append(result.kv, result.mask)
+    kv, mask = result.kv, result.mask
+    last = np.argmax(result.logits, axis=1).astype(np.int64)
+    positions = np.array([len(p.ids) for p in prepared], dtype=np.int64)
+    for _ in range(40):  # past the cache's first growth (32 columns of headroom at most)
+        in_place = tiny_engine.decode_step(last, positions, cache)
+        grown, kv, mask = tiny_engine.step(last, positions, kv, mask)
+        np.testing.assert_allclose(in_place, grown, atol=1e-4)
+        last = np.argmax(grown, axis=1).astype(np.int64)
+        positions += 1
+    assert cache.lengths.tolist() == mask.sum(axis=1).tolist()
