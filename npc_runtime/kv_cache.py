@@ -122,7 +122,9 @@ class SlotKVCache:
         self.n = len(order)
         self.lengths = self.lengths[: self.n].copy()
         longest = int(self.lengths.max(initial=0)) + 1
-        if self.capacity - _round_up(longest, self.grow) >= 4 * self.grow:  # long rows left: give memory back
+        if self.n and self.capacity - _round_up(longest, self.grow) >= 4 * self.grow:
+            # long rows left while short ones go on: give the memory back. An empty cache keeps its buffers for
+            # the next prompts, which need about as much.
             self._realloc(self.slots, _round_up(longest, self.grow))
         return order
 

@@ -137,9 +137,19 @@ class _Live:
 class Scheduler:
     """Owns the generation thread, the queue and the running batch."""
 
-    def __init__(self, engine: RoleModelEngine, sink: Sink, config: SchedulerConfig | None = None) -> None:
+    def __init__(
+        self,
+        engine: RoleModelEngine,
+        sink: Sink,
+        config: SchedulerConfig | None = None,
+        notify: Callable[[], None] | None = None,
+    ) -> None:
+        """``sink`` receives every event on the scheduler thread; ``notify``, when given, is called once after
+        each batch of events (after admission and after each step) instead of the consumer waking per event."""
         self.engine = engine
         self.sink = sink
+        self.notify = notify
+        self._dirty = False
         self.config = config or SchedulerConfig()
         self._queue: deque[GenRequest] = deque()
         self._cancelled: set[Hashable] = set()
@@ -208,6 +218,7 @@ class Scheduler:
                 queued_now = list(self._queue)
             try:
                 self._tick(admit, cancelled, queued_now)
+                self._flush()
             except Exception as exc:  # never let the thread die: fail what is running, keep serving
                 log.exception("scheduler tick failed")
                 for live in list(self._rows):
@@ -219,6 +230,7 @@ class Scheduler:
                     self._finish_error(req, "internal", f"generation failed: {exc}")
                 self._rows = []
                 self._cache.clear()
+                self._flush()
         # shutting down: everything still live ends with an error
         for live in list(self._rows):
             self._finish_error(live.req, "internal", "server shutting down")
@@ -226,6 +238,17 @@ class Scheduler:
             pending, self._queue = list(self._queue), deque()
         for req in pending:
             self._finish_error(req, "internal", "server shutting down")
+        self._flush()
+
+    def _emit(self, req: GenRequest, kind: str, payload: dict) -> None:
+        self.sink(req, kind, payload)
+        self._dirty = True
+
+    def _flush(self) -> None:
+        """Tell the consumer that events are waiting: one wake-up per batch of events, not one per token."""
+        if self._dirty and self.notify is not None:
+            self._dirty = False
+            self.notify()
 
     def _tick(self, admit: list[GenRequest], cancelled: set[Hashable], queued: list[GenRequest]) -> None:
         self.ticks += 1
@@ -253,6 +276,7 @@ class Scheduler:
 
         if keep:
             self._admit(keep)
+            self._flush()  # first tokens leave now, not after this tick's step
         if self._rows:
             self._step()
         self._drop_finished()
@@ -382,7 +406,7 @@ class Scheduler:
                 hold = max(hold, guard.hold_chars)
             safe = safe[: max(live.sent, len(safe) - hold)]
             if len(safe) > live.sent:
-                self.sink(live.req, "chunk", {"text": safe[live.sent :], "seq": live.seq})
+                self._emit(live.req, "chunk", {"text": safe[live.sent :], "seq": live.seq})
                 live.sent = len(safe)
                 live.seq += 1
 
@@ -392,12 +416,12 @@ class Scheduler:
         if live.broke_character:
             text = self.engine.guard.repair(text, live.req.card_text)
         if live.req.options.stream and len(text) > live.sent:
-            self.sink(live.req, "chunk", {"text": text[live.sent :], "seq": live.seq})
+            self._emit(live.req, "chunk", {"text": text[live.sent :], "seq": live.seq})
             live.seq += 1
         now = time.monotonic()
         arrived = live.req.arrived
         self._forget(live.req.key)
-        self.sink(
+        self._emit(
             live.req,
             "reply",
             {
@@ -417,7 +441,7 @@ class Scheduler:
         payload = {"code": code, "message": message}
         if field_name:
             payload["field"] = field_name
-        self.sink(req, "error", payload)
+        self._emit(req, "error", payload)
 
     def _forget(self, key: Hashable) -> None:
         with self._cond:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -69,6 +70,28 @@ def test_batched_ragged_decoding_equals_each_request_alone(tiny_engine) -> None:
         alone = _run(tiny_engine, [req], SchedulerConfig(max_batch=1))
         assert together[req.key][0] == "reply"
         assert together[req.key][1]["text"] == alone[req.key][1]["text"], f"request {req.key} differs"
+
+
+def test_notify_wakes_the_consumer_once_per_batch_of_events(tiny_engine) -> None:
+    events: list[str] = []
+    wakes: list[int] = []  # how many events were waiting at each wake-up
+
+    def sink(req: GenRequest, kind: str, payload: dict) -> None:
+        events.append(kind)
+
+    scheduler = Scheduler(tiny_engine, sink, SchedulerConfig(max_batch=8), notify=lambda: wakes.append(len(events)))
+    for req in _requests(6, stream=True):
+        scheduler.submit(req)  # all queued before the thread starts: they share every tick
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 60
+        while events.count("reply") < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        scheduler.stop()
+    assert events.count("reply") == 6 and events.count("chunk") >= 6
+    assert wakes and wakes[-1] == len(events)  # nothing is left unannounced
+    assert len(wakes) <= 2 * scheduler.ticks < len(events)  # one per admission or step, not one per event
 
 
 def test_same_seed_repeats_and_other_seed_differs(tiny_engine) -> None:
