@@ -33,6 +33,7 @@ import zmq.asyncio
 
 from . import __version__
 from .bundle import default_bundle_dir, load_bundle
+from .engine import Prepared
 from .errors import ConfigError, NpcRuntimeError
 from .prompt import layout_ids
 from .protocol import decode, encode
@@ -324,16 +325,8 @@ def _engine_parts(config: BenchConfig) -> dict[str, Any]:
     }
 
 
-def _torch_peer(config: BenchConfig, engine: Any, cards: Sequence[Any]) -> dict[str, Any]:
-    """PyTorch eager generation of the same prompts, a static batch per concurrency level.
-
-    Runs ``export.torch_peer`` in a subprocess, so this module (and serving) never imports torch.
-    """
-    if config.checkpoint is None or not Path(config.checkpoint).is_file():
-        return {"skipped": f"no PyTorch checkpoint at {config.checkpoint}"}
-    missing = [name for name in ("torch", "export.torch_peer") if importlib.util.find_spec(name) is None]
-    if missing:
-        return {"skipped": f"PyTorch peer needs the export extra (missing {', '.join(missing)})"}
+def _peer_spec(config: BenchConfig, engine: Any, cards: Sequence[Any]) -> dict[str, Any]:
+    """The static-batch workload both peers run: per level, each NPC's prompt ids and text embeddings."""
     k = engine.prefix_tokens
     levels = []
     for concurrency in config.concurrency:
@@ -351,13 +344,60 @@ def _torch_peer(config: BenchConfig, engine: Any, cards: Sequence[Any]) -> dict[
                 "utterance": engine.encode_texts([line])[0].tolist(),
             })  # fmt: skip
         levels.append({"turns": turns})
-    spec = {
+    return {
         "pad_id": engine.token_id["pad"],
         "eos_id": engine.eos_id,
         "max_tokens": config.max_tokens,
         "rounds": config.rounds,
         "levels": levels,
     }
+
+
+def _engine_static(engine: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """Our engine (ONNX Runtime) on exactly the PyTorch peer's work: the same prompts and embeddings, no screenshot,
+    one left-padded prefill of the whole batch, then greedy steps; no server, no streaming, no admission."""
+    max_tokens = int(spec["max_tokens"])
+    levels = []
+    for level in spec["levels"]:
+        turns = level["turns"]
+        visual, present = engine.visual_features(None)
+        prefix = engine.graphs["prefix_encoder"].run({
+            "persona_embedding": np.array([t["persona"] for t in turns], dtype=np.float32),
+            "utterance_embedding": np.array([t["utterance"] for t in turns], dtype=np.float32),
+            "visual_features": np.repeat(visual[None], len(turns), axis=0),
+            "image_present": np.full(len(turns), present, dtype=np.float32),
+        })["prefix_embeds"]  # fmt: skip
+        times = []
+        for _ in range(int(spec["rounds"])):
+            start = time.perf_counter()
+            prepared = [Prepared(t["ids"], np.asarray(t["prefix_mask"], dtype=np.float32), prefix[i])
+                        for i, t in enumerate(turns)]  # fmt: skip
+            result = engine.prefill(prepared)
+            cache = engine.new_cache()
+            cache.append(result.kv, result.mask)
+            last = np.argmax(result.logits, axis=1).astype(np.int64)
+            positions = np.array([len(t["ids"]) for t in turns], dtype=np.int64)
+            for _ in range(max_tokens - 1):
+                last = np.argmax(engine.decode_step(last, positions, cache), axis=1).astype(np.int64)
+                positions += 1
+            times.append(time.perf_counter() - start)
+        wall = float(np.median(times))
+        levels.append({"concurrency": len(turns), "batch_wall_ms": round(wall * 1000.0, 3),
+                       "tokens_per_s": round(len(turns) * max_tokens / wall, 1)})  # fmt: skip
+    return {"levels": levels}
+
+
+def _torch_peer(config: BenchConfig, spec: dict[str, Any]) -> dict[str, Any]:
+    """PyTorch eager generation of the same prompts, a static batch per concurrency level.
+
+    Runs ``export.torch_peer`` in a subprocess, so this module (and serving) never imports torch.
+    """
+    if config.checkpoint is None or not Path(config.checkpoint).is_file():
+        return {"skipped": f"no PyTorch checkpoint at {config.checkpoint}"}
+    missing = [name for name in ("torch", "export.torch_peer") if importlib.util.find_spec(name) is None]
+    if missing:
+        return {"skipped": f"PyTorch peer needs the export extra (missing {', '.join(missing)})"}
+    levels = spec["levels"]
     with tempfile.TemporaryDirectory(prefix="npc-bench-peer-") as tmp:
         prompts = Path(tmp) / "prompts.json"
         prompts.write_text(json.dumps(spec), encoding="utf-8")
@@ -401,7 +441,9 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
             report["server"] = {"levels": levels, "memory_mb": server.memory_mb()}
         finally:
             server.stop()
-    report["torch_eager"] = _torch_peer(config, engine, cards)
+    spec = _peer_spec(config, engine, cards)
+    report["engine_static"] = _engine_static(engine, spec)
+    report["torch_eager"] = _torch_peer(config, spec)
     _ratios(report)
     return report
 
@@ -416,10 +458,16 @@ def _ratios(report: dict[str, Any]) -> None:
         str(c): round(lv["total_ms"]["p95"] / lv["total_ms"]["p50"], 2) for c, lv in levels.items()
     }
     torch_levels = {lv["concurrency"]: lv for lv in report["torch_eager"].get("levels", [])}
+    static = {lv["concurrency"]: lv for lv in report.get("engine_static", {}).get("levels", [])}
     if torch_levels:
         ratios["server_vs_torch_eager_tokens_per_s"] = {
             str(c): round(levels[c]["tokens_per_s"] / torch_levels[c]["tokens_per_s"], 2)
             for c in levels
+            if c in torch_levels
+        }
+        ratios["engine_static_vs_torch_eager_tokens_per_s"] = {
+            str(c): round(static[c]["tokens_per_s"] / torch_levels[c]["tokens_per_s"], 2)
+            for c in static
             if c in torch_levels
         }
     report["ratios"] = ratios
@@ -491,6 +539,14 @@ def render_markdown(report: dict[str, Any]) -> str:
         )
     else:
         lines.append(f"- PyTorch eager peer: skipped ({torch_report.get('skipped')}).")
+    static = report.get("engine_static", {}).get("levels", [])
+    if static:
+        lines.append(
+            "- Our engine on the eager peer's exact work (same prompts and embeddings, static batch, greedy, no "
+            "server) tokens/s: " + ", ".join(f"{lv['concurrency']} NPCs {lv['tokens_per_s']:.0f}" for lv in static)
+            + (f"; engine ÷ eager: {ratios['engine_static_vs_torch_eager_tokens_per_s']}."
+               if "engine_static_vs_torch_eager_tokens_per_s" in ratios else ".")
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -41,4 +41,6 @@ def test_torch_peer_runs_with_a_checkpoint(tiny_bundle: Path, tmp_path: Path) ->
                                    checkpoint=ckpt))
     assert [lv["concurrency"] for lv in report["torch_eager"]["levels"]] == [1, 2]
     assert "server_vs_torch_eager_tokens_per_s" in report["ratios"]
-    assert "PyTorch eager" in render_markdown(report)
+    assert [lv["concurrency"] for lv in report["engine_static"]["levels"]] == [1, 2]
+    assert set(report["ratios"]["engine_static_vs_torch_eager_tokens_per_s"]) == {"1", "2"}
+    assert "PyTorch eager" in render_markdown(report) and "engine ÷ eager" in render_markdown(report)
