@@ -412,18 +412,26 @@ def _torch_peer(config: BenchConfig, spec: dict[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ report
 
 
+def _shown(path: Path) -> str:
+    """A path as the report shows it: relative to the working directory when inside it (no machine's layout)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def run_bench(config: BenchConfig) -> dict[str, Any]:
     bundle = load_bundle(config.model)
     report: dict[str, Any] = {
         "version": __version__,
-        "model": {"name": bundle.name, "precision": bundle.manifest.get("precision"), "path": str(config.model)},
+        "model": {"name": bundle.name, "precision": bundle.manifest.get("precision"), "path": _shown(config.model)},
         "machine": {
             "cpu": _cpu_name(),
             "cores": os.cpu_count(),
             "python": platform.python_version(),
             "onnxruntime": _ort_version(),
         },
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
+        "config": {k: (_shown(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
     }
     parts = _engine_parts(config)
     engine, cards = parts.pop("engine"), parts.pop("cards")
