@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,7 @@ from tokenizers import Tokenizer
 from .bundle import Bundle, decoder_kv_names
 from .emotion import EMOTIONS, NEUTRAL, summarise
 from .emotion_classifier import EmotionClassifier, find_emotion_files
-from .engine import ByteLRU, Prepared, PrefillResult
+from .engine import Prepared, PrefillResult
 from .errors import BundleError
 from .guard import ReplyGuard
 from .ort_backend import OrtGraph, RuntimeOptions, resolve_providers
@@ -111,6 +112,44 @@ def system_prompt(card_text: str, knowledge: str, context: Mapping[str, str] | N
     return "\n".join(lines)
 
 
+class PromptKVCache:
+    """Per persona card, the token ids of its last prompt and their KV ``(1, Hkv, L, Dh)`` per tensor; an LRU
+    bounded by the bytes of the KV it holds."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._items: OrderedDict[str, tuple[np.ndarray, list[np.ndarray], int]] = OrderedDict()
+
+    def get(self, key: str) -> tuple[np.ndarray, list[np.ndarray]] | None:
+        item = self._items.get(key)
+        if item is None:
+            self.misses += 1
+            return None
+        self._items.move_to_end(key)
+        self.hits += 1
+        return item[0], item[1]
+
+    def put(self, key: str, ids: np.ndarray, kv: list[np.ndarray]) -> None:
+        kv = [np.ascontiguousarray(a) for a in kv]  # own memory, not a view pinning the batch's arrays
+        size = sum(a.nbytes for a in kv)
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.bytes -= old[2]
+        if size > self.max_bytes:
+            return
+        self._items[key] = (ids, kv, size)
+        self.bytes += size
+        while self.bytes > self.max_bytes:
+            _, (_, _, evicted) = self._items.popitem(last=False)
+            self.bytes -= evicted
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 class CausalLMEngine:
     """Runs a ``causal-lm`` bundle with ONNX Runtime for the scheduler."""
 
@@ -119,6 +158,8 @@ class CausalLMEngine:
         bundle: Bundle,
         options: RuntimeOptions | None = None,
         persona_cache_bytes: int = 8 << 20,
+        prefix_cache_bytes: int = 256 << 20,
+        min_reuse_tokens: int = 16,
     ) -> None:
         if bundle.kind != "causal-lm":
             raise BundleError(f"{bundle.root}: engine needs a causal-lm bundle, got {bundle.kind}")
@@ -165,7 +206,10 @@ class CausalLMEngine:
         template_source = bundle.file(CHAT_TEMPLATE_ASSET).read_text(encoding="utf-8")
         self.chat = ChatTemplate(template_source, {f"{k}_token": v for k, v in names.items()})
         self.guard = ReplyGuard(extra_stops=[str(s) for s in bundle.manifest.get("stop_sequences", [])])
-        self.persona_cache = ByteLRU(persona_cache_bytes)  # system-prompt token ids per (card, scene)
+        #: The last prompt's KV per persona card: the next prompt of that card skips the positions it shares
+        #: with it (the system prompt at least: card, rules, knowledge). Bounded in bytes.
+        self.prefix_cache = PromptKVCache(prefix_cache_bytes)
+        self.min_reuse_tokens = min_reuse_tokens
         files = find_emotion_files(bundle)
         self.emotion_classifier = (
             EmotionClassifier(files, self.options, providers, bundle.emotions) if files is not None else None
@@ -248,6 +292,7 @@ class CausalLMEngine:
             ids=ids,
             prefix_mask=np.zeros(len(ids), dtype=np.float32),
             prefix_embeds=np.zeros((0, 0), dtype=np.float32),
+            cache_key=fingerprint,
         )
 
     # ----------------------------------------------------------------------------------- decoder
@@ -261,28 +306,57 @@ class CausalLMEngine:
             logits[:, self.extra_eos] = -np.inf
         return logits
 
+    def _reused(self, item: Prepared) -> tuple[int, list[np.ndarray] | None]:
+        """How many leading positions of ``item`` a cached prompt of its card already holds, and their KV."""
+        if item.cache_key is None:
+            return 0, None
+        entry = self.prefix_cache.get(item.cache_key)
+        if entry is None:
+            return 0, None
+        cached_ids, kv = entry
+        limit = min(len(cached_ids), len(item.ids) - 1)  # at least one new position, for its logits
+        shared = int(np.argmin(np.append(cached_ids[:limit] == np.asarray(item.ids[:limit]), False)))
+        if shared < self.min_reuse_tokens:
+            return 0, None
+        return shared, [a[:, :, :shared] for a in kv]
+
     def prefill(self, items: Sequence[Prepared]) -> PrefillResult:
-        """Run the prompts of ``items`` together, left padded to the longest."""
+        """Run the prompts of ``items`` together. Each row may start from the cached KV of an earlier prompt of
+        the same card: its cached positions are left padded in ``past``, its new ones in the input, and the mask
+        (with a padding gap between them) and explicit positions keep the attention exact."""
         batch = len(items)
-        width = max(len(p.ids) for p in items)
+        reuse = [self._reused(p) for p in items]
+        past_len = max(n for n, _ in reuse)
+        width = max(len(p.ids) - n for p, (n, _) in zip(items, reuse))
         ids = np.full((batch, width), self.pad_id, dtype=np.int64)  # (B, T)
-        attn = np.zeros((batch, width), dtype=np.int64)
+        attn = np.zeros((batch, past_len + width), dtype=np.int64)
         pos = np.zeros((batch, width), dtype=np.int64)
-        for row, p in enumerate(items):
-            n = len(p.ids)
-            ids[row, width - n :] = p.ids
-            attn[row, width - n :] = 1
-            pos[row, width - n :] = np.arange(n)
-        empty = np.zeros((batch, self.n_kv_heads, 0, self.head_dim), dtype=self.kv_dtype)  # (B, Hkv, 0, Dh)
+        past = [np.zeros((batch, self.n_kv_heads, past_len, self.head_dim), dtype=self.kv_dtype)
+                for _ in self.past_names]  # fmt: skip
+        for row, (p, (n, kv)) in enumerate(zip(items, reuse)):
+            new = len(p.ids) - n
+            ids[row, width - new :] = p.ids[n:]
+            attn[row, past_len - n : past_len] = 1
+            attn[row, past_len + width - new :] = 1
+            pos[row, width - new :] = np.arange(n, len(p.ids))
+            if kv is not None:
+                for target, cached in zip(past, kv):
+                    target[row, :, past_len - n :] = cached[0]
         feeds: dict[str, Any] = {"input_ids": ids, "attention_mask": attn, "position_ids": pos}
-        feeds.update({name: empty for name in self.past_names})
+        feeds.update(zip(self.past_names, past))
         out = self.graph.run(feeds)
+        present = [out[name] for name in self.present_names]
+        for row, p in enumerate(items):
+            if p.cache_key is not None:
+                valid = attn[row].astype(bool)
+                self.prefix_cache.put(p.cache_key, np.asarray(p.ids, dtype=np.int64),
+                                      [a[row : row + 1, :, valid] for a in present])  # fmt: skip
         n_labels = len(self.bundle.emotions)
         return PrefillResult(
             logits=self._end_logits(out["logits"][:, -1, :]),
             emotion_logits=np.zeros((batch, n_labels), dtype=np.float32),  # uniform: reply_emotion decides
             emotion_intensity=np.zeros(batch, dtype=np.float32),
-            kv=[out[name] for name in self.present_names],
+            kv=present,
             mask=attn,
         )
 

@@ -86,6 +86,7 @@ class Prepared:
     ids: list[int]  # prompt token ids, prefix slots included
     prefix_mask: np.ndarray  # float32 (L,)
     prefix_embeds: np.ndarray  # float32 (K, D): rows for the first K positions
+    cache_key: str | None = None  # engines that reuse a prompt's KV (causal LMs) key it by persona card
 
 
 @dataclass

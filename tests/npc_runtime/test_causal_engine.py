@@ -129,6 +129,33 @@ def test_batched_equals_unbatched(qwen: CausalLMEngine, card) -> None:
     assert together == alone
 
 
+def test_prompt_kv_reuse_equals_a_cold_prefill(qwen: CausalLMEngine, card) -> None:
+    def prep(line: str, scene: dict, history: list) -> object:
+        return qwen.prepare(card.fingerprint(), card.card_text(), card.knowledge_text(), scene, history, line, None)
+
+    first = prep("Do you sell swords?", {"weather": "rain"}, [])
+    later = [prep("And shields?", {"weather": "rain"}, [("Do you sell swords?", "I do.")]),
+             prep("Nice weather.", {"weather": "clear"}, [])]  # fmt: skip
+    qwen.prefix_cache = type(qwen.prefix_cache)(64 << 20)
+    cold = [_greedy(qwen, [p], 6)[0] for p in later]  # each warms the cache for the next, so clear between
+    for p in later:
+        qwen.prefix_cache = type(qwen.prefix_cache)(64 << 20)
+        _greedy(qwen, [first], 1)  # the card's earlier prompt is cached
+        shared, _ = qwen._reused(p)
+        assert shared >= qwen.min_reuse_tokens  # the system prompt at least
+        assert shared < len(p.ids)
+    qwen.prefix_cache = type(qwen.prefix_cache)(64 << 20)
+    _greedy(qwen, [first], 1)
+    hits = qwen.prefix_cache.hits
+    warm = _greedy(qwen, later, 6)  # both rows start from the cached positions, batched together
+    assert qwen.prefix_cache.hits == hits + 2
+    assert warm == cold
+    result_warm = qwen.prefill([later[0]])
+    qwen.prefix_cache = type(qwen.prefix_cache)(64 << 20)
+    result_cold = qwen.prefill([later[0]])
+    np.testing.assert_allclose(result_warm.logits, result_cold.logits, atol=1e-4)
+
+
 def test_reply_emotion_comes_from_the_classifier(qwen: CausalLMEngine) -> None:
     emotion = qwen.reply_emotion("Get out of my forge!", at_prompt={})
     assert emotion["label"] in EMOTIONS and 0.0 <= emotion["intensity"] <= 1.0
