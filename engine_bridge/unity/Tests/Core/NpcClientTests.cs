@@ -268,7 +268,7 @@ namespace NpcDialogue.Tests
             {
                 Endpoint = router.Endpoint,
                 HeartbeatIntervalMs = 30,
-                HeartbeatTimeoutMs = 1500,
+                HeartbeatTimeoutMs = 4000, // generous: a loaded CI machine can stall the answering thread for a second
                 ReconnectMinMs = 20,
                 ReconnectMaxMs = 100,
             }))
