@@ -327,7 +327,7 @@ def _metric_sections(report: Mapping[str, Any]) -> list[str]:
 def _ablation_section(report: Mapping[str, Any]) -> list[str]:
     keys = ("hits_at_1", "emotion_macro_f1", "scene_grounding", "task_completion", "break_character", "repetition",
             "distinct_2", "clean_ending")  # fmt: skip
-    header = ["bundle", "fusion", "hits@1", "emotion F1", "grounding", "task", "break-char.", "repetition",
+    header = ["bundle", "fusion", "steps", "hits@1", "emotion F1", "grounding", "task", "break-char.", "repetition",
               "distinct-2", "clean end"]  # fmt: skip
     rows = []
     for row in report["ablation"]:
@@ -335,9 +335,17 @@ def _ablation_section(report: Mapping[str, Any]) -> list[str]:
         for key in keys:
             values = [row["results"][s][key] if s in row["results"] else None for s in report["results"]]
             cells.append(" / ".join(_fmt(v) for v in values))
-        rows.append([f"`{row['name']}`", row.get("fusion"), *cells])
+        steps = row.get("steps")
+        rows.append([f"`{row['name']}`", row.get("fusion"), "–" if steps is None else f"{steps:,}", *cells])
     splits = " / ".join(_SPLIT_NAMES.get(s, s) for s in report["results"])
-    return [f"Each cell: {splits}.", "", *_table(header, rows)]
+    out = [f"Each cell: {splits}. Steps: the training steps the bundle's manifest records (`training.steps`)."]
+    if len(report["ablation"]) > 1:
+        out[0] += " The first row is the evaluated bundle; the others were passed with `--ablation`."
+    stray = [f"`{row['name']}`" for row in report["ablation"][1:] if row.get("corpus_matches_training") is False]
+    if stray:
+        out.append(f"**Trained on another corpus than this one**: {', '.join(stray)}; their held-out examples may "
+                   "have been seen in training.")  # fmt: skip
+    return [*out, "", *_table(header, rows)]
 
 
 def _sentence(parts: Sequence[str]) -> str:

@@ -216,11 +216,15 @@ def _make_encoder(kind: str, engine: RoleModelEngine) -> Callable[[Sequence[str]
 
 
 def _bundle_info(bundle: Bundle) -> dict[str, Any]:
+    """What the report says about a bundle; ``steps`` is the training budget its manifest records (None if not)."""
+    training = bundle.manifest.get("training")
+    steps = training.get("steps") if isinstance(training, Mapping) else None
     return {
         "name": bundle.name,
         "directory": bundle.root.name,
         "fusion": bundle.model.get("fusion"),
         "precision": bundle.manifest.get("precision"),
+        "steps": steps if isinstance(steps, int) and not isinstance(steps, bool) else None,
     }
 
 
@@ -338,10 +342,12 @@ def evaluate(
 
     ablation_rows = [{**_bundle_info(bundle), "results": {s: headline(r["model"]) for s, r in results.items()}}]
     for other in ablation:
+        provenance = _corpus_provenance(other, corpus)  # warns when this bundle was trained on another corpus
         other_engine = RoleModelEngine(other, runtime)
         other_generated = _run_bundle(other_engine, selected, ("model",), config, bundled, images)
         scored = _score_all(selected, other_generated, classifier, pool, with_reference=False)
-        ablation_rows.append({**_bundle_info(other), "results": {s: headline(r["model"]) for s, r in scored.items()}})
+        ablation_rows.append({**_bundle_info(other), "corpus_matches_training": provenance["matches_training"],
+                              "results": {s: headline(r["model"]) for s, r in scored.items()}})  # fmt: skip
 
     report: dict[str, Any] = {
         "format": REPORT_FORMAT,

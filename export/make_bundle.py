@@ -134,6 +134,8 @@ def evaluate_bundle(bundle_dir: str | Path, examples: Sequence[Any], max_new_tok
             "position_ids": np.arange(length, dtype=np.int64)[None],
         }
         feeds.update({name: empty_kv for name in engine.past_names})
+        if engine.keeps_last:
+            feeds["logits_to_keep"] = np.array(length, dtype=np.int64)  # teacher forcing needs every position
         out = engine.graphs["decoder"].run(feeds, ["logits", "emotion_logits"])
         prompt_len = length - len(reply_ids)
         logits = out["logits"][0, prompt_len - 1 : length - 1].astype(np.float64)  # (R, V)
@@ -294,16 +296,35 @@ def _write_model_card(out: Path) -> None:
     (out / "MODEL_CARD.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def _recipe(train_config: dict[str, Any]) -> str:
+    """The train command of a run: its preset, plus --steps and --fusion where the run changed the preset's."""
+    from export.train import preset_configs
+
+    preset = train_config.get("preset")
+    words = ["npc-runtime train", f"--preset {preset}"]
+    try:
+        preset_model, _, preset_train = preset_configs(preset)
+    except ValueError:
+        preset_model = preset_train = None
+    steps, fusion = train_config.get("steps"), train_config.get("fusion")
+    if steps is not None and (preset_train is None or steps != preset_train.steps):
+        words.append(f"--steps {steps}")
+    if fusion is not None and (preset_model is None or fusion != preset_model.fusion):
+        words.append(f"--fusion {fusion}")
+    return " ".join(words) + " && npc-runtime export"
+
+
 def _training_record(run_dir: Path, extra: dict[str, Any]) -> dict[str, Any]:
     history = extra.get("history") or []
+    train_config = extra.get("train_config", {})
     record = {
         "steps": extra.get("step"),
-        "preset": extra.get("train_config", {}).get("preset"),
-        "batch_size": extra.get("train_config", {}).get("batch_size"),
+        "preset": train_config.get("preset"),
+        "batch_size": train_config.get("batch_size"),
         "world_size": extra.get("world_size", 1),
         "corpus_digest": extra.get("corpus_digest"),
         "final": history[-1] if history else None,
-        "recipe": "npc-runtime train --preset {} && npc-runtime export".format(extra.get("train_config", {}).get("preset")),
+        "recipe": _recipe(train_config),
     }
     summary = run_dir / "summary.json"
     if summary.exists():

@@ -1,7 +1,8 @@
 """Train the default role model (``npc-runtime train``): corpus to checkpoint, on CPU, one GPU or many (torchrun).
 
 A fixed seed gives the same run; ``--resume`` continues a checkpoint exactly (model, optimiser, step, data order,
-RNG states); ``--max-minutes`` stops cleanly and checkpoints. Under ``torchrun`` (``WORLD_SIZE`` > 1) each rank
+RNG states); ``--max-minutes`` stops cleanly and checkpoints; ``--fusion`` swaps the preset's prefix fusion (for the
+fusion ablation), and the checkpoint's model config records it. Under ``torchrun`` (``WORLD_SIZE`` > 1) each rank
 trains on its shard of every epoch (``DistributedSampler``) inside ``DistributedDataParallel``; rank 0 logs,
 evaluates and writes checkpoints. See "Training" in ``docs/model.md``.
 """
@@ -31,9 +32,13 @@ LOG_NAME = "train_log.jsonl"
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation and bookkeeping of one run; the model and data configs come from the preset."""
+    """Optimisation and bookkeeping of one run; the model and data configs come from the preset.
+
+    ``fusion`` is the one model setting a run may change: None keeps the preset's (``RoleModelConfig.fusion``).
+    """
 
     preset: str = "default"
+    fusion: str | None = None
     seed: int = 0
     steps: int = 2500
     batch_size: int = 16
@@ -72,6 +77,11 @@ class TrainConfig:
             raise ValueError(f"max_minutes must be > 0, got {self.max_minutes!r}")
         if self.threads is not None and (isinstance(self.threads, bool) or self.threads <= 0):
             raise ValueError(f"threads must be a positive int, got {self.threads!r}")
+        if self.fusion is not None:
+            from export.role_model import FUSIONS
+
+            if self.fusion not in FUSIONS:
+                raise ValueError(f"fusion must be one of {FUSIONS} or None, got {self.fusion!r}")
 
     def lr_at(self, step: int) -> float:
         """Linear warm-up to ``lr``, then cosine down to ``lr * min_lr_ratio`` at ``steps``."""
@@ -291,15 +301,22 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // dist_info.world))
 
     model_cfg, data_cfg, _ = preset_configs(cfg.preset)
+    if cfg.fusion is not None:
+        model_cfg = replace(model_cfg, fusion=cfg.fusion)
     state: dict[str, Any] | None = None
     if resume:
         if not ckpt_path.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         saved = state["extra"]
+        saved_model_cfg = RoleModelConfig.from_dict(state["config"])
+        # The weights fix the fusion: a different one would not even load, so say so before any work.
+        if cfg.fusion is not None and cfg.fusion != saved_model_cfg.fusion:
+            raise ValueError(f"--resume: {ckpt_path} was trained with fusion {saved_model_cfg.fusion!r}, not "
+                             f"{cfg.fusion!r}; drop --fusion or train into another folder")  # fmt: skip
         cfg = replace(TrainConfig(**saved["train_config"]), max_minutes=cfg.max_minutes, threads=cfg.threads)
         data_cfg = DataConfig.from_dict(saved["data_config"])
-        model_cfg = RoleModelConfig.from_dict(state["config"])
+        model_cfg = saved_model_cfg
     data_cfg = replace(data_cfg, image_size=model_cfg.image_size, image_mean=tuple(model_cfg.image_mean),
                        image_std=tuple(model_cfg.image_std), text_embed_dim=model_cfg.text_embed_dim)  # fmt: skip
 
@@ -359,8 +376,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
     if dist_info.main and state is None:
         log_path.unlink(missing_ok=True)  # a fresh run starts a fresh log
     if dist_info.main:
-        log.info("model %d parameters, %d train turns, %d val turns, data prepared in %.0f s",
-                 model.num_parameters(), len(train_split), len(data.splits["val"]), prep_s)  # fmt: skip
+        log.info("model %d parameters (fusion %s, %d prefix tokens), %d train turns, %d val turns, data prepared "
+                 "in %.0f s", model.num_parameters(), model_cfg.fusion, model_cfg.prefix_tokens, len(train_split),
+                 len(data.splits["val"]), prep_s)  # fmt: skip
     batches = epoch_batches(epoch)
     bar = tqdm(total=cfg.steps, initial=step, desc="train", disable=not (progress and dist_info.main), dynamic_ncols=True)
     tokens_seen, window_start = 0, time.monotonic()
@@ -418,7 +436,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         dist.barrier()
         dist.destroy_process_group()
     summary = {
-        "steps": step, "target_steps": cfg.steps, "stopped_early": stopped_early, "last": last,
+        "steps": step, "target_steps": cfg.steps, "stopped_early": stopped_early, "fusion": model_cfg.fusion,
+        "last": last,
         "history": history, "wall_s": round(time.monotonic() - started, 1), "data_prep_s": round(prep_s, 1),
         "checkpoint": str(ckpt_path), "world_size": dist_info.world,
     }  # fmt: skip
@@ -428,9 +447,14 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from export.role_model import FUSIONS
+
     parser = argparse.ArgumentParser(prog="npc-runtime train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/default"), help="run folder (default: runs/default)")
     parser.add_argument("--preset", choices=PRESETS, default="default", help="model, data and schedule sizes")
+    parser.add_argument("--fusion", choices=FUSIONS, default=None,
+                        help="prefix fusion of persona, screenshot and utterance (default: the preset's, concat); "
+                        "with --resume it must match the checkpoint's")  # fmt: skip
     parser.add_argument("--resume", action="store_true", help="continue the checkpoint in --out exactly")
     parser.add_argument("--steps", type=int, default=None, help="override the preset's number of steps")
     parser.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size (per rank)")
@@ -444,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _, _, cfg = preset_configs(args.preset)
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-                 "max_minutes": args.max_minutes, "threads": args.threads}  # fmt: skip
+                 "max_minutes": args.max_minutes, "threads": args.threads, "fusion": args.fusion}  # fmt: skip
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     if args.steps is not None and args.steps < cfg.eval_every:
         cfg = replace(cfg, eval_every=args.steps, checkpoint_every=args.steps)

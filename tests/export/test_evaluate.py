@@ -10,7 +10,15 @@ import pytest
 from export.corpus import Example
 from export.eval_attribution import FeatureConfig, PersonaClassifier
 from export.eval_generate import Prompt, generate
-from export.eval_report import BEGIN_MARK, END_MARK, TARGETS, check_targets, write_markdown
+from export.eval_report import (
+    BEGIN_MARK,
+    END_MARK,
+    TARGETS,
+    _ablation_section,
+    check_targets,
+    headline,
+    write_markdown,
+)
 from export.eval_scoring import Answer, score_answers
 from export.evaluate import build_prompts, main, select_examples, wrong_card
 from npc_runtime.personas import PersonaPack, default_pack_dir
@@ -197,6 +205,23 @@ def test_check_targets_reports_the_gap_and_why() -> None:
     assert {t.split for t in TARGETS} == {"test_seen", "test_heldout"}
 
 
+def test_ablation_table_shows_each_bundles_training_steps() -> None:
+    model = headline(_report(0.6)["results"]["test_seen"]["model"])
+    report = {"results": {"test_seen": {}, "test_heldout": {}}, "ablation": [
+        {"name": "default", "fusion": "concat", "steps": 5500, "results": {"test_seen": model, "test_heldout": model}},
+        {"name": "abl_wsum", "fusion": "weighted_sum", "steps": 1500, "corpus_matches_training": False,
+         "results": {"test_seen": model}},
+        {"name": "odd", "fusion": "concat", "steps": None, "results": {}},
+    ]}  # fmt: skip
+    lines = _ablation_section(report)
+    assert "| bundle | fusion | steps | hits@1 |" in "\n".join(lines)
+    rows = [line for line in lines if line.startswith("| `")]
+    assert rows[0].startswith("| `default` | concat | 5,500 | 0.600 / 0.600 |")
+    assert rows[1].startswith("| `abl_wsum` | weighted_sum | 1,500 | 0.600 / – |")
+    assert rows[2].startswith("| `odd` | concat | – | – / – |")
+    assert any("another corpus" in line and "`abl_wsum`" in line for line in lines)
+
+
 def test_write_markdown_keeps_the_hand_written_text(tmp_path: Path) -> None:
     path = tmp_path / "eval.md"
     path.write_text(f"# Eval\n\nIntro.\n\n{BEGIN_MARK}\nold figures\n{END_MARK}\n\nOutro.\n", encoding="utf-8")
@@ -231,6 +256,7 @@ def test_main_writes_json_and_markdown_reports(tiny_bundle: Path, tmp_path: Path
     assert len(report["targets"]) == len(TARGETS)
     assert all(t["met"] is None or isinstance(t["met"], bool) for t in report["targets"])
     assert len(report["ablation"]) == 2 and report["ablation"][0]["fusion"] == "concat"
+    assert report["ablation"][0]["steps"] is None  # the tiny bundle was never trained: no steps to report
     text = out_md.read_text(encoding="utf-8")
     assert text.startswith("# Evaluation\n\nHow to read it.")
     assert "### Targets" in text and "### Fusion ablation" in text and END_MARK in text

@@ -45,6 +45,7 @@ def test_int8_bundle_loads_and_answers(tiny_run: Path, tmp_path: Path) -> None:
         assert key in quality, key
     assert quality["fp32"]["examples"] == 4
     assert manifest["training"]["steps"] == 2
+    assert manifest["training"]["recipe"] == "npc-runtime train --preset tiny --steps 2 && npc-runtime export"
     assert report["bundle_mb"] < 50
     assert "reply loss" in (out / "MODEL_CARD.md").read_text(encoding="utf-8")
 
@@ -66,3 +67,19 @@ def test_refuses_to_overwrite_a_folder_that_is_not_a_bundle(tiny_run: Path, tmp_
     with pytest.raises(ValueError, match="not a model bundle"):
         make_bundle(tiny_run, tmp_path, BundleConfig(eval_examples=1))
     assert (tmp_path / "notes.txt").exists()
+
+
+@pytest.mark.parametrize("fusion", ["weighted_sum", "cross_attention"])
+def test_a_run_with_another_fusion_exports_that_fusion(tmp_path: Path, fusion: str) -> None:
+    """The fusion ablation's path: train with --fusion, export; the bundle serves that fusion with fp32 parity."""
+    run = tmp_path / "run"
+    _, _, cfg = preset_configs("tiny")
+    train(replace(cfg, steps=2, eval_every=2, checkpoint_every=2, threads=1, fusion=fusion), run, progress=False)
+    out = tmp_path / "bundle"
+    make_bundle(run, out, BundleConfig(name=f"abl-{fusion}", quantize=None, eval_examples=2))
+    manifest = json.loads((out / "bundle.json").read_text(encoding="utf-8"))
+    assert manifest["model"]["fusion"] == fusion and manifest["parity"]["greedy_tokens_match"] is True
+    assert manifest["training"]["steps"] == 2 and f"--fusion {fusion}" in manifest["training"]["recipe"]
+    engine = RoleModelEngine(load_bundle(out), RuntimeOptions(device="cpu", intra_op_threads=1))
+    concat_k = preset_configs("tiny")[0].prefix_tokens
+    assert engine.prefix_tokens == manifest["model"]["prefix_tokens"] < concat_k  # fewer prefix slots than concat

@@ -144,3 +144,23 @@ def test_cli_help_and_resume_without_checkpoint(tmp_path: Path, capsys: pytest.C
     assert "--resume" in capsys.readouterr().out
     with pytest.raises(FileNotFoundError):
         train(_tiny_cfg(), tmp_path / "none", resume=True, progress=False)
+
+
+def test_cli_fusion_is_stored_in_the_checkpoint_and_kept_on_resume(tmp_path: Path) -> None:
+    out = tmp_path / "wsum"
+    common = ["--preset", "tiny", "--out", str(out), "--no-progress", "--threads", "1"]
+    assert main([*common, "--fusion", "weighted_sum", "--steps", "2", "--stop-after", "1"]) == 0
+    model, extra = load_checkpoint(out / CHECKPOINT_NAME)
+    assert model.cfg.fusion == "weighted_sum" and extra["step"] == 1
+    assert model.cfg.prefix_tokens == model.cfg.n_persona_tokens  # the weighted sum's K, not concat's
+    assert extra["train_config"]["fusion"] == "weighted_sum"
+
+    with pytest.raises(ValueError, match="weighted_sum"):  # another fusion cannot continue these weights
+        main([*common, "--resume", "--fusion", "cross_attention"])
+    assert main([*common, "--resume"]) == 0  # no --fusion: the checkpoint's
+    model, extra = load_checkpoint(out / CHECKPOINT_NAME)
+    assert model.cfg.fusion == "weighted_sum" and extra["step"] == 2
+    assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["fusion"] == "weighted_sum"
+
+    with pytest.raises(ValueError):
+        TrainConfig(fusion="sum")
