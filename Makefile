@@ -10,7 +10,7 @@ PIP    := $(BIN)/python -m pip
 # CI sets CI=true: then a test whose external tool (mono, npm packages) is missing fails instead of skipping.
 export NPC_REQUIRE_TOOLCHAINS ?= $(if $(filter true 1,$(CI)),1,0)
 
-.PHONY: demo test serve venv-runtime venv-dev toolchains model fixtures help clean
+.PHONY: demo test serve venv-runtime venv-dev venv-genai toolchains model fixtures help clean
 
 help:
 	@echo "make demo        serve the default model and play the sample game (headless transcript without a display)"
@@ -18,6 +18,7 @@ help:
 	@echo "make serve       serve the default model on tcp://127.0.0.1:5555"
 	@echo "make model       rebuild the default model bundle from the recipe (trains about 30 minutes on 2 cores, then exports)"
 	@echo "make fixtures    regenerate the protocol golden fixtures after a deliberate protocol change"
+	@echo "make venv-genai  a separate .venv-genai with onnxruntime-genai and its model builder, for npc-runtime bench-hf"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +34,21 @@ $(VENV)/.dev-stamp: pyproject.toml | $(BIN)/python
 
 venv-runtime: $(VENV)/.runtime-stamp
 venv-dev: $(VENV)/.dev-stamp
+
+# onnxruntime-genai needs the CPU onnxruntime package, which cannot share a venv with the runtime's
+# onnxruntime-gpu, so the bring-your-own-model benchmark runs it from its own venv. Pinned versions;
+# its model builder needs torch, transformers, onnx and onnx-ir.
+GENAI_VENV ?= .venv-genai
+GENAI_PACKAGES := onnxruntime-genai==0.18.0 onnxruntime==1.31.1 numpy==2.4.6 torch==2.13.0 \
+	transformers==5.23.0 tokenizers==0.23.3 safetensors==0.8.0 onnx==1.23.2 onnx-ir==1.1.0 tqdm==4.70.1
+
+$(GENAI_VENV)/.genai-stamp: Makefile
+	$(PYTHON) -m venv $(GENAI_VENV)
+	$(GENAI_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(GENAI_VENV)/bin/python -m pip install --quiet $(GENAI_PACKAGES)
+	touch $@
+
+venv-genai: $(GENAI_VENV)/.genai-stamp
 
 toolchains:
 	bash engine_bridge/tools/install_toolchains.sh

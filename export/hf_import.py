@@ -162,6 +162,52 @@ class DecoderStep(nn.Module):
         return (out.logits, *present)  # (B, 1, V)
 
 
+GROUPED_ATTENTION = "npc_grouped_eager"
+
+
+def grouped_attention(
+    module: nn.Module,
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attention_mask: Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **_: Any,
+) -> tuple[Tensor, Tensor]:
+    """Eager attention for grouped-query models that lets each key/value head serve its group of query heads.
+
+    transformers' eager path copies every key and value head once per query head (``repeat_kv``) before the two
+    matrix products; exported, that is an ``Expand`` of the whole cache in every layer of every step (a quarter of
+    a Qwen2.5-0.5B-shaped step at batch 32 on 2 CPU cores in ONNX Runtime's profile). Here the queries are regrouped
+    instead, which is the same arithmetic on the cache as stored. Registered with transformers' attention interface
+    for the export only.
+    """
+    batch, heads, seq, dim = query.shape  # (B, H, T, Dh)
+    kv_heads = key.shape[1]  # key, value: (B, Hkv, S, Dh)
+    groups = heads // kv_heads  # query head h reads key/value head h // groups, as repeat_kv arranges it
+    grouped = query.reshape(batch, kv_heads, groups * seq, dim)  # (B, Hkv, G*T, Dh)
+    scores = torch.matmul(grouped, key.transpose(2, 3)) * scaling  # (B, Hkv, G*T, S)
+    if attention_mask is not None:  # (B, 1, T, S), broadcast over the groups
+        scores = scores.view(batch, kv_heads, groups, seq, -1) + attention_mask[:, :, None]
+        scores = scores.view(batch, kv_heads, groups * seq, -1)
+    weights = nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    out = torch.matmul(weights, value)  # (B, Hkv, G*T, Dh)
+    return out.reshape(batch, heads, seq, dim).transpose(1, 2).contiguous(), weights  # (B, T, H, Dh)
+
+
+def _use_grouped_attention(model: nn.Module, kv_heads: int) -> bool:
+    """Switch a grouped-query model (fewer key/value heads than query heads) to :func:`grouped_attention`."""
+    from transformers import AttentionInterface
+
+    heads = getattr(model.config, "num_attention_heads", None)
+    if not isinstance(heads, int) or kv_heads >= heads or heads % kv_heads:
+        return False
+    AttentionInterface.register(GROUPED_ATTENTION, grouped_attention)
+    model.set_attn_implementation(GROUPED_ATTENTION)
+    return True
+
+
 def kv_shape(model: nn.Module) -> tuple[int, int, int, torch.dtype]:
     """``(n_layers, n_kv_heads, head_dim, dtype)`` of the model's KV cache, read from one real forward pass."""
     with torch.no_grad():
@@ -196,15 +242,21 @@ def export_decoder(model: nn.Module, path: Path, opset: int = 17) -> tuple[int, 
     axes.update({name: {0: "batch", 2: "past"} for name in past_names})
     axes.update({name: {0: "batch", 2: "total"} for name in present_names})
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="hf-export-") as tmp:
-        raw = Path(tmp) / "raw.onnx"  # a large model's exporter scatters one file per tensor beside it
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
-            torch.onnx.export(
-                step, example, str(raw), dynamo=False, input_names=names_in, output_names=names_out,
-                dynamic_axes=axes, opset_version=opset,
-            )  # fmt: skip
-        proto = onnx.load(str(raw))
+    attention = model.config._attn_implementation
+    grouped = _use_grouped_attention(model, heads)
+    try:
+        with tempfile.TemporaryDirectory(prefix="hf-export-") as tmp:
+            raw = Path(tmp) / "raw.onnx"  # a large model's exporter scatters one file per tensor beside it
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+                torch.onnx.export(
+                    step, example, str(raw), dynamo=False, input_names=names_in, output_names=names_out,
+                    dynamic_axes=axes, opset_version=opset,
+                )  # fmt: skip
+            proto = onnx.load(str(raw))
+    finally:
+        if grouped:  # the parity check compares against transformers' own attention
+            model.set_attn_implementation(attention)
     proto.ir_version = min(proto.ir_version, 10)  # onnxruntime 1.31 reads IR <= 13; keep a wide margin
     big = sum(p.numel() * p.element_size() for p in model.parameters()) > 1_500_000_000  # protobuf stops at 2 GB
     data = path.with_name(path.name + ".data")

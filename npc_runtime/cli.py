@@ -31,6 +31,10 @@ EXPORT_COMMANDS = {
     "export": ("export.make_bundle", "export a trained checkpoint to a model bundle (needs torch)"),
     "eval": ("export.evaluate", "evaluate a bundle offline on held-out data; writes docs/eval.md"),
     "import-hf": ("export.hf_import", "import a local Hugging Face causal LM as a causal-lm bundle (needs torch)"),
+    "bench-hf": (
+        "export.bench_hf",
+        "benchmark a Hugging Face causal LM served here against transformers and onnxruntime-genai (needs torch)",
+    ),
 }
 
 

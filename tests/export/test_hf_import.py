@@ -139,3 +139,23 @@ def test_random_checkpoint_loads_in_transformers(checkpoints: dict[str, Path]) -
     assert logits.shape[-1] == model.config.vocab_size
     assert np.isfinite(logits.numpy()).all()
     assert tokenizer.decode(ids).startswith("<|begin_of_text|><|start_header_id|>user")
+
+
+def test_grouped_attention_equals_transformers_eager_attention() -> None:
+    from transformers.models.qwen2.modeling_qwen2 import eager_attention_forward
+
+    from export.hf_import import grouped_attention
+
+    class Module(torch.nn.Module):
+        num_key_value_groups = 7  # 14 query heads over 2 key/value heads, as Qwen2.5-0.5B
+
+    gen = torch.Generator().manual_seed(0)
+    query = torch.randn(3, 14, 5, 16, generator=gen)  # (B, H, T, Dh)
+    key, value = torch.randn(3, 2, 9, 16, generator=gen), torch.randn(3, 2, 9, 16, generator=gen)
+    mask = torch.zeros(3, 1, 5, 9)
+    mask[0, :, :, :4] = torch.finfo(torch.float32).min  # a left-padded row
+    mask[:, :, :, 5:] += torch.triu(torch.full((5, 4), torch.finfo(torch.float32).min), diagonal=1)  # causal tail
+    expected, _ = eager_attention_forward(Module().eval(), query, key, value, mask, scaling=0.25)
+    got, _ = grouped_attention(Module().eval(), query, key, value, mask, scaling=0.25)
+    assert got.shape == expected.shape == (3, 5, 14, 16)
+    assert torch.allclose(got, expected, atol=1e-6)
