@@ -24,8 +24,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -38,11 +36,13 @@ from typing import Any
 
 import numpy as np
 
+from npc_runtime.bench import CONTEXTS, LINES, ServerProcess, machine_info, proc_memory_mb
+from npc_runtime.bench import summary as _summary
+
 __all__ = [
     "BenchHfConfig",
     "PromptCase",
     "PromptSets",
-    "ServerProcess",
     "build_prompts",
     "one_off_cards",
     "village_cards",
@@ -63,20 +63,6 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_GENAI_PYTHON = REPO_ROOT / ".venv-genai" / "bin" / "python"
 GENAI_SCRIPT = Path(__file__).with_name("genai_peer.py")
-#: What the NPCs are asked, and the scene they are in; request i uses persona i, line i and scene i (cycled).
-LINES = (
-    "Good evening. What do you sell here?",
-    "How much for your finest wares?",
-    "Where can I find the inn?",
-    "Heard any rumours lately?",
-    "Is there any work for me?",
-    "What is that noise outside?",
-)
-CONTEXTS = (
-    {"time_of_day": "night", "weather": "rain", "location": "forge", "nearby": "wolf", "player_item": "torch"},
-    {"time_of_day": "morning", "weather": "clear", "location": "market", "nearby": "chicken", "player_item": "apple"},
-    {"time_of_day": "evening", "weather": "fog", "location": "inn", "player_item": "lute"},
-)
 #: ``--random FAMILY:SIZE`` checkpoints (``export.hf_random``) are written under the work directory.
 RANDOM_PREFIX = "random-"
 RANDOM_BPE_VOCAB = 4096
@@ -222,26 +208,6 @@ def _peer_spec(config: BenchHfConfig, pad_id: int, warmup: PromptCase, one: list
     }
 
 
-def _summary(values: Sequence[float]) -> dict[str, float]:
-    arr = np.asarray(values, dtype=np.float64)
-    if not arr.size:
-        return {"p50": float("nan"), "p95": float("nan"), "n": 0}
-    return {"p50": round(float(np.percentile(arr, 50)), 3), "p95": round(float(np.percentile(arr, 95)), 3),
-            "n": int(arr.size)}  # fmt: skip
-
-
-def _proc_memory_mb(pid: int | str = "self") -> dict[str, float]:
-    out = {}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = round(int(value.split()[0]) / 1024.0, 1)
-    except OSError:
-        pass
-    return out
-
-
 # ------------------------------------------------------------------------------------------------ our server
 
 
@@ -326,44 +292,6 @@ async def _server_level(endpoint: str, cases: list[PromptCase], concurrent: bool
     return level, results
 
 
-class ServerProcess:
-    """``npc-runtime serve`` in a subprocess on a free loopback port, fixed-length replies, a given persona pack."""
-
-    def __init__(self, bundle_dir: Path, personas: Path, data_dir: Path, config: BenchHfConfig, max_batch: int):
-        from npc_runtime.errors import NpcRuntimeError
-
-        ready = data_dir / "ready"
-        cmd = [
-            sys.executable, "-m", "npc_runtime", "--log-level", "WARNING", "serve", "--model", str(bundle_dir),
-            "--personas", str(personas), "--bind", "tcp://127.0.0.1:0", "--data", str(data_dir),
-            "--ready-file", str(ready), "--ignore-eos", "--device", "cpu", "--threads", str(config.threads),
-            "--max-batch", str(max_batch), "--max-queue", str(4 * max_batch),
-        ]  # fmt: skip
-        self.log = (data_dir / "server.log").open("w+", encoding="utf-8")  # a file: a pipe nobody reads can fill
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.log, cwd=REPO_ROOT)
-        deadline = time.monotonic() + 300
-        while not ready.exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                self.log.seek(0)
-                raise NpcRuntimeError(f"benchmark server did not start: {self.log.read()[-3000:]}")
-            time.sleep(0.05)
-        self.endpoint = ready.read_text(encoding="utf-8").strip()
-
-    def memory_mb(self) -> dict[str, float]:
-        return _proc_memory_mb(self.proc.pid)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-
 def write_pack(cards: Sequence[Any], folder: Path) -> Path:
     """A persona pack folder holding ``cards`` (TOML, one file each)."""
     from npc_runtime.personas import card_to_toml
@@ -380,7 +308,8 @@ def run_server(bundle_dir: Path, config: BenchHfConfig, sets: PromptSets) -> dic
     with tempfile.TemporaryDirectory(prefix="npc-bench-hf-") as tmp:
         pack = write_pack([*village_cards(), *sets.cards], Path(tmp) / "personas")
         start = time.perf_counter()
-        server = ServerProcess(bundle_dir, pack, Path(tmp), config, max(len(sets.batch), len(sets.recurring), 1))
+        server = ServerProcess(bundle_dir, Path(tmp), device="cpu", threads=config.threads,
+                               max_batch=max(len(sets.batch), len(sets.recurring), 1), personas=pack)
         load_s = time.perf_counter() - start
         levels, results = [], {}
         try:
@@ -660,7 +589,7 @@ def run_transformers_peer(checkpoint: Path, spec: dict[str, Any], threads: int =
         "load_s": round(load_s, 3),
         "levels": levels,
         "outputs": outputs,
-        "memory_mb": _proc_memory_mb(),
+        "memory_mb": proc_memory_mb(),
     }
 
 
@@ -759,7 +688,7 @@ def run_bench_hf(config: BenchHfConfig) -> dict[str, Any]:
             "hidden": ckpt_config.get("hidden_size", ckpt_config.get("n_embd")),
             "vocab": ckpt_config.get("vocab_size"),
         },
-        "machine": _machine(),
+        "machine": machine_info(),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
         "ours": {},
     }
@@ -857,21 +786,6 @@ def _genai(config: BenchHfConfig, spec_path: Path, work: Path) -> dict[str, Any]
         merged["outputs"].update(result["outputs"])
         merged["version"] = result["version"]
     return merged
-
-
-def _machine() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import onnxruntime
-
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "onnxruntime": onnxruntime.__version__}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------ report

@@ -38,7 +38,7 @@ from .errors import ConfigError, NpcRuntimeError
 from .prompt import layout_ids
 from .protocol import decode, encode
 
-__all__ = ["BenchConfig", "run_bench", "main", "percentile"]
+__all__ = ["BenchConfig", "ServerProcess", "run_bench", "main", "percentile", "summary", "proc_memory_mb", "machine_info"]
 
 log = logging.getLogger(__name__)
 
@@ -80,55 +80,83 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else float("nan")
 
 
-def _summary(values: Sequence[float]) -> dict[str, float]:
+def summary(values: Sequence[float]) -> dict[str, float]:
+    """p50, p95 and count of a list of timings (NaN percentiles when empty)."""
     return {"p50": round(percentile(values, 50), 3), "p95": round(percentile(values, 95), 3), "n": len(values)}
+
+
+def proc_memory_mb(pid: int | str = "self") -> dict[str, float]:
+    """``VmRSS`` and ``VmHWM`` (peak) of a process in MB, read from /proc; empty where /proc is not there."""
+    out = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = round(int(value.split()[0]) / 1024.0, 1)
+    except OSError:
+        pass
+    return out
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, core count, Python and ONNX Runtime versions, for a report's header."""
+    import onnxruntime
+
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "onnxruntime": onnxruntime.__version__}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------ server process
 
 
 class ServerProcess:
-    """``npc-runtime serve`` in a subprocess on a free loopback port; RSS read from /proc."""
+    """``npc-runtime serve`` in a subprocess on a free loopback port, with fixed-length replies (``--ignore-eos``).
 
-    def __init__(self, config: BenchConfig, data_dir: Path) -> None:
+    Its log goes to ``data_dir/server.log`` (a pipe nobody reads during a run could fill and stall the server).
+    """
+
+    def __init__(self, model: Path, data_dir: Path, *, device: str = "auto", threads: int = 0, max_batch: int = 64,
+                 personas: Path | None = None, start_timeout_s: float = 300.0) -> None:  # fmt: skip
         ready = data_dir / "ready"
         cmd = [
             sys.executable, "-m", "npc_runtime", "--log-level", "WARNING", "serve",
-            "--model", str(config.model), "--bind", "tcp://127.0.0.1:0", "--data", str(data_dir),
-            "--ready-file", str(ready), "--ignore-eos", "--device", config.device,
-            "--threads", str(config.threads), "--max-batch", str(max(config.concurrency)),
-            "--max-queue", str(4 * max(config.concurrency)),
+            "--model", str(model), "--bind", "tcp://127.0.0.1:0", "--data", str(data_dir),
+            "--ready-file", str(ready), "--ignore-eos", "--device", device,
+            "--threads", str(threads), "--max-batch", str(max_batch), "--max-queue", str(4 * max_batch),
         ]  # fmt: skip
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 120
+        if personas is not None:
+            cmd += ["--personas", str(personas)]
+        self.log = (data_dir / "server.log").open("w+", encoding="utf-8")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.log)
+        deadline = time.monotonic() + start_timeout_s
         while not ready.exists():
-            if self.proc.poll() is not None:
-                raise NpcRuntimeError(f"benchmark server exited: {self.proc.stderr.read() if self.proc.stderr else ''}")
-            if time.monotonic() > deadline:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise NpcRuntimeError("benchmark server did not start within 120 s")
+                with open(data_dir / "server.log", encoding="utf-8") as log_file:
+                    raise NpcRuntimeError(f"benchmark server did not start: {log_file.read()[-3000:]}")
             time.sleep(0.05)
-        self.endpoint = ready.read_text().strip()
+        self.endpoint = ready.read_text(encoding="utf-8").strip()
 
     def memory_mb(self) -> dict[str, float]:
-        out = {}
-        try:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                key, _, value = line.partition(":")
-                if key in ("VmRSS", "VmHWM"):
-                    out[key] = round(int(value.split()[0]) / 1024.0, 1)
-        except OSError:
-            pass
-        return out
+        return proc_memory_mb(self.proc.pid)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(20)
+                self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.log.close()
 
 
 # ------------------------------------------------------------------------------------------------ load generator
@@ -203,9 +231,9 @@ async def _level(endpoint: str, concurrency: int, personas: Sequence[str], confi
     return {
         "concurrency": concurrency,
         "replies": len(results),
-        "ttft_ms": _summary([r["ttft_ms"] for r in results]),
-        "total_ms": _summary([r["total_ms"] for r in results]),
-        "server_queue_ms": _summary([r["server"]["queue"] for r in results]),
+        "ttft_ms": summary([r["ttft_ms"] for r in results]),
+        "total_ms": summary([r["total_ms"] for r in results]),
+        "server_queue_ms": summary([r["server"]["queue"] for r in results]),
         "tokens": tokens,
         "wall_s": round(wall, 3),
         "tokens_per_s": round(tokens / wall, 1),
@@ -230,7 +258,7 @@ def _hello_rtt(endpoint: str, n: int = 300) -> dict[str, float]:
     finally:
         sock.close(0)
         ctx.term()
-    return _summary(times)
+    return summary(times)
 
 
 # ------------------------------------------------------------------------------------------------ in-process parts
@@ -296,7 +324,7 @@ def _engine_parts(config: BenchConfig) -> dict[str, Any]:
             position += 1
         steps_by_batch[str(batch)] = round(percentile(steps, 50), 4)
         if batch == 1:
-            step_summary = _summary(steps)
+            step_summary = summary(steps)
             step_ms = percentile(steps, 50)
     decoder_bytes = bundle.graphs["decoder"].path.stat().st_size  # weights dominate the file
     bytes_per_position = len(engine.past_names) * engine.n_heads * engine.head_dim * 4
@@ -306,9 +334,9 @@ def _engine_parts(config: BenchConfig) -> dict[str, Any]:
     return {
         "provider": engine.provider,
         "prompt_tokens": len(prep.ids),
-        "persona_first_use_ms": _summary(persona_first),
-        "persona_cached_ms": _summary(persona_cached),
-        "screenshot_ms": _summary(shots),
+        "persona_first_use_ms": summary(persona_first),
+        "persona_cached_ms": summary(persona_cached),
+        "screenshot_ms": summary(shots),
         "prefill_ms": round(prefill_ms, 3),
         "step_ms_batch1": step_summary,
         "step_ms_by_batch": steps_by_batch,
@@ -425,12 +453,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     report: dict[str, Any] = {
         "version": __version__,
         "model": {"name": bundle.name, "precision": bundle.manifest.get("precision"), "path": _shown(config.model)},
-        "machine": {
-            "cpu": _cpu_name(),
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "onnxruntime": _ort_version(),
-        },
+        "machine": machine_info(),
         "config": {k: (_shown(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
     }
     parts = _engine_parts(config)
@@ -438,7 +461,8 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     report["engine"] = parts
     personas = [c.id for c in cards]
     with tempfile.TemporaryDirectory(prefix="npc-bench-") as tmp:
-        server = ServerProcess(config, Path(tmp))
+        server = ServerProcess(config.model, Path(tmp), device=config.device, threads=config.threads,
+                               max_batch=max(config.concurrency))
         try:
             asyncio.run(_level(server.endpoint, 2, personas, BenchConfig(**{**asdict(config), "rounds": 1})))
             report["hello_rtt_ms"] = _hello_rtt(server.endpoint)
@@ -479,22 +503,6 @@ def _ratios(report: dict[str, Any]) -> None:
             if c in torch_levels
         }
     report["ratios"] = ratios
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _ort_version() -> str:
-    import onnxruntime
-
-    return onnxruntime.__version__
 
 
 def render_markdown(report: dict[str, Any]) -> str:

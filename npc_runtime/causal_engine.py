@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,9 +23,10 @@ from tokenizers import Tokenizer
 from .bundle import Bundle, decoder_kv_names
 from .emotion import EMOTIONS, NEUTRAL, summarise
 from .emotion_classifier import EmotionClassifier, find_emotion_files
-from .engine import Prepared, PrefillResult
+from .engine import ByteLRU, Prepared, PrefillResult
 from .errors import BundleError
 from .guard import ReplyGuard
+from .kv_cache import ConcatKVCache
 from .ort_backend import OrtGraph, RuntimeOptions, resolve_providers
 from .prompt import format_context
 from .protocol import ImageInput
@@ -112,42 +113,16 @@ def system_prompt(card_text: str, knowledge: str, context: Mapping[str, str] | N
     return "\n".join(lines)
 
 
-class PromptKVCache:
-    """Per persona card, the token ids of its last prompt and their KV ``(1, Hkv, L, Dh)`` per tensor; an LRU
-    bounded by the bytes of the KV it holds."""
+@dataclass
+class CachedPrompt:
+    """A persona card's last prompt: its token ids and their KV ``(1, Hkv, L, Dh)`` per tensor, in own memory."""
 
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self.hits = 0
-        self.misses = 0
-        self._items: OrderedDict[str, tuple[np.ndarray, list[np.ndarray], int]] = OrderedDict()
+    ids: np.ndarray
+    kv: list[np.ndarray]
 
-    def get(self, key: str) -> tuple[np.ndarray, list[np.ndarray]] | None:
-        item = self._items.get(key)
-        if item is None:
-            self.misses += 1
-            return None
-        self._items.move_to_end(key)
-        self.hits += 1
-        return item[0], item[1]
-
-    def put(self, key: str, ids: np.ndarray, kv: list[np.ndarray]) -> None:
-        kv = [np.ascontiguousarray(a) for a in kv]  # own memory, not a view pinning the batch's arrays
-        size = sum(a.nbytes for a in kv)
-        old = self._items.pop(key, None)
-        if old is not None:
-            self.bytes -= old[2]
-        if size > self.max_bytes:
-            return
-        self._items[key] = (ids, kv, size)
-        self.bytes += size
-        while self.bytes > self.max_bytes:
-            _, (_, _, evicted) = self._items.popitem(last=False)
-            self.bytes -= evicted
-
-    def __len__(self) -> int:
-        return len(self._items)
+    @property
+    def nbytes(self) -> int:  # what ByteLRU bounds
+        return sum(a.nbytes for a in self.kv)
 
 
 class CausalLMEngine:
@@ -208,7 +183,7 @@ class CausalLMEngine:
         self.guard = ReplyGuard(extra_stops=[str(s) for s in bundle.manifest.get("stop_sequences", [])])
         #: The last prompt's KV per persona card: the next prompt of that card skips the positions it shares
         #: with it (the system prompt at least: card, rules, knowledge). Bounded in bytes.
-        self.prefix_cache = PromptKVCache(prefix_cache_bytes)
+        self.prefix_cache = ByteLRU(prefix_cache_bytes)  # fingerprint -> CachedPrompt
         self.min_reuse_tokens = min_reuse_tokens
         files = find_emotion_files(bundle)
         self.emotion_classifier = (
@@ -313,7 +288,7 @@ class CausalLMEngine:
         entry = self.prefix_cache.get(item.cache_key)
         if entry is None:
             return 0, None
-        cached_ids, kv = entry
+        cached_ids, kv = entry.ids, entry.kv
         limit = min(len(cached_ids), len(item.ids) - 1)  # at least one new position, for its logits
         shared = int(np.argmin(np.append(cached_ids[:limit] == np.asarray(item.ids[:limit]), False)))
         if shared < self.min_reuse_tokens:
@@ -349,8 +324,8 @@ class CausalLMEngine:
         for row, p in enumerate(items):
             if p.cache_key is not None:
                 valid = attn[row].astype(bool)
-                self.prefix_cache.put(p.cache_key, np.asarray(p.ids, dtype=np.int64),
-                                      [a[row : row + 1, :, valid] for a in present])  # fmt: skip
+                kv = [np.ascontiguousarray(a[row : row + 1, :, valid]) for a in present]
+                self.prefix_cache.put(p.cache_key, CachedPrompt(np.asarray(p.ids, dtype=np.int64), kv))
         n_labels = len(self.bundle.emotions)
         return PrefillResult(
             logits=self._end_logits(out["logits"][:, -1, :]),
@@ -374,6 +349,15 @@ class CausalLMEngine:
         feeds.update(zip(self.past_names, kv))
         out = self.graph.run(feeds)
         return self._end_logits(out["logits"][:, -1, :]), [out[name] for name in self.present_names], attn
+
+    def new_cache(self) -> ConcatKVCache:
+        """An empty running-batch KV cache: left-padded ``present`` arrays that :meth:`decode_step` replaces."""
+        return ConcatKVCache()
+
+    def decode_step(self, last_ids: np.ndarray, positions: np.ndarray, cache: ConcatKVCache) -> np.ndarray:
+        """One token for each row of ``cache``: logits ``(B, V)``; the grown ``present`` arrays replace the cache's."""
+        logits, cache.kv, cache.mask = self.step(last_ids, positions, cache.kv, cache.mask)
+        return logits
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)

@@ -3,10 +3,11 @@
 It owns the tokenizers, the prefix encoders (text, vision, fusion) with their caches, and two decoder calls:
 a ragged, left-padded prefill and a batched one-token step. Which requests share a step is the scheduler's job.
 
-What the scheduler uses of an engine (another bundle kind provides the same): ``prepare(...) -> Prepared``,
-``prefill(items) -> PrefillResult``, ``step(last_ids, positions, kv, mask)``, ``decode(ids)``,
+What the scheduler uses of an engine (another bundle kind provides the same): ``prepare(...) -> Prepared``
+(and ``prepare_batch(requests)`` where it can batch), ``prefill(items) -> PrefillResult``, ``new_cache()`` and
+``decode_step(last_ids, positions, cache) -> logits`` (``npc_runtime.kv_cache``), ``decode(ids)``,
 ``reply_emotion(text, at_prompt)``, and the attributes ``eos_id``, ``banned_ids``, ``max_positions``,
-``bundle.emotions``.
+``bundle.emotions``. ``step(last_ids, positions, kv, mask)`` runs one step on caller-held arrays, for tools.
 """
 
 from __future__ import annotations
@@ -36,17 +37,18 @@ log = logging.getLogger(__name__)
 
 
 class ByteLRU:
-    """A thread-safe LRU cache of numpy arrays bounded by their total bytes."""
+    """A thread-safe LRU cache bounded by the total ``nbytes`` of its values (numpy arrays, or any object with an
+    ``nbytes``)."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
         self.hits = 0
         self.misses = 0
-        self._items: OrderedDict[Hashable, np.ndarray] = OrderedDict()
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable) -> np.ndarray | None:
+    def get(self, key: Hashable) -> Any:
         with self._lock:
             value = self._items.get(key)
             if value is None:
@@ -56,7 +58,7 @@ class ByteLRU:
             self.hits += 1
             return value
 
-    def put(self, key: Hashable, value: np.ndarray) -> None:
+    def put(self, key: Hashable, value: Any) -> None:
         with self._lock:
             old = self._items.pop(key, None)
             if old is not None:

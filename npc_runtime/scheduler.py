@@ -20,7 +20,6 @@ import numpy as np
 from .emotion import summarise
 from .engine import PrefillResult, RoleModelEngine
 from .errors import ImageError, InferenceError
-from .kv_cache import ConcatKVCache
 from .protocol import ImageInput, SayOptions
 from .sampling import sample_tokens
 
@@ -159,8 +158,7 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         # running batch: row i of the KV cache belongs to self._rows[i]
         self._rows: list[_Live] = []
-        new_cache = getattr(engine, "new_cache", None)
-        self._cache = new_cache() if new_cache is not None else ConcatKVCache()
+        self._cache = engine.new_cache()
         self.ticks = 0
 
     # ------------------------------------------------------------------------------------ control (any thread)
@@ -343,14 +341,6 @@ class Scheduler:
         self._cache.append(result.kv, result.mask)
         self._rows = self._rows + rows
 
-    def _decode(self, last: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        """One batched decoder step over the cache; engines without a cache of their own return a grown one."""
-        if isinstance(self._cache, ConcatKVCache):
-            logits, self._cache.kv, self._cache.mask = self.engine.step(
-                last, positions, self._cache.kv, self._cache.mask
-            )
-            return logits
-        return self.engine.decode_step(last, positions, self._cache)
 
     def _step(self) -> None:
         active = [i for i, live in enumerate(self._rows) if not live.done]
@@ -360,7 +350,7 @@ class Scheduler:
             return
         last = np.array([live.generated[-1] for live in self._rows], dtype=np.int64)
         positions = np.array([live.position for live in self._rows], dtype=np.int64)
-        logits = self._decode(last, positions)
+        logits = self.engine.decode_step(last, positions, self._cache)
         for live, token in zip(self._rows, self._sample(self._rows, logits)):
             live.position += 1
             self._accept(live, int(token))

@@ -175,7 +175,8 @@ def test_cli_delegates_bench_hf(capsys: pytest.CaptureFixture[str]) -> None:
 def test_a_failed_request_is_reported_not_hung(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     import asyncio
 
-    from export.bench_hf import PromptCase, ServerProcess, _server_level, write_pack
+    from export.bench_hf import PromptCase, _server_level, write_pack
+    from npc_runtime.bench import ServerProcess
     from npc_runtime.errors import NpcRuntimeError
 
     checkpoint, bundle_dir = tiny
@@ -183,7 +184,8 @@ def test_a_failed_request_is_reported_not_hung(tiny: tuple[Path, Path], tmp_path
     cards = one_off_cards(2)
     good = build_prompts(bundle_dir, cards, range(2))
     bad = PromptCase("nobody", "Hello?", {})  # unknown persona: the server answers an error
-    server = ServerProcess(bundle_dir, write_pack(cards, tmp_path / "pack"), tmp_path, config, max_batch=3)
+    server = ServerProcess(bundle_dir, tmp_path, device="cpu", threads=config.threads, max_batch=3,
+                           personas=write_pack(cards, tmp_path / "pack"))
     try:
         with pytest.raises(NpcRuntimeError, match="unknown_persona"):
             asyncio.run(_server_level(server.endpoint, [good[0], bad, good[1]], True, config, "x"))

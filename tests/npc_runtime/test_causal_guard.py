@@ -11,6 +11,7 @@ import pytest
 from npc_runtime.emotion import EMOTIONS
 from npc_runtime.engine import ByteLRU, Prepared, PrefillResult
 from npc_runtime.guard import GuardConfig, ReplyGuard, deflection_line
+from npc_runtime.kv_cache import ConcatKVCache
 from npc_runtime.personas import PersonaPack, default_pack_dir
 from npc_runtime.scheduler import GenOptions, GenRequest, Scheduler
 
@@ -87,6 +88,13 @@ class ScriptedEngine:
         b = len(last_ids)
         kv = [np.concatenate([kv[0], np.zeros((b, 1, 1, 1), np.float32)], axis=2)]
         return self._logits(positions - self.PROMPT + 1), kv, np.concatenate([mask, np.ones((b, 1), np.int64)], 1)
+
+    def new_cache(self) -> ConcatKVCache:
+        return ConcatKVCache()
+
+    def decode_step(self, last_ids, positions, cache: ConcatKVCache) -> np.ndarray:
+        logits, cache.kv, cache.mask = self.step(last_ids, positions, cache.kv, cache.mask)
+        return logits
 
     def decode(self, ids: list[int]) -> str:
         return "".join(self.vocab[i] for i in ids if i)
