@@ -170,6 +170,7 @@ def write_bundle(
             "image_std": [float(v) for v in cfg.image_std],
             "text_embed_dim": cfg.text_embed_dim,
             "fusion": cfg.fusion,
+            "prompt_voice": cfg.prompt_voice,
             "max_positions": cfg.max_positions,
         },
         "files": {name: {"sha256": sha256_file(out / name), "bytes": (out / name).stat().st_size} for name in named},

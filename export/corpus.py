@@ -84,10 +84,11 @@ class Example:
     def is_task(self) -> bool:
         return bool(self.required_facts)
 
-    def decoder_text(self) -> str:
-        """The training sequence: knowledge, scene facts, history, player line, reply and ``<eos>``."""
+    def decoder_text(self, voice: bool = False) -> str:
+        """The training sequence: knowledge (with the card's voice if ``voice``), scene facts, history, player
+        line, reply and ``<eos>``."""
         return build_decoder_text(
-            self.card.knowledge_text(), self.scene.to_context(), self.history, self.player, self.reply
+            self.card.knowledge_text(voice=voice), self.scene.to_context(), self.history, self.player, self.reply
         )
 
     def render(self, size: tuple[int, int] | None = None) -> np.ndarray:

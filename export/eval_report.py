@@ -327,7 +327,7 @@ def _metric_sections(report: Mapping[str, Any]) -> list[str]:
 def _ablation_section(report: Mapping[str, Any]) -> list[str]:
     keys = ("hits_at_1", "emotion_macro_f1", "scene_grounding", "task_completion", "break_character", "repetition",
             "distinct_2", "clean_ending")  # fmt: skip
-    header = ["bundle", "fusion", "steps", "hits@1", "emotion F1", "grounding", "task", "break-char.", "repetition",
+    header = ["bundle", "fusion", "voice", "steps", "hits@1", "emotion F1", "grounding", "task", "break-char.", "repetition",
               "distinct-2", "clean end"]  # fmt: skip
     rows = []
     for row in report["ablation"]:
@@ -336,9 +336,12 @@ def _ablation_section(report: Mapping[str, Any]) -> list[str]:
             values = [row["results"][s][key] if s in row["results"] else None for s in report["results"]]
             cells.append(" / ".join(_fmt(v) for v in values))
         steps = row.get("steps")
-        rows.append([f"`{row['name']}`", row.get("fusion"), "–" if steps is None else f"{steps:,}", *cells])
+        voice = "yes" if row.get("prompt_voice") else "no"
+        rows.append([f"`{row['name']}`", row.get("fusion"), voice, "–" if steps is None else f"{steps:,}", *cells])
     splits = " / ".join(_SPLIT_NAMES.get(s, s) for s in report["results"])
-    out = [f"Each cell: {splits}. Steps: the training steps the bundle's manifest records (`training.steps`)."]
+    out = [f"Each cell: {splits}. Voice: whether the model reads the card's traits, mood and speaking style on its "
+           "`<know>` line (`model.prompt_voice`). Steps: the training steps the bundle's manifest records "
+           "(`training.steps`)."]
     if len(report["ablation"]) > 1:
         out[0] += " The first row is the evaluated bundle; the others were passed with `--ablation`."
     stray = [f"`{row['name']}`" for row in report["ablation"][1:] if row.get("corpus_matches_training") is False]

@@ -150,8 +150,12 @@ def build_prompts(
     image_of: Callable[[Any], Any],
     seed: int,
     tag: str,
+    knowledge_of: Callable[[PersonaCard], str] = PersonaCard.knowledge_text,
 ) -> tuple[list[int], list[Prompt], list[str | None]]:
-    """Prompts of one condition: the example indices they answer, the prompts, and whose card each was given."""
+    """Prompts of one condition: the example indices they answer, the prompts, and whose card each was given.
+
+    ``knowledge_of`` gives a card's ``<know>`` line in the evaluated bundle's layout (``engine.knowledge_of``).
+    """
     rows, prompts, given = [], [], []
     for i, ex in enumerate(examples):
         if condition in SCENE_CONTROLS and not ex.scene_element:
@@ -168,7 +172,7 @@ def build_prompts(
                 key=f"{tag}:{condition}:{i}",
                 fingerprint=card.fingerprint() if card else "none",
                 card_text=card.card_text() if card else "",
-                knowledge=card.knowledge_text() if card else "",
+                knowledge=knowledge_of(card) if card else "",
                 player=ex.player,
                 context=context,
                 history=tuple(tuple(turn) for turn in ex.history),
@@ -216,13 +220,15 @@ def _make_encoder(kind: str, engine: RoleModelEngine) -> Callable[[Sequence[str]
 
 
 def _bundle_info(bundle: Bundle) -> dict[str, Any]:
-    """What the report says about a bundle; ``steps`` is the training budget its manifest records (None if not)."""
+    """What the report says about a bundle; ``steps`` is the training budget its manifest records (None if not),
+    ``prompt_voice`` whether its model reads the card's voice on the ``<know>`` line."""
     training = bundle.manifest.get("training")
     steps = training.get("steps") if isinstance(training, Mapping) else None
     return {
         "name": bundle.name,
         "directory": bundle.root.name,
         "fusion": bundle.model.get("fusion"),
+        "prompt_voice": bool(bundle.model.get("prompt_voice", False)),
         "precision": bundle.manifest.get("precision"),
         "steps": steps if isinstance(steps, int) and not isinstance(steps, bool) else None,
     }
@@ -270,7 +276,7 @@ def _run_bundle(
     jobs = []
     for split, examples in selected.items():
         for condition in conditions:
-            jobs.append((split, condition, *build_prompts(examples, condition, bundled, images, config.seed, split)))
+            jobs.append((split, condition, *build_prompts(examples, condition, bundled, images, config.seed, split, engine.knowledge_of)))
     total = sum(len(job[3]) for job in jobs)
     out: dict[str, dict[str, tuple[list[int], list[Answer]]]] = {split: {} for split in selected}
     with tqdm(total=total, desc=engine.bundle.name, unit="reply", disable=not config.progress) as bar:
@@ -412,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", type=Path, default=None, help="bundle directory (default: the bundled default)")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="examples per split (default: all)")
     parser.add_argument(
-        "--ablation", type=Path, nargs="+", default=[], metavar="DIR", help="bundles trained with other fusion modes"
+        "--ablation", type=Path, nargs="+", default=[], metavar="DIR", help="bundles trained otherwise (other fusion modes, budgets, --no-voice)"
     )
     parser.add_argument("--out-json", type=Path, default=Path("docs/eval.json"), help="JSON report (%(default)s)")
     parser.add_argument("--out-md", type=Path, default=Path("docs/eval.md"), help="markdown report (%(default)s)")

@@ -108,7 +108,7 @@ def evaluate_bundle(bundle_dir: str | Path, examples: Sequence[Any], max_new_tok
     all_tokens, replies = [], []
     for ex in examples:
         context = ex.scene.to_context()
-        knowledge = ex.card.knowledge_text()
+        knowledge = engine.knowledge_of(ex.card)
         persona = engine.encode_texts([ex.card.card_text()])  # (1, E)
         utterance = engine.encode_texts([ex.player])  # (1, E)
         pixels = preprocess(ex.render(), engine.image_size, engine.image_mean, engine.image_std)[None]
@@ -296,8 +296,9 @@ def _write_model_card(out: Path) -> None:
     (out / "MODEL_CARD.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _recipe(train_config: dict[str, Any]) -> str:
-    """The train command of a run: its preset, plus --steps and --fusion where the run changed the preset's."""
+def _recipe(train_config: dict[str, Any], prompt_voice: bool) -> str:
+    """The train command of a run: its preset, plus --steps, --fusion and --no-voice where the run changed the
+    preset's (``prompt_voice`` is the checkpoint's: runs from before voice lines record no choice)."""
     from export.train import preset_configs
 
     preset = train_config.get("preset")
@@ -311,10 +312,12 @@ def _recipe(train_config: dict[str, Any]) -> str:
         words.append(f"--steps {steps}")
     if fusion is not None and (preset_model is None or fusion != preset_model.fusion):
         words.append(f"--fusion {fusion}")
+    if preset_model is not None and preset_model.prompt_voice and not prompt_voice:
+        words.append("--no-voice")
     return " ".join(words) + " && npc-runtime export"
 
 
-def _training_record(run_dir: Path, extra: dict[str, Any]) -> dict[str, Any]:
+def _training_record(run_dir: Path, extra: dict[str, Any], prompt_voice: bool) -> dict[str, Any]:
     history = extra.get("history") or []
     train_config = extra.get("train_config", {})
     record = {
@@ -324,7 +327,7 @@ def _training_record(run_dir: Path, extra: dict[str, Any]) -> dict[str, Any]:
         "world_size": extra.get("world_size", 1),
         "corpus_digest": extra.get("corpus_digest"),
         "final": history[-1] if history else None,
-        "recipe": _recipe(train_config),
+        "recipe": _recipe(train_config, prompt_voice),
     }
     summary = run_dir / "summary.json"
     if summary.exists():
@@ -418,7 +421,7 @@ def make_bundle(run_dir: str | Path, out_dir: str | Path, config: BundleConfig |
             "precision": precisions.pop() if len(precisions) == 1 else "mixed",
             "graph_precision": graph_precision,
             "quality": quality,
-            "training": _training_record(run, extra),
+            "training": _training_record(run, extra, model.cfg.prompt_voice),
             "samples": [
                 {"persona": ex.persona_id, "player": ex.player, "reply": reply}
                 for ex, reply in list(zip(examples, fp32.replies))[:6]

@@ -62,6 +62,9 @@ class RoleModelConfig:
     image_size: int = 64
     vision_channels: tuple[int, ...] = (32, 64, 128)  # one stride-2 conv per entry
     fusion: str = "concat"
+    #: The card's traits, mood and speaking style are on the decoder's ``<know>`` line
+    #: (``PersonaCard.knowledge_text(voice=True)``); False is the layout of models trained before voice lines.
+    prompt_voice: bool = False
     n_emotions: int = len(EMOTIONS)
     dropout: float = 0.0
     tie_embeddings: bool = True
@@ -88,6 +91,8 @@ class RoleModelConfig:
                 raise ValueError(f"RoleModelConfig.{name} must be a positive int, got {value!r}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if not isinstance(self.prompt_voice, bool):
+            raise ValueError(f"prompt_voice must be a bool, got {self.prompt_voice!r}")
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
         if not 0.0 <= self.dropout < 1.0:

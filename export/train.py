@@ -34,11 +34,13 @@ LOG_NAME = "train_log.jsonl"
 class TrainConfig:
     """Optimisation and bookkeeping of one run; the model and data configs come from the preset.
 
-    ``fusion`` is the one model setting a run may change: None keeps the preset's (``RoleModelConfig.fusion``).
+    ``fusion`` and ``prompt_voice`` are the model settings a run may change: None keeps the preset's
+    (``RoleModelConfig.fusion``, ``RoleModelConfig.prompt_voice``).
     """
 
     preset: str = "default"
     fusion: str | None = None
+    prompt_voice: bool | None = None
     seed: int = 0
     steps: int = 2500
     batch_size: int = 16
@@ -105,13 +107,14 @@ def preset_configs(preset: str) -> tuple[Any, Any, TrainConfig]:
         data = DataConfig()
         model = RoleModelConfig(vocab_size=data.vocab_size, d_model=192, n_layers=4, n_heads=3, d_ff=576,
                                 max_positions=384, n_persona_tokens=4, n_visual_tokens=16, image_size=64,
-                                vision_channels=(16, 32, 64))  # fmt: skip
-        return model, data, TrainConfig(preset="default", steps=5500, max_minutes=57.0)
+                                vision_channels=(16, 32, 64), prompt_voice=True)  # fmt: skip
+        return model, data, TrainConfig(preset="default", steps=7000, max_minutes=57.0)
     if preset == "small":
         data = DataConfig(n_procedural_personas=60, examples_per_persona=60, examples_per_bundled_persona=200,
                           n_scenes=800)  # fmt: skip
         model = RoleModelConfig(vocab_size=data.vocab_size, d_model=128, n_layers=2, n_heads=2, d_ff=384,
-                                max_positions=384, n_visual_tokens=4, image_size=32, vision_channels=(16, 32))  # fmt: skip
+                                max_positions=384, n_visual_tokens=4, image_size=32, vision_channels=(16, 32),
+                                prompt_voice=True)  # fmt: skip
         return model, data, TrainConfig(preset="small", steps=200, batch_size=16, eval_every=50, checkpoint_every=50)
     if preset == "tiny":
         data = DataConfig(n_procedural_personas=3, examples_per_persona=12, examples_per_bundled_persona=6,
@@ -119,7 +122,7 @@ def preset_configs(preset: str) -> tuple[Any, Any, TrainConfig]:
                           image_size=16)  # fmt: skip
         model = RoleModelConfig(vocab_size=data.vocab_size, d_model=32, n_layers=2, n_heads=2, d_ff=64,
                                 max_positions=512, text_embed_dim=32, n_persona_tokens=2, n_visual_tokens=4,
-                                image_size=16, vision_channels=(8, 16))  # fmt: skip
+                                image_size=16, vision_channels=(8, 16), prompt_voice=True)  # fmt: skip
         return model, data, TrainConfig(preset="tiny", steps=8, batch_size=4, lr=3e-3, warmup_steps=2,
                                         eval_every=4, eval_batches=2, checkpoint_every=4)  # fmt: skip
     raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
@@ -303,6 +306,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
     model_cfg, data_cfg, _ = preset_configs(cfg.preset)
     if cfg.fusion is not None:
         model_cfg = replace(model_cfg, fusion=cfg.fusion)
+    if cfg.prompt_voice is not None:
+        model_cfg = replace(model_cfg, prompt_voice=cfg.prompt_voice)
     state: dict[str, Any] | None = None
     if resume:
         if not ckpt_path.exists():
@@ -314,6 +319,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         if cfg.fusion is not None and cfg.fusion != saved_model_cfg.fusion:
             raise ValueError(f"--resume: {ckpt_path} was trained with fusion {saved_model_cfg.fusion!r}, not "
                              f"{cfg.fusion!r}; drop --fusion or train into another folder")  # fmt: skip
+        if cfg.prompt_voice is not None and cfg.prompt_voice != saved_model_cfg.prompt_voice:
+            raise ValueError(f"--resume: {ckpt_path} was trained with prompt_voice={saved_model_cfg.prompt_voice}; "
+                             "drop --no-voice or train into another folder")  # fmt: skip
         cfg = replace(TrainConfig(**saved["train_config"]), max_minutes=cfg.max_minutes, threads=cfg.threads)
         data_cfg = DataConfig.from_dict(saved["data_config"])
         model_cfg = saved_model_cfg
@@ -323,11 +331,13 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
     # Rank 0 builds the caches first; the others then read them.
     if dist_info.main:
         out.mkdir(parents=True, exist_ok=True)
-        data = prepare_data(data_cfg, model_cfg.prefix_tokens, model_cfg.max_positions, out / "data", progress=progress)
+        data = prepare_data(data_cfg, model_cfg.prefix_tokens, model_cfg.max_positions, out / "data",
+                            voice=model_cfg.prompt_voice, progress=progress)  # fmt: skip
     if dist_info.world > 1:
         dist.barrier()
     if not dist_info.main:
-        data = prepare_data(data_cfg, model_cfg.prefix_tokens, model_cfg.max_positions, out / "data", progress=False)
+        data = prepare_data(data_cfg, model_cfg.prefix_tokens, model_cfg.max_positions, out / "data",
+                            voice=model_cfg.prompt_voice, progress=False)  # fmt: skip
     from export.tokenizer import load_tokenizer
 
     vocab = load_tokenizer(data.tokenizer_path).get_vocab_size()
@@ -437,6 +447,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         dist.destroy_process_group()
     summary = {
         "steps": step, "target_steps": cfg.steps, "stopped_early": stopped_early, "fusion": model_cfg.fusion,
+        "prompt_voice": model_cfg.prompt_voice,
         "last": last,
         "history": history, "wall_s": round(time.monotonic() - started, 1), "data_prep_s": round(prep_s, 1),
         "checkpoint": str(ckpt_path), "world_size": dist_info.world,
@@ -455,6 +466,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fusion", choices=FUSIONS, default=None,
                         help="prefix fusion of persona, screenshot and utterance (default: the preset's, concat); "
                         "with --resume it must match the checkpoint's")  # fmt: skip
+    parser.add_argument("--no-voice", action="store_true",
+                        help="leave the card's traits, mood and speaking style off the decoder's <know> line (the "
+                        "layout before voice lines; for ablations)")  # fmt: skip
     parser.add_argument("--resume", action="store_true", help="continue the checkpoint in --out exactly")
     parser.add_argument("--steps", type=int, default=None, help="override the preset's number of steps")
     parser.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size (per rank)")
@@ -468,7 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _, _, cfg = preset_configs(args.preset)
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-                 "max_minutes": args.max_minutes, "threads": args.threads, "fusion": args.fusion}  # fmt: skip
+                 "max_minutes": args.max_minutes, "threads": args.threads, "fusion": args.fusion,
+                 "prompt_voice": False if args.no_voice else None}  # fmt: skip
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     if args.steps is not None and args.steps < cfg.eval_every:
         cfg = replace(cfg, eval_every=args.steps, checkpoint_every=args.steps)

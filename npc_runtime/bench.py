@@ -302,7 +302,7 @@ def _engine_parts(config: BenchConfig) -> dict[str, Any]:
 
     card = cards[0]
     prep = engine.prepare(
-        card.fingerprint(), card.card_text(), card.knowledge_text(), CONTEXTS[0], [], LINES[0], None
+        card.fingerprint(), card.card_text(), engine.knowledge_of(card), CONTEXTS[0], [], LINES[0], None
     )
     start = time.perf_counter()
     pre = engine.prefill([prep])
@@ -363,7 +363,7 @@ def _peer_spec(config: BenchConfig, engine: Any, cards: Sequence[Any]) -> dict[s
             card = cards[npc % len(cards)]
             line = LINES[npc % len(LINES)]
             # The same prompt ids the server feeds (trimmed to the bundle's prompt budget).
-            text_ids = engine.prompt_ids(card.knowledge_text(), CONTEXTS[npc % len(CONTEXTS)], [], line)
+            text_ids = engine.prompt_ids(engine.knowledge_of(card), CONTEXTS[npc % len(CONTEXTS)], [], line)
             ids, mask = layout_ids(text_ids, k, engine.token_id["prefix"], engine.token_id["bos"])
             turns.append({
                 "ids": ids,

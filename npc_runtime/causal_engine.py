@@ -28,6 +28,7 @@ from .errors import BundleError
 from .guard import ReplyGuard
 from .kv_cache import ConcatKVCache
 from .ort_backend import OrtGraph, RuntimeOptions, resolve_providers
+from .personas import PersonaCard
 from .prompt import format_context
 from .protocol import ImageInput
 
@@ -193,6 +194,10 @@ class CausalLMEngine:
             log.warning("%s: no emotion classifier found; every reply is tagged neutral", bundle.root)
 
     # ----------------------------------------------------------------------------------- prompts
+
+    def knowledge_of(self, card: PersonaCard) -> str:
+        """The card's facts line; its voice is already in the system prompt's card text."""
+        return card.knowledge_text()
 
     def _scrub(self, text: str) -> str:
         """Break up special-token spellings in untrusted text, so a player cannot forge a turn header."""

@@ -28,6 +28,7 @@ from .errors import BundleError, ImageError
 from .images import decode_image, image_key, preprocess
 from .kv_cache import SlotKVCache
 from .ort_backend import OrtGraph, RuntimeOptions, resolve_providers
+from .personas import PersonaCard
 from .protocol import ImageInput
 from .sentence_encoder import SentenceEncoder
 
@@ -149,6 +150,8 @@ class RoleModelEngine:
         self.image_mean = [float(x) for x in model["image_mean"]]
         self.image_std = [float(x) for x in model["image_std"]]
         self.max_positions = int(model["max_positions"])
+        #: Whether the model was trained with the card's voice (traits, mood, style) on its ``<know>`` line.
+        self.prompt_voice = bool(model.get("prompt_voice", False))
         self.n_heads = int(model["n_heads"])
         self.head_dim = int(model["head_dim"])
         self.past_names, self.new_names = role_model_kv_names(self.n_layers)
@@ -221,6 +224,10 @@ class RoleModelEngine:
         return self._blank_visual, 0.0
 
     # ----------------------------------------------------------------------------------- prompts
+
+    def knowledge_of(self, card: PersonaCard) -> str:
+        """The card's ``<know>`` line in the layout this bundle's model was trained on."""
+        return card.knowledge_text(voice=self.prompt_voice)
 
     def prompt_ids(
         self,

@@ -25,6 +25,7 @@ from .errors import PersonaError
 __all__ = [
     "ID_PATTERN",
     "MAX_KNOWLEDGE_CHARS",
+    "MAX_STYLE_CHARS",
     "Ware",
     "Place",
     "Quest",
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 ID_PATTERN = re.compile(r"[a-z0-9_-]{1,64}")
 #: Soft cap on ``knowledge_text()``: it is paid in decoder tokens on every turn.
 MAX_KNOWLEDGE_CHARS = 600
+#: Cap on the speaking style quoted in ``knowledge_text(voice=True)``, on top of ``MAX_KNOWLEDGE_CHARS``.
+MAX_STYLE_CHARS = 200
 
 _TOP_LEVEL_KEYS = (
     "id", "name", "role", "backstory", "traits", "speaking_style", "example_lines",
@@ -224,20 +227,38 @@ class PersonaCard:
             parts.append(f"Goals: {'; '.join(_one_line(g) for g in self.goals).rstrip('.')}.")
         return " ".join(parts)
 
-    def knowledge_text(self, max_chars: int = MAX_KNOWLEDGE_CHARS) -> str:
+    def voice_sections(self) -> list[str]:
+        """The card's voice as ``knowledge_text`` sections: traits, default mood and speaking style (capped)."""
+        style = _one_line(self.speaking_style)
+        if len(style) > MAX_STYLE_CHARS:
+            cut = style[:MAX_STYLE_CHARS]
+            style = cut.rsplit(" ", 1)[0] if " " in cut else cut
+        return [
+            "traits: " + ", ".join(_one_line(t) for t in self.traits),
+            f"mood: {self.default_emotion}",
+            f"style: {style}",
+        ]
+
+    def knowledge_text(self, max_chars: int = MAX_KNOWLEDGE_CHARS, voice: bool = False) -> str:
         """The facts a reply may need to copy, as one compact line of ``key: items`` sections joined by `` | ``.
 
         Sections: name, role, wares (prices in silver), places (with directions), quest, facts, rumours, knows
         (relationships). When the line is longer than ``max_chars``, relationships are dropped first (last first),
         then rumours, then facts; if it is still too long it is cut at a word boundary.
+
+        ``voice`` adds :meth:`voice_sections` after the role, so a decoder can copy the card's catchphrase and form
+        of address word for word. They do not count against ``max_chars``: the facts kept are the same either way.
         """
         k = self.knowledge
         rumours = [_one_line(r) for r in k.rumours]
         facts = [_one_line(f) for f in k.facts]
         knows = [f"{_one_line(who)} ({_one_line(what)})" for who, what in self.relationships.items()]
+        voiced = self.voice_sections() if voice else []
+        if voiced:
+            max_chars += sum(len(v) + 3 for v in voiced)  # each section costs itself plus " | "
 
         def render() -> str:
-            sections = [f"name: {_one_line(self.name)}", f"role: {_one_line(self.role)}"]
+            sections = [f"name: {_one_line(self.name)}", f"role: {_one_line(self.role)}", *voiced]
             if k.wares:
                 sections.append("wares: " + ", ".join(f"{_one_line(w.item)} {w.price}" for w in k.wares))
             if k.places:
@@ -270,7 +291,7 @@ class PersonaCard:
 
     def fingerprint(self) -> str:
         """SHA-256 hex digest of what the model sees of this card; caches of persona prefixes key on it."""
-        data = self.card_text() + "\n" + self.knowledge_text()
+        data = self.card_text() + "\n" + self.knowledge_text(voice=True)
         return hashlib.sha256(data.encode("utf-8")).hexdigest()
 
     def public_fields(self) -> dict[str, Any]:

@@ -100,7 +100,7 @@ class NpcServer:
         os.set_blocking(self._wake_w, False)
         self._pending: dict[Hashable, _Pending] = {}
         # What the model sees of each card, computed once: cards are immutable and the pack is fixed while serving.
-        self._card_inputs = {c.id: (c.fingerprint(), c.card_text(), c.knowledge_text()) for c in personas}
+        self._card_inputs = {c.id: (c.fingerprint(), c.card_text(), engine.knowledge_of(c)) for c in personas}
         warm = getattr(engine, "warm_personas", None)  # role models embed every card now, not on first use
         if warm is not None:
             start = time.perf_counter()

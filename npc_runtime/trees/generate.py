@@ -168,7 +168,7 @@ def generate_trees(
         todo = [(j, node) for j, plan in enumerate(plans) for node in plan if node.level == level]
         if not todo:
             break
-        prompts = [_prompt(jobs[j], plans[j], node, j) for j, node in todo]
+        prompts = [_prompt(jobs[j], plans[j], node, j, engine.knowledge_of(jobs[j].card)) for j, node in todo]
         log.info("level %d: %d replies for %d tree(s)", level, len(prompts), len({j for j, _ in todo}))
         base = GenOptions(timeout_ms=_TIMEOUT_MS)
         results = generate(engine, prompts, base, max_in_flight=max_in_flight, progress=progress)
@@ -181,7 +181,7 @@ def generate_trees(
     return [_build(job, plan, model) for job, plan in zip(jobs, plans)]
 
 
-def _prompt(job: TreeJob, plan: list[PlannedNode], node: PlannedNode, job_index: int) -> Prompt:
+def _prompt(job: TreeJob, plan: list[PlannedNode], node: PlannedNode, job_index: int, knowledge: str) -> Prompt:
     by_id = {n.id: n for n in plan}
     ancestors: list[PlannedNode] = []
     parent = node.parent
@@ -202,7 +202,7 @@ def _prompt(job: TreeJob, plan: list[PlannedNode], node: PlannedNode, job_index:
         key=f"{job_index}/{node.id}",
         fingerprint=job.card.fingerprint(),
         card_text=job.card.card_text(),
-        knowledge=job.card.knowledge_text(),
+        knowledge=knowledge,
         player=node.path[-1].text,
         context=job.context,
         history=history,

@@ -57,6 +57,7 @@ def test_tiny_bundle_loads_and_describes_itself(tiny_bundle: Path) -> None:
         "image_std": list(cfg.image_std),
         "text_embed_dim": 32,
         "fusion": "concat",
+        "prompt_voice": False,
         "max_positions": 256,
     }
     for fname, meta in m["files"].items():

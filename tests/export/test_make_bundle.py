@@ -83,3 +83,28 @@ def test_a_run_with_another_fusion_exports_that_fusion(tmp_path: Path, fusion: s
     engine = RoleModelEngine(load_bundle(out), RuntimeOptions(device="cpu", intra_op_threads=1))
     concat_k = preset_configs("tiny")[0].prefix_tokens
     assert engine.prefix_tokens == manifest["model"]["prefix_tokens"] < concat_k  # fewer prefix slots than concat
+
+
+def test_voice_layout_is_recorded_and_served(tiny_run: Path, tmp_path: Path) -> None:
+    """The preset trains with the card's voice on the <know> line and the bundle says so; a --no-voice run (the
+    layout of models trained before voice lines) exports a bundle whose engine leaves the voice off."""
+    card = next(iter(PersonaPack.load(default_pack_dir())))
+    voiced = tmp_path / "voiced"
+    make_bundle(tiny_run, voiced, BundleConfig(quantize=None, eval_examples=1))
+    assert json.loads((voiced / "bundle.json").read_text(encoding="utf-8"))["model"]["prompt_voice"] is True
+    engine = RoleModelEngine(load_bundle(voiced), RuntimeOptions(device="cpu", intra_op_threads=1))
+    assert engine.knowledge_of(card) == card.knowledge_text(voice=True) != card.knowledge_text()
+
+    run = tmp_path / "run"
+    _, _, cfg = preset_configs("tiny")
+    train(replace(cfg, steps=2, eval_every=2, checkpoint_every=2, threads=1, prompt_voice=False), run, progress=False)
+    plain = tmp_path / "plain"
+    make_bundle(run, plain, BundleConfig(quantize=None, eval_examples=1))
+    manifest = json.loads((plain / "bundle.json").read_text(encoding="utf-8"))
+    assert manifest["model"]["prompt_voice"] is False and manifest["training"]["recipe"].endswith(
+        "--steps 2 --no-voice && npc-runtime export"
+    )
+    engine = RoleModelEngine(load_bundle(plain), RuntimeOptions(device="cpu", intra_op_threads=1))
+    assert engine.knowledge_of(card) == card.knowledge_text()
+    # The run's tokenizer was trained on texts without the voice, so it is not the voiced run's.
+    assert (run / "data" / "tokenizer.key").read_text() != (tiny_run / "data" / "tokenizer.key").read_text()

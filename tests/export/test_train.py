@@ -24,8 +24,9 @@ def _tiny_cfg(**changes: object) -> TrainConfig:
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> TurnData:
     model_cfg, data_cfg, _ = preset_configs("tiny")
+    assert model_cfg.prompt_voice  # the presets train with the card's voice on the <know> line
     return prepare_data(data_cfg, model_cfg.prefix_tokens, model_cfg.max_positions,
-                        tmp_path_factory.mktemp("data"), progress=False)  # fmt: skip
+                        tmp_path_factory.mktemp("data"), progress=False, voice=True)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,8 @@ def test_lr_schedule_warms_up_then_decays() -> None:
 
 
 def test_turns_are_encoded_like_the_runtime(tiny_data: TurnData) -> None:
-    """Ids and final-reply labels equal export.tokenizer.encode_turn, the layout the runtime serves."""
+    """Ids and final-reply labels equal export.tokenizer.encode_turn, the layout the runtime serves (with the
+    card's voice on the <know> line, as ``RoleModelEngine.knowledge_of`` gives it for a voice-trained bundle)."""
     from export.corpus import build_corpus
 
     _, data_cfg, _ = preset_configs("tiny")
@@ -73,7 +75,7 @@ def test_turns_are_encoded_like_the_runtime(tiny_data: TurnData) -> None:
     for row in range(len(split)):
         ex = examples[int(split.example_index[row])]
         context = ex.scene.to_context() if split.has_context[row] else {}
-        want = encode_turn(tokenizer, tiny_data.n_prefix, ex.card.knowledge_text(), context, ex.history, ex.player,
+        want = encode_turn(tokenizer, tiny_data.n_prefix, ex.card.knowledge_text(voice=True), context, ex.history, ex.player,
                            ex.reply)  # fmt: skip
         assert split.ids[row].tolist() == want.ids
         assert split.prompt_length[row] == want.prompt_length
@@ -164,3 +166,18 @@ def test_cli_fusion_is_stored_in_the_checkpoint_and_kept_on_resume(tmp_path: Pat
 
     with pytest.raises(ValueError):
         TrainConfig(fusion="sum")
+
+
+def test_cli_no_voice_is_stored_and_a_resume_cannot_flip_it(tmp_path: Path) -> None:
+    out = tmp_path / "plain"
+    common = ["--preset", "tiny", "--out", str(out), "--no-progress", "--threads", "1", "--steps", "2"]
+    assert main([*common, "--no-voice", "--stop-after", "1"]) == 0
+    model, extra = load_checkpoint(out / CHECKPOINT_NAME)
+    assert model.cfg.prompt_voice is False and extra["train_config"]["prompt_voice"] is False
+    voiced = tmp_path / "voiced"
+    assert main(["--preset", "tiny", "--out", str(voiced), "--no-progress", "--threads", "1", "--steps", "1"]) == 0
+    with pytest.raises(ValueError, match="prompt_voice"):  # the voiced weights were trained on another layout
+        main(["--preset", "tiny", "--out", str(voiced), "--no-progress", "--threads", "1", "--resume", "--no-voice"])
+    assert main([*common, "--resume"]) == 0  # no flag: the checkpoint's layout
+    model, extra = load_checkpoint(out / CHECKPOINT_NAME)
+    assert model.cfg.prompt_voice is False and extra["step"] == 2

@@ -11,6 +11,7 @@ import pytest
 from npc_runtime.emotion import EMOTIONS
 from npc_runtime.errors import PersonaError
 from npc_runtime.personas import (
+    MAX_STYLE_CHARS,
     Knowledge,
     PersonaCard,
     PersonaPack,
@@ -181,6 +182,33 @@ def test_knowledge_text_drops_relationships_then_rumours_then_facts() -> None:
     assert len(tiny) <= 80
     assert "rumour" not in tiny and "fact" not in tiny
     assert tiny.startswith("name: Brenna Ironhand | role: blacksmith | wares: longsword 40")
+
+
+def test_voice_sections_follow_the_role_and_leave_the_facts_unchanged() -> None:
+    card = make_card(
+        speaking_style='gruff; calls people "lad"; often says "Mind the anvil."',
+        knowledge=Knowledge(facts=("fact one " * 30, "fact two " * 30), wares=(Ware("longsword", 40),)),
+    )
+    plain, voiced = card.knowledge_text(), card.knowledge_text(voice=True)
+    voice = " | ".join(card.voice_sections())
+    assert voice.startswith("traits: ") and f"mood: {card.default_emotion}" in voice
+    assert 'style: gruff; calls people "lad"; often says "Mind the anvil."' in voice
+    head = f"name: {card.name} | role: {card.role} | "
+    # The same facts survive the length cap with or without the voice: only the voice is inserted after the role.
+    assert voiced == head + voice + " | " + plain[len(head):]
+    assert card.knowledge_text(max_chars=80, voice=True) == head + voice + " | " + card.knowledge_text(max_chars=80)[len(head):]
+
+
+def test_voice_style_is_capped_at_a_word_boundary() -> None:
+    card = make_card(speaking_style="word " * 100)
+    style = card.voice_sections()[-1]
+    assert style.startswith("style: word") and len(style) <= len("style: ") + MAX_STYLE_CHARS
+    assert style.endswith("word")
+
+
+def test_fingerprint_covers_what_the_voice_line_shows() -> None:
+    card = make_card(default_emotion="neutral")
+    assert make_card(default_emotion="joy").fingerprint() != card.fingerprint()
 
 
 def test_card_is_immutable_and_validates_itself() -> None:
