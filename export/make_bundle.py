@@ -118,10 +118,20 @@ def evaluate_bundle(bundle_dir: str | Path, examples: Sequence[Any], max_new_tok
             "visual_features": visual, "image_present": np.ones(1, dtype=np.float32),
         })["prefix_embeds"][0]  # (K, D)
 
-        # Teacher forcing: the whole turn in one prefill, loss on the reply tokens and <eos>.
-        prompt_ids = engine.prompt_ids(knowledge, context, list(ex.history), ex.player)
-        full_text = prompt.build_decoder_text(knowledge, context, list(ex.history), ex.player, reply=ex.reply)
-        reply_ids = engine.tokenizer.encode(full_text, add_special_tokens=False).ids[len(prompt_ids):]
+        # Teacher forcing: the whole turn in one prefill, loss on the reply tokens and <eos>. Like training, drop
+        # the oldest history until the prompt fits the serving budget and prompt plus reply fit the positions.
+        history = list(ex.history)
+        while True:
+            prompt_ids = engine.tokenizer.encode(
+                prompt.build_decoder_text(knowledge, context, history, ex.player), add_special_tokens=False
+            ).ids
+            full_text = prompt.build_decoder_text(knowledge, context, history, ex.player, reply=ex.reply)
+            reply_ids = engine.tokenizer.encode(full_text, add_special_tokens=False).ids[len(prompt_ids):]
+            fits = len(prompt_ids) <= engine.max_prompt_tokens - k - 1
+            if (fits and k + 1 + len(prompt_ids) + len(reply_ids) <= engine.max_positions) or not history:
+                break
+            history.pop(0)
+        reply_ids = reply_ids[: max(1, engine.max_positions - k - 1 - len(prompt_ids))]
         ids, mask = prompt.layout_ids(prompt_ids + reply_ids, k, engine.token_id["prefix"], engine.token_id["bos"])
         length = len(ids)
         embeds = np.zeros((1, length, engine.d_model), dtype=np.float32)

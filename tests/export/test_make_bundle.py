@@ -108,3 +108,20 @@ def test_voice_layout_is_recorded_and_served(tiny_run: Path, tmp_path: Path) -> 
     assert engine.knowledge_of(card) == card.knowledge_text()
     # The run's tokenizer was trained on texts without the voice, so it is not the voiced run's.
     assert (run / "data" / "tokenizer.key").read_text() != (tiny_run / "data" / "tokenizer.key").read_text()
+
+
+def test_quality_check_trims_history_like_training(tiny_run: Path, tmp_path: Path) -> None:
+    """A validation turn whose history overflows the positions is measured with its oldest exchanges dropped
+    (prompt and reply from the same history), instead of crashing the export at the position table's end."""
+    from export.corpus import build_corpus
+    from export.make_bundle import evaluate_bundle
+
+    out = tmp_path / "bundle"
+    make_bundle(tiny_run, out, BundleConfig(quantize=None, eval_examples=1))
+    _, data_cfg, _ = preset_configs("tiny")
+    ex = build_corpus(data_cfg.corpus_config()).splits["val"][0]
+    chatter = ("Tell me every rumour you have heard this year, all of them.",
+               "The miller's cat, the well, the old stones and the wolves at the gate, all of it.")  # fmt: skip
+    long = replace(ex, history=(chatter,) * 40)
+    report = evaluate_bundle(out, [long], max_new_tokens=4)
+    assert np.isfinite(report.reply_loss) and report.examples == 1
