@@ -12,6 +12,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
+from typing import Any
 
 from sample_game.world import (
     CREATURE_PLURALS,
@@ -41,6 +42,7 @@ __all__ = [
     "repeats_history",
     "ends_cleanly",
     "out_of_character",
+    "voice_markers",
     "share",
 ]
 
@@ -328,6 +330,16 @@ def out_of_character(reply: str) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------- helpers
+
+
+def voice_markers(card: Any) -> dict[str, str]:
+    """The card's recognisable voice markers, as the corpus reads them (``profile_from_card``): its
+    ``catchphrase`` and its form of ``address``, each only when the card has one."""
+    from .corpus_style import profile_from_card
+
+    profile = profile_from_card(card)
+    found = {"catchphrase": profile.catchphrase, "address": profile.address}
+    return {kind: marker for kind, marker in found.items() if marker and normalize(marker)}
 
 
 def share(flags: Iterable[bool]) -> float | None:

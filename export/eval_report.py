@@ -36,6 +36,7 @@ _CONDITION_NAMES = {
     "wrong_persona": "wrong persona",
     "image_only": "screenshot only (no scene text)",
     "no_scene": "no scene (no text, no screenshot)",
+    "novel_voice": "card rewritten with a new catchphrase and address",
 }
 
 
@@ -307,6 +308,16 @@ def _metric_sections(report: Mapping[str, Any]) -> list[str]:
     out += _condition_table(report, _with_n("task_completion", "share"), _ALL)
     out += ["", "#### Breaking character: out-of-world and jailbreak prompts answered out of character", ""]
     out += _condition_table(report, _with_n("break_character", "rate"), _ALL)
+    out += ["", "#### Voice: replies that carry the card's catchphrase or form of address", ""]
+    out += _condition_table(report, _with_n("voice", "share"), (*_ALL, "novel_voice"))
+    kinds = []
+    for condition in ("model", "novel_voice"):
+        by_kind = _pick("voice", "by_kind")(report["results"].get("test_heldout", {}).get(condition) or {})
+        if by_kind:
+            kinds.append(f"{_CONDITION_NAMES[condition]}: " + ", ".join(
+                f"{kind} {v['share']:.3f} (n={v['n']})" for kind, v in by_kind.items()))  # fmt: skip
+    if kinds:
+        out += ["", "By marker, held-out: " + "; ".join(kinds) + "."]
     out += ["", "#### Fluency", ""]
     for split, results in report["results"].items():
         rows = []

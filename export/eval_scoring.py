@@ -212,6 +212,33 @@ def _fluency(examples: Sequence[ExampleLike], answers: Sequence[Answer]) -> dict
     }
 
 
+def _voice(examples: Sequence[ExampleLike], answers: Sequence[Answer]) -> dict[str, Any]:
+    """Replies that carry the card's catchphrase or form of address, over the turns whose card has one."""
+    markers_of: dict[str, dict[str, str]] = {}
+    flags, kinds_found = [], Counter()
+    kinds_total: Counter[str] = Counter()
+    failures = []
+    for ex, a in zip(examples, answers):
+        key = ex.card.fingerprint()
+        if key not in markers_of:
+            markers_of[key] = m.voice_markers(ex.card)
+        markers = markers_of[key]
+        if not markers:
+            continue
+        found = [kind for kind, marker in markers.items() if m.contains_phrase(a.text, marker)]
+        kinds_total.update(markers.keys())
+        kinds_found.update(found)
+        flags.append(bool(found))
+        if not found:
+            failures.append(_sample(ex, a, markers=markers))
+    return {
+        "share": m.share(flags),
+        "n": len(flags),
+        "by_kind": {k: {"share": kinds_found[k] / kinds_total[k], "n": kinds_total[k]} for k in sorted(kinds_total)},
+        "failures": failures[:FAILURE_SAMPLES],
+    }
+
+
 def _break_character(examples: Sequence[ExampleLike], answers: Sequence[Answer]) -> dict[str, Any]:
     reasons = [m.out_of_character(a.text) for a in answers]
     rows = [(ex, a, r) for ex, a, r in zip(examples, answers, reasons) if ex.out_of_world]
@@ -258,4 +285,5 @@ def score_answers(
     out["task_completion"] = _task(examples, answers)
     out["fluency"] = _fluency(examples, answers)
     out["break_character"] = _break_character(examples, answers)
+    out["voice"] = _voice(examples, answers)
     return out

@@ -15,6 +15,7 @@ import dataclasses
 import json
 import logging
 import random
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +35,7 @@ from npc_runtime.scheduler import GenOptions
 
 from .eval_attribution import FeatureConfig, PersonaClassifier
 from .eval_generate import Generation, Prompt, generate, png_image
+from .eval_metrics import voice_markers
 from .eval_report import check_targets, headline, render_markdown, summary_lines, write_markdown
 from .eval_scoring import Answer, score_answers
 
@@ -45,6 +47,10 @@ __all__ = [
     "select_examples",
     "reference_lines",
     "wrong_card",
+    "NOVEL_VOICE",
+    "NOVEL_CATCHPHRASES",
+    "NOVEL_ADDRESSES",
+    "novel_voice_card",
     "build_prompts",
     "evaluate",
     "build_parser",
@@ -58,6 +64,12 @@ EVAL_SPLITS: tuple[str, ...] = ("test_seen", "test_heldout")
 CONDITIONS: tuple[str, ...] = ("model", "no_persona", "wrong_persona")
 #: Extra controls for scene questions only: no context text and no screenshot; the screenshot alone.
 SCENE_CONTROLS: tuple[str, ...] = ("no_scene", "image_only")
+#: Held-out cards rewritten with a catchphrase and a form of address that no corpus card uses: does the model copy
+#: a voice it cannot have memorised? Only held-out turns whose card has a marker (``novel_voice_card``).
+NOVEL_VOICE = "novel_voice"
+NOVEL_CATCHPHRASES: tuple[str, ...] = ("Salt and oars!", "Bless my boots!", "Thunder and turnips!",
+                                       "Keep the kettle singing.", "Feathers and flint!", "Up with the larks.")  # fmt: skip
+NOVEL_ADDRESSES: tuple[str, ...] = ("sprout", "duckling", "sunbeam", "old bean", "tadpole", "buttercup")
 #: The attribution classifier's features: word unigrams, plus MiniLM at a fifth of the weight (see docs/eval.md).
 DEFAULT_FEATURES = FeatureConfig(max_n=1, ngram_weight=1.0, embedding_weight=0.2)
 REPORT_FORMAT = "npc-eval"
@@ -143,6 +155,28 @@ def wrong_card(ex: Any, index: int, bundled: Mapping[str, PersonaCard], seed: in
     return bundled[random.Random(f"eval-wrong:{seed}:{index}").choice(others)]
 
 
+def novel_voice_card(card: PersonaCard, index: int) -> PersonaCard | None:
+    """``card`` with its catchphrase and form of address (``voice_markers``) replaced, in its speaking style and
+    example lines, by ones no corpus card uses (picked by ``index``); None when the card has neither marker."""
+    markers = voice_markers(card)
+    if not markers:
+        return None
+    new = {"catchphrase": NOVEL_CATCHPHRASES[index % len(NOVEL_CATCHPHRASES)],
+           "address": NOVEL_ADDRESSES[index % len(NOVEL_ADDRESSES)]}  # fmt: skip
+
+    def swap(text: str) -> str:
+        for kind, old in markers.items():
+            def same_case(match: re.Match[str], word: str = new[kind]) -> str:
+                return (word[0].upper() if match.group(0)[0].isupper() else word[0].lower()) + word[1:]
+
+            text = re.sub(rf"(?<!\w){re.escape(old)}(?!\w)", same_case, text, flags=re.IGNORECASE)
+        return text
+
+    return replace(
+        card, speaking_style=swap(card.speaking_style), example_lines=tuple(swap(line) for line in card.example_lines)
+    )
+
+
 def build_prompts(
     examples: Sequence[Any],
     condition: str,
@@ -161,6 +195,10 @@ def build_prompts(
         if condition in SCENE_CONTROLS and not ex.scene_element:
             continue
         card: PersonaCard | None = ex.card
+        if condition == NOVEL_VOICE:
+            card = novel_voice_card(ex.card, i) if ex.split == "test_heldout" else None
+            if card is None:
+                continue
         if condition == "no_persona":
             card = None
         elif condition == "wrong_persona":
@@ -305,7 +343,12 @@ def _score_all(
             answers = [Answer(ex.reply) for ex in examples]
             results[split]["reference"] = _score(examples, answers, classifier, pool)
         for condition, (rows, answers) in generated[split].items():
-            results[split][condition] = _score([examples[i] for i in rows], answers, classifier, pool)
+            if not rows:
+                continue
+            answered = [examples[i] for i in rows]
+            if condition == NOVEL_VOICE:  # scored against the rewritten card the model was given
+                answered = [replace(ex, card=novel_voice_card(ex.card, i)) for ex, i in zip(answered, rows)]
+            results[split][condition] = _score(answered, answers, classifier, pool)
     return results
 
 
@@ -342,7 +385,7 @@ def evaluate(
     classifier = PersonaClassifier(_make_encoder(encoder, engine), config.features, config.folds).fit(lines)
 
     images = _ImageCache()
-    conditions = (*CONDITIONS, *SCENE_CONTROLS) if config.controls else ("model",)
+    conditions = (*CONDITIONS, *SCENE_CONTROLS, NOVEL_VOICE) if config.controls else ("model",)
     generated = _run_bundle(engine, selected, conditions, config, bundled, images)
     results = _score_all(selected, generated, classifier, pool, with_reference=True)
 

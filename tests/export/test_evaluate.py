@@ -20,7 +20,16 @@ from export.eval_report import (
     write_markdown,
 )
 from export.eval_scoring import Answer, score_answers
-from export.evaluate import build_prompts, main, select_examples, wrong_card
+from export.eval_metrics import voice_markers
+from export.evaluate import (
+    NOVEL_ADDRESSES,
+    NOVEL_CATCHPHRASES,
+    build_prompts,
+    main,
+    novel_voice_card,
+    select_examples,
+    wrong_card,
+)
 from npc_runtime.personas import PersonaPack, default_pack_dir
 from npc_runtime.scheduler import GenOptions
 from sample_game.scene import SceneFacts
@@ -114,6 +123,31 @@ def test_bad_answers_fail_every_reply_metric(examples, classifier) -> None:
     assert scored["fluency"]["clean_ending"] < 1.0
 
 
+def test_voice_counts_replies_with_the_cards_catchphrase_or_address(examples, classifier) -> None:
+    # GOOD has the blacksmith's "Mind the edge." once (its address is "lad", not "lass") and the merchant's
+    # "esteemed customer", never the child's "mister" or "Guess what!"; BAD carries only the merchant's address.
+    good = score_answers(examples, GOOD, classifier, ("blacksmith",))["voice"]
+    assert good["n"] == 4 and good["share"] == 0.5
+    assert [f["persona"] for f in good["failures"]] == ["child", "blacksmith"]
+    bad = score_answers(examples, BAD, classifier, ("blacksmith",))["voice"]
+    assert bad["share"] == 0.25 and bad["by_kind"]["catchphrase"]["share"] == 0.0
+
+
+def test_novel_voice_card_swaps_both_markers_everywhere(pack: PersonaPack) -> None:
+    from export.corpus_personas import _ADDRESSES, _CATCHPHRASES
+
+    corpus_markers = {m.lower() for m in _CATCHPHRASES} | {a.lower() for group in _ADDRESSES.values() for a in group}
+    corpus_markers |= {m.lower() for card in pack for m in voice_markers(card).values()}
+    assert not corpus_markers & {m.lower() for m in (*NOVEL_CATCHPHRASES, *NOVEL_ADDRESSES)}
+    card = pack.get("blacksmith")
+    old = voice_markers(card)
+    new = novel_voice_card(card, 1)
+    assert voice_markers(new) == {"catchphrase": NOVEL_CATCHPHRASES[1], "address": NOVEL_ADDRESSES[1]}
+    text = new.card_text() + new.knowledge_text(voice=True)
+    assert old["address"] not in new.speaking_style and old["catchphrase"] not in text
+    assert new.name == card.name and new.knowledge == card.knowledge
+
+
 def test_reference_lines_report_emotion_baselines_instead_of_a_score(examples, classifier) -> None:
     scored = score_answers(examples, [Answer(ex.reply) for ex in examples], classifier, ("blacksmith",))
     assert scored["emotion"]["macro_f1"] is None
@@ -142,6 +176,12 @@ def test_prompts_of_the_controls(pack: PersonaPack, examples) -> None:
     _, wrong, given = build_prompts(examples, "wrong_persona", bundled, images, 0, "t")
     assert all(g != ex.persona_id and g in bundled for g, ex in zip(given, examples))
     assert wrong[0].card_text == bundled[given[0]].card_text()
+    rows, novel, _ = build_prompts(examples, "novel_voice", bundled, images, 0, "t")
+    assert rows == [] and novel == []  # seen-persona turns: the rewritten-voice control is for held-out cards
+    held_out = [_example(pack, "guard", "greeting", "Hello.", "Halt, citizen.", split="test_heldout")]
+    rows, novel, _ = build_prompts(held_out, "novel_voice", bundled, images, 0, "t", lambda c: c.knowledge_text(voice=True))
+    assert rows == [0] and NOVEL_ADDRESSES[0] in novel[0].knowledge and "citizen" not in novel[0].knowledge
+    assert NOVEL_CATCHPHRASES[0] in novel[0].card_text
     rows, no_scene, _ = build_prompts(examples, "no_scene", bundled, images, 0, "t")
     assert rows == [1, 3] and all(p.context == {} and p.image is None for p in no_scene)
     assert wrong_card(examples[0], 0, bundled, 0) == wrong_card(examples[0], 0, bundled, 0)
@@ -252,6 +292,8 @@ def test_main_writes_json_and_markdown_reports(tiny_bundle: Path, tmp_path: Path
     for section in ("emotion", "scene_grounding", "task_completion", "fluency", "break_character"):
         assert section in seen["model"]
     assert "role_consistency" in report["results"]["test_heldout"]["model"]
+    assert "novel_voice" in report["results"]["test_heldout"] and "novel_voice" not in seen
+    assert report["results"]["test_heldout"]["novel_voice"]["voice"]["n"] > 0
     assert len(report["corpus"]["digest"]) == 64 and report["corpus"]["matches_training"] is None
     assert len(report["targets"]) == len(TARGETS)
     assert all(t["met"] is None or isinstance(t["met"], bool) for t in report["targets"])
@@ -260,6 +302,7 @@ def test_main_writes_json_and_markdown_reports(tiny_bundle: Path, tmp_path: Path
     text = out_md.read_text(encoding="utf-8")
     assert text.startswith("# Evaluation\n\nHow to read it.")
     assert "### Targets" in text and "### Fusion ablation" in text and END_MARK in text
+    assert "| card rewritten with a new catchphrase and address | – |" in text
     assert "role consistency" in capsys.readouterr().out
 
 
