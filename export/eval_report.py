@@ -367,13 +367,20 @@ def _sentence(parts: Sequence[str]) -> str:
     return (text[:1].upper() + text[1:] + ".") if text else ""
 
 
+def _decoding(settings: Mapping[str, Any]) -> str:
+    temperature = settings.get("temperature") or 0.0
+    if not temperature:
+        return "greedy decoding"
+    return f"sampled at temperature {temperature} (the server's top-p and top-k, seed {settings.get('seed')})"
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     """The generated results section of ``docs/eval.md`` (without the markers)."""
     bundle = report["bundle"]
     counts = ", ".join(f"{_SPLIT_NAMES.get(s, s)} {n}" for s, n in report["corpus"]["examples"].items())
     out = [
         f"Bundle `{bundle['name']}` (fusion {bundle.get('fusion')}, {bundle.get('precision')}), provider "
-        f"{report.get('provider')}; examples: {counts}; greedy decoding, at most "
+        f"{report.get('provider')}; examples: {counts}; {_decoding(report['settings'])}, at most "
         f"{report['settings']['max_new_tokens']} new tokens, repetition penalty "
         f"{report['settings']['repetition_penalty']}; {report.get('elapsed_s')} s.",
         "",

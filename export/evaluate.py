@@ -84,6 +84,9 @@ class EvalConfig:
     seed: int = 0  # example selection and the wrong-persona draw
     max_new_tokens: int | None = None  # None: the bundle's limit
     repetition_penalty: float = 1.1  # the server's default, so the figures are what a game gets
+    #: 0: greedy (the default, so a run is reproducible); above 0: sampled with the server's top-p and top-k and
+    #: a fixed seed per reply, as a game gets its lines.
+    temperature: float = 0.0
     max_in_flight: int = 32
     controls: bool = True
     reference_per_persona: int = 400
@@ -96,6 +99,8 @@ class EvalConfig:
             raise ValueError(f"limit must be >= 1, got {self.limit}")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if not 0.0 <= self.temperature <= 2.0:
+            raise ValueError(f"temperature must be in [0, 2], got {self.temperature}")
         if not self.repetition_penalty > 0:
             raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
         if self.max_in_flight < 1:
@@ -302,11 +307,12 @@ def _run_bundle(
 ) -> dict[str, dict[str, tuple[list[int], list[Answer]]]]:
     """Generate every (split, condition); returns ``{split: {condition: (example rows, answers)}}``."""
     max_new = config.max_new_tokens or int(engine.limits.get("max_new_tokens", 48))
+    server = GenOptions()
     options = GenOptions(
         max_tokens=max_new,
-        temperature=0.0,
-        top_p=1.0,
-        top_k=0,
+        temperature=config.temperature,
+        top_p=server.top_p if config.temperature > 0 else 1.0,
+        top_k=server.top_k if config.temperature > 0 else 0,
         seed=config.seed,
         repetition_penalty=config.repetition_penalty,
         timeout_ms=3_600_000,
@@ -406,7 +412,6 @@ def evaluate(
         "settings": {
             **{k: v for k, v in dataclasses.asdict(config).items() if k not in ("features", "progress")},
             "max_new_tokens": config.max_new_tokens or int(engine.limits.get("max_new_tokens", 48)),
-            "temperature": 0.0,
         },
         "corpus": {
             "config": dict(vars(corpus.config)),
@@ -473,6 +478,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--max-new-tokens", type=int, default=None, help="reply length limit (default: the bundle's)")
     parser.add_argument("--repetition-penalty", type=float, default=1.1, help="as the server uses (%(default)s)")
+    parser.add_argument("--temperature", type=float, default=0.0,
+                        help="0: greedy (default, reproducible); above 0: sampled with the server's top-p/top-k and "
+                        "a fixed seed, as a game gets its lines (the server's default is 0.7)")  # fmt: skip
     parser.add_argument("--batch", type=int, default=32, help="generations in flight at once (%(default)s)")
     parser.add_argument("--no-controls", action="store_true", help="skip the no-persona, wrong-persona, scene runs")
     parser.add_argument(
@@ -510,6 +518,7 @@ def _run(args: argparse.Namespace) -> int:
             seed=0 if args.seed is None else args.seed,
             max_new_tokens=args.max_new_tokens,
             repetition_penalty=args.repetition_penalty,
+            temperature=args.temperature,
             max_in_flight=args.batch,
             controls=not args.no_controls,
             reference_per_persona=args.reference_per_persona,

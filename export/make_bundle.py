@@ -380,7 +380,9 @@ def make_bundle(run_dir: str | Path, out_dir: str | Path, config: BundleConfig |
                               max_new_tokens=config.max_new_tokens)  # fmt: skip
         description = (
             f"Role model trained from scratch on the Emberfall corpus (preset {extra.get('train_config', {}).get('preset')}, "
-            f"{extra.get('step')} steps); persona by MiniLM card embedding, screenshot by a small CNN."
+            f"{extra.get('step')} steps); persona by MiniLM card embedding"
+            + (" and the card's traits, mood and speaking style as prompt text" if model.cfg.prompt_voice else "")
+            + ", screenshot by a small CNN."
         )
         write_bundle(model, tokenizer_path, text_onnx, text_tokenizer, out, name=config.name, description=description,
                      quantize=None, limits=limits)  # fmt: skip

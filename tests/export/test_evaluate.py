@@ -262,6 +262,16 @@ def test_ablation_table_shows_each_bundles_training_steps() -> None:
     assert any("another corpus" in line and "`abl_wsum`" in line for line in lines)
 
 
+def test_sampled_runs_say_so_in_the_report_header() -> None:
+    from export.eval_report import _decoding
+    from export.evaluate import EvalConfig
+
+    assert _decoding({"temperature": 0.0}) == "greedy decoding"
+    assert _decoding({"temperature": 0.7, "seed": 3}).startswith("sampled at temperature 0.7")
+    with pytest.raises(ValueError, match="temperature"):
+        EvalConfig(temperature=-1.0)
+
+
 def test_write_markdown_keeps_the_hand_written_text(tmp_path: Path) -> None:
     path = tmp_path / "eval.md"
     path.write_text(f"# Eval\n\nIntro.\n\n{BEGIN_MARK}\nold figures\n{END_MARK}\n\nOutro.\n", encoding="utf-8")
