@@ -66,6 +66,10 @@ class DataConfig:
     image_dropout: float = 0.15
     #: Also train on the NPC's earlier replies in the history (they are in the same voice): more signal per turn.
     history_loss: bool = True
+    #: Share of generated personas' training turns whose catchphrase and form of address are rewritten to generated
+    #: ones (card text on the ``<know>`` line, reply and history; ``export.voice_swap``), so that only copying from
+    #: the card predicts them. The card embedding keeps the original card.
+    voice_swap: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("n_procedural_personas", "examples_per_persona", "examples_per_bundled_persona", "n_scenes",
@@ -77,7 +81,7 @@ class DataConfig:
             raise ValueError(f"text_encoder must be one of {TEXT_ENCODERS}, got {self.text_encoder!r}")
         if self.text_encoder == "minilm" and self.text_embed_dim != 384:
             raise ValueError(f"MiniLM embeddings are 384-d, got text_embed_dim={self.text_embed_dim}")
-        for name in ("context_dropout", "image_dropout"):
+        for name in ("context_dropout", "image_dropout", "voice_swap"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}")
@@ -325,6 +329,35 @@ def _render_images(config: DataConfig, scenes: Sequence[tuple[Any, int]], progre
     return out
 
 
+def _swap_voices(examples: Sequence[Example], config: DataConfig, split: str) -> list[Example]:
+    """``examples`` with ``config.voice_swap`` of the generated personas' turns given generated voice markers
+    (``export.voice_swap``); fixed by the corpus seed."""
+    from dataclasses import replace
+
+    from export.corpus_personas import PROCEDURAL_PREFIX
+    from export.eval_metrics import voice_markers
+    from export.voice_swap import random_markers, swap_voice
+
+    rng = random.Random(f"voice-swap:{config.corpus_seed}:{split}")
+    markers_of: dict[str, dict[str, str]] = {}
+    out, swapped = [], 0
+    for ex in examples:
+        draw, new = rng.random(), random_markers(rng)  # drawn for every turn, so the choice of one never shifts another
+        if not ex.persona_id.startswith(PROCEDURAL_PREFIX) or draw >= config.voice_swap:
+            out.append(ex)
+            continue
+        if ex.persona_id not in markers_of:
+            markers_of[ex.persona_id] = voice_markers(ex.card)
+        old = markers_of[ex.persona_id]
+        npc_lines = [npc for _, npc in ex.history]
+        card, texts = swap_voice(ex.card, old, new, [ex.reply, *npc_lines])
+        history = tuple((player, npc) for (player, _), npc in zip(ex.history, texts[1:]))
+        out.append(replace(ex, card=card, reply=texts[0], history=history))
+        swapped += 1
+    log.info("%s: %d of %d turns got generated voice markers", split, swapped, len(examples))
+    return out
+
+
 def prepare_data(
     config: DataConfig,
     n_prefix: int,
@@ -381,7 +414,8 @@ def prepare_data(
     for split in _SPLITS:
         exs = examples[split]
         no_context, no_image = dropped[split]
-        ids, labels, prompt_lengths, kept = _encode_split(exs, tokenizer, n_prefix, max_positions, config.history_loss, no_context, voice)
+        encoded = _swap_voices(exs, config, split) if split == "train" and config.voice_swap else exs
+        ids, labels, prompt_lengths, kept = _encode_split(encoded, tokenizer, n_prefix, max_positions, config.history_loss, no_context, voice)
         if len(kept) < len(exs):
             log.warning("%s: skipped %d turns longer than %d positions", split, len(exs) - len(kept), max_positions)
         splits[split] = SplitData(

@@ -15,7 +15,6 @@ import dataclasses
 import json
 import logging
 import random
-import re
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +35,7 @@ from npc_runtime.scheduler import GenOptions
 from .eval_attribution import FeatureConfig, PersonaClassifier
 from .eval_generate import Generation, Prompt, generate, png_image
 from .eval_metrics import voice_markers
+from .voice_swap import swap_voice
 from .eval_report import check_targets, headline, render_markdown, summary_lines, write_markdown
 from .eval_scoring import Answer, score_answers
 
@@ -69,7 +69,7 @@ SCENE_CONTROLS: tuple[str, ...] = ("no_scene", "image_only")
 NOVEL_VOICE = "novel_voice"
 NOVEL_CATCHPHRASES: tuple[str, ...] = ("Salt and oars!", "Bless my boots!", "Thunder and turnips!",
                                        "Keep the kettle singing.", "Feathers and flint!", "Up with the larks.")  # fmt: skip
-NOVEL_ADDRESSES: tuple[str, ...] = ("sprout", "duckling", "sunbeam", "old bean", "tadpole", "buttercup")
+NOVEL_ADDRESSES: tuple[str, ...] = ("sprout", "duckling", "sunbeam", "dewdrop", "tadpole", "buttercup")
 #: The attribution classifier's features: word unigrams, plus MiniLM at a fifth of the weight (see docs/eval.md).
 DEFAULT_FEATURES = FeatureConfig(max_n=1, ngram_weight=1.0, embedding_weight=0.2)
 REPORT_FORMAT = "npc-eval"
@@ -168,18 +168,7 @@ def novel_voice_card(card: PersonaCard, index: int) -> PersonaCard | None:
         return None
     new = {"catchphrase": NOVEL_CATCHPHRASES[index % len(NOVEL_CATCHPHRASES)],
            "address": NOVEL_ADDRESSES[index % len(NOVEL_ADDRESSES)]}  # fmt: skip
-
-    def swap(text: str) -> str:
-        for kind, old in markers.items():
-            def same_case(match: re.Match[str], word: str = new[kind]) -> str:
-                return (word[0].upper() if match.group(0)[0].isupper() else word[0].lower()) + word[1:]
-
-            text = re.sub(rf"(?<!\w){re.escape(old)}(?!\w)", same_case, text, flags=re.IGNORECASE)
-        return text
-
-    return replace(
-        card, speaking_style=swap(card.speaking_style), example_lines=tuple(swap(line) for line in card.example_lines)
-    )
+    return swap_voice(card, markers, new)[0]
 
 
 def build_prompts(

@@ -181,3 +181,14 @@ def test_cli_no_voice_is_stored_and_a_resume_cannot_flip_it(tmp_path: Path) -> N
     assert main([*common, "--resume"]) == 0  # no flag: the checkpoint's layout
     model, extra = load_checkpoint(out / CHECKPOINT_NAME)
     assert model.cfg.prompt_voice is False and extra["step"] == 2
+
+
+def test_cli_voice_swap_is_stored_and_a_resume_cannot_change_it(tmp_path: Path) -> None:
+    out = tmp_path / "swap"
+    common = ["--preset", "tiny", "--out", str(out), "--no-progress", "--threads", "1", "--steps", "2"]
+    assert main([*common, "--voice-swap", "0.5", "--stop-after", "1"]) == 0
+    _, extra = load_checkpoint(out / CHECKPOINT_NAME)
+    assert extra["data_config"]["voice_swap"] == 0.5 and extra["train_config"]["voice_swap"] == 0.5
+    with pytest.raises(ValueError, match="voice_swap"):
+        main([*common, "--resume", "--voice-swap", "0.2"])
+    assert main([*common, "--resume"]) == 0
