@@ -306,17 +306,18 @@ def _write_model_card(out: Path) -> None:
     (out / "MODEL_CARD.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _recipe(train_config: dict[str, Any], prompt_voice: bool) -> str:
-    """The train command of a run: its preset, plus --steps, --fusion and --no-voice where the run changed the
-    preset's (``prompt_voice`` is the checkpoint's: runs from before voice lines record no choice)."""
+def _recipe(train_config: dict[str, Any], prompt_voice: bool, voice_swap: float = 0.0) -> str:
+    """The train command of a run: its preset, plus --steps, --fusion, --no-voice and --voice-swap where the run
+    changed the preset's (``prompt_voice`` and ``voice_swap`` are the checkpoint's model and data settings: runs
+    from before these options record no choice)."""
     from export.train import preset_configs
 
     preset = train_config.get("preset")
     words = ["npc-runtime train", f"--preset {preset}"]
     try:
-        preset_model, _, preset_train = preset_configs(preset)
+        preset_model, preset_data, preset_train = preset_configs(preset)
     except ValueError:
-        preset_model = preset_train = None
+        preset_model = preset_data = preset_train = None
     steps, fusion = train_config.get("steps"), train_config.get("fusion")
     if steps is not None and (preset_train is None or steps != preset_train.steps):
         words.append(f"--steps {steps}")
@@ -324,10 +325,13 @@ def _recipe(train_config: dict[str, Any], prompt_voice: bool) -> str:
         words.append(f"--fusion {fusion}")
     if preset_model is not None and preset_model.prompt_voice and not prompt_voice:
         words.append("--no-voice")
+    if preset_data is not None and voice_swap != preset_data.voice_swap:
+        words.append(f"--voice-swap {voice_swap:g}")
     return " ".join(words) + " && npc-runtime export"
 
 
 def _training_record(run_dir: Path, extra: dict[str, Any], prompt_voice: bool) -> dict[str, Any]:
+    voice_swap = float(extra.get("data_config", {}).get("voice_swap", 0.0))
     history = extra.get("history") or []
     train_config = extra.get("train_config", {})
     record = {
@@ -337,7 +341,7 @@ def _training_record(run_dir: Path, extra: dict[str, Any], prompt_voice: bool) -
         "world_size": extra.get("world_size", 1),
         "corpus_digest": extra.get("corpus_digest"),
         "final": history[-1] if history else None,
-        "recipe": _recipe(train_config, prompt_voice),
+        "recipe": _recipe(train_config, prompt_voice, voice_swap),
     }
     summary = run_dir / "summary.json"
     if summary.exists():

@@ -106,7 +106,7 @@ def preset_configs(preset: str) -> tuple[Any, Any, TrainConfig]:
     from export.role_model import RoleModelConfig
 
     if preset == "default":
-        data = DataConfig(voice_swap=0.5)
+        data = DataConfig()
         model = RoleModelConfig(vocab_size=data.vocab_size, d_model=192, n_layers=4, n_heads=3, d_ff=576,
                                 max_positions=384, n_persona_tokens=4, n_visual_tokens=16, image_size=64,
                                 vision_channels=(16, 32, 64), prompt_voice=True)  # fmt: skip

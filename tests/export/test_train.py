@@ -192,3 +192,6 @@ def test_cli_voice_swap_is_stored_and_a_resume_cannot_change_it(tmp_path: Path) 
     with pytest.raises(ValueError, match="voice_swap"):
         main([*common, "--resume", "--voice-swap", "0.2"])
     assert main([*common, "--resume"]) == 0
+    from export.make_bundle import _recipe
+
+    assert _recipe(extra["train_config"], True, 0.5).endswith("--steps 2 --voice-swap 0.5 && npc-runtime export")
