@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from npc_runtime.bench import CONTEXTS, LINES, ServerProcess, machine_info, proc_memory_mb
+from npc_runtime.bench import CONTEXTS, LINES, ServerProcess, machine_info, memory_bandwidth_gbs, proc_memory_mb
 from npc_runtime.bench import summary as _summary
 
 __all__ = [
@@ -345,18 +345,6 @@ def run_server(bundle_dir: Path, config: BenchHfConfig, sets: PromptSets) -> dic
 # ------------------------------------------------------------------------------------------------ our decoder alone
 
 
-def _copy_bandwidth_gbs() -> float:
-    """Best of a few 256 MiB copies: bytes read plus written per second."""
-    a = np.ones(64 * 1024 * 1024, dtype=np.float32)
-    b = np.empty_like(a)
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        np.copyto(b, a)
-        best = min(best, time.perf_counter() - start)
-    return 2 * a.nbytes / best / 1e9
-
-
 def op_breakdown(bundle_dir: Path, threads: int, prompt_len: int, batch: int, repeats: int = 2) -> dict[str, Any]:
     """ONNX Runtime's own profile of our decoder graph (session options as the engine sets them): kernel time per
     operator type for a prefill of ``prompt_len`` tokens, and for a step at batch 1 and at ``batch`` with that
@@ -478,7 +466,7 @@ def profile_engine(
     graph = engine.bundle.graphs["decoder"].path
     weight_bytes = sum(p.stat().st_size for p in graph.parent.glob(graph.name + "*"))  # .onnx (+ .onnx.data)
     kv_bytes = sum(a.nbytes for a in kv)
-    bandwidth = _copy_bandwidth_gbs()
+    bandwidth = memory_bandwidth_gbs(256)
     bound_ms = (weight_bytes - embedding_bytes + kv_bytes) / (bandwidth * 1e9) * 1000.0
     return {
         "prompt_tokens": len(case.ids),

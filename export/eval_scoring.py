@@ -215,7 +215,8 @@ def _fluency(examples: Sequence[ExampleLike], answers: Sequence[Answer]) -> dict
 def _voice(examples: Sequence[ExampleLike], answers: Sequence[Answer]) -> dict[str, Any]:
     """Replies that carry the card's catchphrase or form of address, over the turns whose card has one."""
     markers_of: dict[str, dict[str, str]] = {}
-    flags, kinds_found = [], Counter()
+    flags: list[bool] = []
+    kinds_found: Counter[str] = Counter()
     kinds_total: Counter[str] = Counter()
     failures = []
     for ex, a in zip(examples, answers):

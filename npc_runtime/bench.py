@@ -38,7 +38,10 @@ from .errors import ConfigError, NpcRuntimeError
 from .prompt import layout_ids
 from .protocol import decode, encode
 
-__all__ = ["BenchConfig", "ServerProcess", "run_bench", "main", "percentile", "summary", "proc_memory_mb", "machine_info"]
+__all__ = [
+    "BenchConfig", "ServerProcess", "run_bench", "main", "percentile", "summary", "proc_memory_mb", "machine_info",
+    "memory_bandwidth_gbs",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -264,9 +267,9 @@ def _hello_rtt(endpoint: str, n: int = 300) -> dict[str, float]:
 # ------------------------------------------------------------------------------------------------ in-process parts
 
 
-def _memory_bandwidth_gbs() -> float:
-    """Best of a few large copies: bytes read + written per second."""
-    a = np.ones(32 * 1024 * 1024, dtype=np.float32)  # 128 MiB
+def memory_bandwidth_gbs(mib: int = 128) -> float:
+    """Best of a few ``mib``-MiB copies: bytes read + written per second (the roofline's bandwidth)."""
+    a = np.ones(mib * 1024 * 1024 // 4, dtype=np.float32)
     b = np.empty_like(a)
     best = float("inf")
     for _ in range(5):
@@ -329,7 +332,7 @@ def _engine_parts(config: BenchConfig) -> dict[str, Any]:
     decoder_bytes = bundle.graphs["decoder"].path.stat().st_size  # weights dominate the file
     bytes_per_position = len(engine.past_names) * engine.n_heads * engine.head_dim * 4
     kv_bytes = bytes_per_position * (len(prep.ids) + config.max_tokens // 2)  # the mean cache read per step
-    bandwidth = _memory_bandwidth_gbs()
+    bandwidth = memory_bandwidth_gbs()
     bound_ms = (decoder_bytes + kv_bytes) / (bandwidth * 1e9) * 1000.0
     return {
         "provider": engine.provider,
