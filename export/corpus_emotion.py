@@ -18,7 +18,7 @@ from sample_game.world import NOTHING
 from .corpus_intents import OUT_OF_WORLD_INTENTS
 from .corpus_personas import Speaker
 
-__all__ = ["choose_emotion", "pick_opener"]
+__all__ = ["choose_emotion", "likeliest_emotion", "pick_opener"]
 
 _W = Mapping[str, float]
 _BASE: Mapping[str, _W] = MappingProxyType(
@@ -136,6 +136,21 @@ def choose_emotion(sp: Speaker, intent: str, scene: SceneFacts, rng: random.Rand
     if sp.temperament == "steady" or sp.profile.verbosity == "terse":
         intensity -= 0.05
     return emotion, round(min(1.0, max(0.05, intensity)), 2)
+
+
+def likeliest_emotion(sp: Speaker, intent: str, scene: SceneFacts, draws: int = 400) -> str:
+    """The label :func:`choose_emotion` gives most often for this persona, intent and scene (estimated from
+    ``draws`` seeded draws; ties go to the first label in sorted order).
+
+    It is the best guess anything can make from the turn's inputs: the corpus's label is one draw from that
+    distribution, so predicting this label for every turn is the ceiling for accuracy on the corpus's labels.
+    """
+    rng = random.Random(f"likeliest:{sp.card.id}:{intent}:{scene!r}")
+    counts: dict[str, int] = {}
+    for _ in range(draws):
+        label = choose_emotion(sp, intent, scene, rng)[0]
+        counts[label] = counts.get(label, 0) + 1
+    return max(sorted(counts), key=lambda label: counts[label])
 
 
 # Interjections that show the emotion: reactions to what the player said, and moods while helping with a task.

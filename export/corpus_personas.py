@@ -20,7 +20,8 @@ from sample_game.world import CREATURES, LOCATIONS, NPC_HOME, PERSONA_IDS
 
 from .corpus_style import DIALECTS, StyleProfile, describe_style, profile_from_card, temperament_of
 
-__all__ = ["RoleSpec", "ROLES", "Speaker", "place_name", "make_procedural_personas", "PROCEDURAL_PREFIX"]
+__all__ = ["RoleSpec", "ROLES", "Speaker", "place_name", "make_procedural_personas", "PROCEDURAL_PREFIX", "FIRST_NAMES",
+           "SURNAMES"]
 
 PROCEDURAL_PREFIX = "proc_"
 
@@ -102,13 +103,13 @@ ROLES: tuple[RoleSpec, ...] = (
 )  # fmt: skip
 ROLES_BY_NAME = MappingProxyType({spec.name: spec for spec in ROLES})
 
-_FIRST_NAMES = (
+FIRST_NAMES = (
     "Ada Alwin Anselm Berta Bram Cedric Celia Dara Dunstan Edda Elric Esme Fenna Finn Galen Greta Hal Hilde Ivo Isolde "
     "Jory Juna Kestrel Lorn Lotte Mabel Milo Nell Niall Odo Orla Pim Quinn Rhosyn Rowan Sable Silas Tilda Ulric Una "
     "Vera Wilf Wynn Yara Yorick Zelda Agnes Basil Clem Dorran Elsa Fitch Gwen Hamish Ione Jasper Kit Linnea Morwen "
     "Ned Oswin Perrin Rosalind Sten Tansy Ursel Viggo Wendel Aldo Brisa Corin Della Emmet Fiora Gideon Hazel Ingo Jessa"
 ).split()
-_SURNAMES = (
+SURNAMES = (
     "Ashdown Barrow Copperkettle Dunmore Elmsworth Fairweather Greenhollow Hartwell Inkwater Juniper Kettleburn "
     "Longbottom Millbrook Nettlefield Oakhart Pebblestone Quickwater Redfern Stonebridge Thistledown Underhill Vantree "
     "Willowby Yarrow Ambergate Blackthorn Cinderfell Dewberry Emberlight Flintlock Goldrush Hollins Ivybank Larkspur "
@@ -261,7 +262,7 @@ def _knowledge(rng: random.Random, spec: RoleSpec, home: str, first: str, canoni
         task, title = rng.choice(
             (
                 (f"find the {thing} I lost near {place_name(where)}", f"The {rng.choice(_QUEST_ADJ)} {thing.title()}"),
-                (f"carry a sealed {thing} to {place_name(where)}", f"A {thing.title()} for {rng.choice(_FIRST_NAMES)}"),
+                (f"carry a sealed {thing} to {place_name(where)}", f"A {thing.title()} for {rng.choice(FIRST_NAMES)}"),
                 (f"chase the {rng.choice(CREATURES)} away from {place_name(where)}", f"Trouble at the {where.title()}"),
                 (f"gather three bundles of herbs from {place_name(where)}", f"{first}'s Remedy"),
             )
@@ -318,7 +319,7 @@ def make_procedural_personas(
         raise ValueError(f"count must be >= 0, got {count}")
     canonical = dict(canonical_directions or {})
     rng = random.Random(f"personas:{seed}")
-    names = [f"{first} {last}" for first in _FIRST_NAMES for last in _SURNAMES]
+    names = [f"{first} {last}" for first in FIRST_NAMES for last in SURNAMES]
     rng.shuffle(names)
     if count > len(names):
         raise ValueError(f"at most {len(names)} procedural personas, asked for {count}")

@@ -23,6 +23,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from export.corpus import Corpus, CorpusConfig, Example, build_corpus
+from export.corpus_personas import PROCEDURAL_PREFIX
 from export.tokenizer import IGNORE_INDEX, load_tokenizer, special_token_ids, train_tokenizer
 from npc_runtime.emotion import EMOTIONS
 from npc_runtime.images import preprocess
@@ -70,6 +71,10 @@ class DataConfig:
     #: ones (card text on the ``<know>`` line, reply and history; ``export.voice_swap``), so that only copying from
     #: the card predicts them. The card embedding keeps the original card.
     voice_swap: float = 0.0
+    #: Share of generated personas' training turns whose persona name and card numbers (prices, reward, years) are
+    #: rewritten to other ones, on the card and in every text of the turn (``export.fact_swap``), so that only
+    #: copying from the ``<know>`` line predicts them. The card embedding keeps the original card.
+    fact_swap: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("n_procedural_personas", "examples_per_persona", "examples_per_bundled_persona", "n_scenes",
@@ -81,7 +86,7 @@ class DataConfig:
             raise ValueError(f"text_encoder must be one of {TEXT_ENCODERS}, got {self.text_encoder!r}")
         if self.text_encoder == "minilm" and self.text_embed_dim != 384:
             raise ValueError(f"MiniLM embeddings are 384-d, got text_embed_dim={self.text_embed_dim}")
-        for name in ("context_dropout", "image_dropout", "voice_swap"):
+        for name in ("context_dropout", "image_dropout", "voice_swap", "fact_swap"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}")
@@ -334,7 +339,6 @@ def _swap_voices(examples: Sequence[Example], config: DataConfig, split: str) ->
     (``export.voice_swap``); fixed by the corpus seed."""
     from dataclasses import replace
 
-    from export.corpus_personas import PROCEDURAL_PREFIX
     from export.eval_metrics import voice_markers
     from export.voice_swap import random_markers, swap_voice
 
@@ -356,6 +360,56 @@ def _swap_voices(examples: Sequence[Example], config: DataConfig, split: str) ->
         swapped += 1
     log.info("%s: %d of %d turns got generated voice markers", split, swapped, len(examples))
     return out
+
+
+def _swap_facts(examples: Sequence[Example], config: DataConfig, split: str) -> list[Example]:
+    """``examples`` with ``config.fact_swap`` of the generated personas' turns given another name and other
+    numbers, on the card and in every text of the turn (``export.fact_swap``); fixed by the corpus seed."""
+    from dataclasses import replace
+
+    from export.corpus_personas import FIRST_NAMES, SURNAMES
+    from export.fact_swap import swap_facts
+
+    quests = sorted({ex.card.knowledge.quest for ex in examples if ex.persona_id.startswith(PROCEDURAL_PREFIX)} - {None},
+                    key=repr)  # fmt: skip
+    out, swapped = [], 0
+    for i, ex in enumerate(examples):
+        # One generator per turn, so the choice of one turn never shifts another's.
+        rng = random.Random(f"fact-swap:{config.corpus_seed}:{split}:{i}")
+        if not ex.persona_id.startswith(PROCEDURAL_PREFIX) or rng.random() >= config.fact_swap:
+            out.append(ex)
+            continue
+        texts = [ex.reply, ex.player, *(line for pair in ex.history for line in pair)]
+        quest = rng.choice(quests) if quests else None
+        card, new, pairs = swap_facts(ex.card, texts, rng, FIRST_NAMES, SURNAMES, _usable_quest(ex, quest))
+        history = tuple(zip(new[2::2], new[3::2]))
+        required = tuple(_swap_fact(fact, pairs) for fact in ex.required_facts)
+        out.append(replace(ex, card=card, reply=new[0], player=new[1], history=history, required_facts=required))
+        swapped += 1
+    log.info("%s: %d of %d turns got another name and other numbers", split, swapped, len(examples))
+    return out
+
+
+def _usable_quest(ex: Example, quest: Any) -> Any:
+    """``quest`` if it can replace ``ex``'s card quest without contradicting the turn: its place is not another of
+    the card's places, and neither place is part of the scene the turn describes."""
+    own = ex.card.knowledge.quest
+    if quest is None or own is None or quest == own:
+        return None
+    places = {p.name.lower() for p in ex.card.knowledge.places} - {own.location.lower()}
+    context = " ".join(map(str, ex.scene.to_context().values())).lower()
+    bare = [loc.lower().removeprefix("the ") for loc in (own.location, quest.location)]
+    if quest.location.lower() in places or any(b in context for b in bare) or ex.scene_element:
+        return None
+    return quest
+
+
+def _swap_fact(fact: str, pairs: dict[str, str]) -> str:
+    from export.voice_swap import replace_phrase
+
+    for old, new in pairs.items():
+        fact = replace_phrase(fact, old, new)
+    return fact
 
 
 def prepare_data(
@@ -414,7 +468,11 @@ def prepare_data(
     for split in _SPLITS:
         exs = examples[split]
         no_context, no_image = dropped[split]
-        encoded = _swap_voices(exs, config, split) if split == "train" and config.voice_swap else exs
+        encoded = list(exs)
+        if split == "train" and config.voice_swap:
+            encoded = _swap_voices(encoded, config, split)
+        if split == "train" and config.fact_swap:
+            encoded = _swap_facts(encoded, config, split)
         ids, labels, prompt_lengths, kept = _encode_split(encoded, tokenizer, n_prefix, max_positions, config.history_loss, no_context, voice)
         if len(kept) < len(exs):
             log.warning("%s: skipped %d turns longer than %d positions", split, len(exs) - len(kept), max_positions)

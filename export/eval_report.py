@@ -157,7 +157,13 @@ def _why_emotion(results: Mapping[str, Any], target: Target, value: float) -> li
     majority = _get(results, "reference", "emotion", "majority_baseline")
     if majority is not None:
         why.append(f"always answering the most frequent label would score {majority:.3f}")
-    return why
+    ceiling = _get(results, "reference", "emotion", "likeliest_label_ceiling")
+    if ceiling is not None:
+        why.insert(0, f"the corpus draws each label at random from what the intent, persona and scene make likely, "
+                      f"so no predictor of the turn can beat always naming the likeliest label: {ceiling:.3f}, "
+                      f"{'below' if ceiling < target.value else 'above'} the target; the model reaches "
+                      f"{value / ceiling:.0%} of that ceiling" if ceiling else "")  # fmt: skip
+    return [w for w in why if w]
 
 
 def _why_grounding(results: Mapping[str, Any], target: Target, value: float) -> list[str]:
@@ -300,8 +306,11 @@ def _metric_sections(report: Mapping[str, Any]) -> list[str]:
     out += _condition_table(report, _with_n("emotion", "macro_f1"), _ALL[1:])
     majority = [_pick("emotion", "majority_baseline")(r["reference"]) for r in report["results"].values()]
     default = [_pick("emotion", "default_emotion_baseline")(r["reference"]) for r in report["results"].values()]
+    ceiling = [_pick("emotion", "likeliest_label_ceiling")(r["reference"]) for r in report["results"].values()]
     out += ["", f"Controls without a model: the most frequent label always {', '.join(_fmt(v) for v in majority)}; "
-            f"the persona's default emotion always {', '.join(_fmt(v) for v in default)}.", ""]  # fmt: skip
+            f"the persona's default emotion always {', '.join(_fmt(v) for v in default)}; the label the corpus's "
+            f"emotion rule makes likeliest for the turn's intent, persona and scene always (the ceiling: labels are "
+            f"drawn from that rule) {', '.join(_fmt(v) for v in ceiling)}.", ""]  # fmt: skip
     out += ["#### Scene grounding: questions about the surroundings answered with the true element", ""]
     out += _condition_table(report, _with_n("scene_grounding", "share"), (*_ALL, "image_only", "no_scene"))
     out += ["", "#### Task completion: task turns whose reply carries every required fact", ""]

@@ -17,6 +17,8 @@ import numpy as np
 from sample_game.world import CREATURES, LOCATIONS, PLAYER_ITEMS, TIMES_OF_DAY, WEATHERS
 
 from . import eval_metrics as m
+from .corpus_emotion import likeliest_emotion
+from .corpus_personas import Speaker
 from .eval_attribution import PersonaClassifier, chance_level, hits_at_1
 
 __all__ = ["Answer", "ExampleLike", "score_answers", "element_kind", "history_npc_lines", "FAILURE_SAMPLES"]
@@ -30,6 +32,7 @@ class ExampleLike(Protocol):
 
     persona_id: str
     card: Any  # PersonaCard
+    scene: Any  # SceneFacts
     history: Any  # earlier (player, npc) exchanges
     player: str
     intent: str
@@ -129,12 +132,20 @@ def _emotion(examples: Sequence[ExampleLike], answers: Sequence[Answer]) -> dict
         # Reference lines have no predicted emotion; report what trivial predictors reach instead.
         majority = Counter(gold).most_common(1)[0][0]
         defaults = [getattr(ex.card, "default_emotion", "neutral") for ex in examples]
+        speakers: dict[str, Speaker] = {}
+        likeliest = [
+            likeliest_emotion(speakers.setdefault(ex.persona_id, Speaker.from_card(ex.card)), ex.intent, ex.scene)
+            for ex in examples
+        ]
         return {
             "macro_f1": None,
             "n": len(gold),
             "majority_label": majority,
             "majority_baseline": m.macro_f1(gold, [majority] * len(gold)),
             "default_emotion_baseline": m.macro_f1(gold, defaults),
+            # The corpus draws each label from a distribution over intent, persona and scene: always naming the
+            # likeliest label is the best any predictor of the turn's inputs can do (the ceiling of the metric).
+            "likeliest_label_ceiling": m.macro_f1(gold, likeliest),
             "gold_distribution": dict(Counter(gold).most_common()),
         }
     pred = [a.emotion or "(none)" for a in answers]  # a failed generation has no label: always wrong

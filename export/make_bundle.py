@@ -306,11 +306,11 @@ def _write_model_card(out: Path) -> None:
     (out / "MODEL_CARD.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _recipe(train_config: dict[str, Any], prompt_voice: bool, voice_swap: float = 0.0) -> str:
-    """The train command of a run: its preset, plus --steps, --fusion, --no-voice and --voice-swap where the run
-    changed the preset's (``prompt_voice`` and ``voice_swap`` are the checkpoint's model and data settings: runs
-    from before these options record no choice)."""
-    from export.train import preset_configs
+def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, float] | None = None) -> str:
+    """The train command of a run: its preset, plus --steps, --fusion, --no-voice, --voice-swap and --fact-swap
+    where the run changed the preset's (``prompt_voice`` and ``swaps`` are the checkpoint's model and data
+    settings: runs from before these options record no choice)."""
+    from export.train import SWAP_OPTIONS, preset_configs
 
     preset = train_config.get("preset")
     words = ["npc-runtime train", f"--preset {preset}"]
@@ -325,13 +325,18 @@ def _recipe(train_config: dict[str, Any], prompt_voice: bool, voice_swap: float 
         words.append(f"--fusion {fusion}")
     if preset_model is not None and preset_model.prompt_voice and not prompt_voice:
         words.append("--no-voice")
-    if preset_data is not None and voice_swap != preset_data.voice_swap:
-        words.append(f"--voice-swap {voice_swap:g}")
+    for key in SWAP_OPTIONS:
+        share = (swaps or {}).get(key, 0.0)
+        if preset_data is not None and share != getattr(preset_data, key):
+            words.append(f"--{key.replace('_', '-')} {share:g}")
     return " ".join(words) + " && npc-runtime export"
 
 
 def _training_record(run_dir: Path, extra: dict[str, Any], prompt_voice: bool) -> dict[str, Any]:
-    voice_swap = float(extra.get("data_config", {}).get("voice_swap", 0.0))
+    from export.train import SWAP_OPTIONS
+
+    data_config = extra.get("data_config", {})
+    swaps = {key: float(data_config.get(key, 0.0)) for key in SWAP_OPTIONS}
     history = extra.get("history") or []
     train_config = extra.get("train_config", {})
     record = {
@@ -341,7 +346,7 @@ def _training_record(run_dir: Path, extra: dict[str, Any], prompt_voice: bool) -
         "world_size": extra.get("world_size", 1),
         "corpus_digest": extra.get("corpus_digest"),
         "final": history[-1] if history else None,
-        "recipe": _recipe(train_config, prompt_voice, voice_swap),
+        "recipe": _recipe(train_config, prompt_voice, swaps),
     }
     summary = run_dir / "summary.json"
     if summary.exists():

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 PRESETS = ("default", "small", "tiny")
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "train_log.jsonl"
+#: Training-data augmentations a run may set (``DataConfig`` fields, each a share of turns; flags ``--voice-swap``...).
+SWAP_OPTIONS = ("voice_swap", "fact_swap")
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,9 @@ class TrainConfig:
     preset: str = "default"
     fusion: str | None = None
     prompt_voice: bool | None = None
-    #: ``DataConfig.voice_swap`` for this run (None: the preset's).
+    #: ``DataConfig.voice_swap`` and ``DataConfig.fact_swap`` for this run (None: the preset's).
     voice_swap: float | None = None
+    fact_swap: float | None = None
     seed: int = 0
     steps: int = 2500
     batch_size: int = 16
@@ -310,8 +313,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         model_cfg = replace(model_cfg, fusion=cfg.fusion)
     if cfg.prompt_voice is not None:
         model_cfg = replace(model_cfg, prompt_voice=cfg.prompt_voice)
-    if cfg.voice_swap is not None:
-        data_cfg = replace(data_cfg, voice_swap=cfg.voice_swap)
+    data_cfg = replace(data_cfg, **{k: getattr(cfg, k) for k in SWAP_OPTIONS if getattr(cfg, k) is not None})
     state: dict[str, Any] | None = None
     if resume:
         if not ckpt_path.exists():
@@ -326,10 +328,12 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         if cfg.prompt_voice is not None and cfg.prompt_voice != saved_model_cfg.prompt_voice:
             raise ValueError(f"--resume: {ckpt_path} was trained with prompt_voice={saved_model_cfg.prompt_voice}; "
                              "drop --no-voice or train into another folder")  # fmt: skip
-        saved_swap = saved["data_config"].get("voice_swap", 0.0)
-        if cfg.voice_swap is not None and cfg.voice_swap != saved_swap:
-            raise ValueError(f"--resume: {ckpt_path} was trained with voice_swap={saved_swap}; drop --voice-swap "
-                             "or train into another folder")  # fmt: skip
+        for key in SWAP_OPTIONS:
+            saved_share = saved["data_config"].get(key, 0.0)
+            if getattr(cfg, key) is not None and getattr(cfg, key) != saved_share:
+                flag = "--" + key.replace("_", "-")
+                raise ValueError(f"--resume: {ckpt_path} was trained with {key}={saved_share}; drop {flag} or train "
+                                 "into another folder")  # fmt: skip
         cfg = replace(TrainConfig(**saved["train_config"]), max_minutes=cfg.max_minutes, threads=cfg.threads)
         data_cfg = DataConfig.from_dict(saved["data_config"])
         model_cfg = saved_model_cfg
@@ -480,6 +484,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--voice-swap", type=float, default=None, metavar="SHARE",
                         help="share of generated personas' training turns given generated catchphrases and forms of "
                         "address, so the model learns to copy them from the card (default: the preset's, 0)")  # fmt: skip
+    parser.add_argument("--fact-swap", type=float, default=None, metavar="SHARE",
+                        help="share of generated personas' training turns given another name, other numbers and "
+                        "another quest on the card and in the turn's texts, so the model learns to copy them from "
+                        "the card (default: the preset's)")  # fmt: skip
     parser.add_argument("--resume", action="store_true", help="continue the checkpoint in --out exactly")
     parser.add_argument("--steps", type=int, default=None, help="override the preset's number of steps")
     parser.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size (per rank)")
@@ -494,7 +502,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _, _, cfg = preset_configs(args.preset)
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                  "max_minutes": args.max_minutes, "threads": args.threads, "fusion": args.fusion,
-                 "prompt_voice": False if args.no_voice else None, "voice_swap": args.voice_swap}  # fmt: skip
+                 "prompt_voice": False if args.no_voice else None, "voice_swap": args.voice_swap,
+                 "fact_swap": args.fact_swap}  # fmt: skip
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     if args.steps is not None and args.steps < cfg.eval_every:
         cfg = replace(cfg, eval_every=args.steps, checkpoint_every=args.steps)

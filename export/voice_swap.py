@@ -23,7 +23,7 @@ from dataclasses import replace
 
 from npc_runtime.personas import PersonaCard
 
-__all__ = ["swap_voice", "random_markers", "CATCHPHRASE_TEMPLATES", "ADDRESS_WORDS"]
+__all__ = ["swap_voice", "replace_phrase", "random_markers", "CATCHPHRASE_TEMPLATES", "ADDRESS_WORDS"]
 
 _THINGS = (
     "anvil", "ladle", "lantern", "bucket", "barrel", "candle", "thimble", "goose", "badger", "hedgehog", "acorn",
@@ -57,7 +57,7 @@ def random_markers(rng: random.Random) -> dict[str, str]:
     return {"catchphrase": phrase, "address": rng.choice(ADDRESS_WORDS)}
 
 
-def _replace_marker(text: str, old: str, new: str) -> str:
+def replace_phrase(text: str, old: str, new: str) -> str:
     """Every whole-word occurrence of ``old`` (any case) becomes ``new``, capitalised where ``old`` was."""
 
     def same_case(match: re.Match[str]) -> str:
@@ -75,7 +75,7 @@ def swap_voice(
     def swap(text: str) -> str:
         for kind, marker in old.items():
             if kind in new:
-                text = _replace_marker(text, marker, new[kind])
+                text = replace_phrase(text, marker, new[kind])
         return text
 
     swapped = replace(card, speaking_style=swap(card.speaking_style),

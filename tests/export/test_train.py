@@ -183,15 +183,17 @@ def test_cli_no_voice_is_stored_and_a_resume_cannot_flip_it(tmp_path: Path) -> N
     assert model.cfg.prompt_voice is False and extra["step"] == 2
 
 
-def test_cli_voice_swap_is_stored_and_a_resume_cannot_change_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("key", ["voice_swap", "fact_swap"])
+def test_cli_swap_share_is_stored_and_a_resume_cannot_change_it(tmp_path: Path, key: str) -> None:
     out = tmp_path / "swap"
+    flag = "--" + key.replace("_", "-")
     common = ["--preset", "tiny", "--out", str(out), "--no-progress", "--threads", "1", "--steps", "2"]
-    assert main([*common, "--voice-swap", "0.5", "--stop-after", "1"]) == 0
+    assert main([*common, flag, "0.5", "--stop-after", "1"]) == 0
     _, extra = load_checkpoint(out / CHECKPOINT_NAME)
-    assert extra["data_config"]["voice_swap"] == 0.5 and extra["train_config"]["voice_swap"] == 0.5
-    with pytest.raises(ValueError, match="voice_swap"):
-        main([*common, "--resume", "--voice-swap", "0.2"])
+    assert extra["data_config"][key] == 0.5 and extra["train_config"][key] == 0.5
+    with pytest.raises(ValueError, match=key):
+        main([*common, "--resume", flag, "0.2"])
     assert main([*common, "--resume"]) == 0
     from export.make_bundle import _recipe
 
-    assert _recipe(extra["train_config"], True, 0.5).endswith("--steps 2 --voice-swap 0.5 && npc-runtime export")
+    assert _recipe(extra["train_config"], True, {key: 0.5}).endswith(f"--steps 2 {flag} 0.5 && npc-runtime export")
