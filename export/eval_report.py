@@ -327,6 +327,19 @@ def _metric_sections(report: Mapping[str, Any]) -> list[str]:
                 f"{kind} {v['share']:.3f} (n={v['n']})" for kind, v in by_kind.items()))  # fmt: skip
     if kinds:
         out += ["", "By marker, held-out: " + "; ".join(kinds) + "."]
+    probe = report.get("voice_probe")
+    if probe:
+        out += ["", "Likelihood probe (held-out turns whose reference reply has the card's catchphrase; the share "
+                "where the model scores the reply with the card's catchphrase above the same reply with a foil; "
+                "chance 0.5; see \"Voice\" above):", "",
+                "| card given | foil | prefers the card's | mean margin (nats) |", "|---|---|---|---|"]  # fmt: skip
+        labels = {"card": ("the real card", "another corpus persona's catchphrase"),
+                  "rewritten": ("rewritten with a new catchphrase", "another new catchphrase"),
+                  "rewritten_no_card": ("none (same replies as the row above)", "another new catchphrase")}  # fmt: skip
+        for condition, (given, foil) in labels.items():
+            row = probe.get(condition) or {}
+            out.append(f"| {given} | {foil} | {_fmt(row.get('prefers_card'))} (n={row.get('n', 0)}) | "
+                       f"{_fmt(row.get('mean_margin'))} |")  # fmt: skip
     out += ["", "#### Fluency", ""]
     for split, results in report["results"].items():
         rows = []

@@ -35,6 +35,7 @@ from npc_runtime.scheduler import GenOptions
 from .eval_attribution import FeatureConfig, PersonaClassifier
 from .eval_generate import Generation, Prompt, generate, png_image
 from .eval_metrics import voice_markers
+from .eval_probe import voice_probe
 from .voice_swap import swap_voice
 from .eval_report import check_targets, headline, render_markdown, summary_lines, write_markdown
 from .eval_scoring import Answer, score_answers
@@ -393,6 +394,12 @@ def evaluate(
         ablation_rows.append({**_bundle_info(other), "corpus_matches_training": provenance["matches_training"],
                               "results": {s: headline(r["model"]) for s, r in scored.items()}})  # fmt: skip
 
+    probe = None
+    if config.controls and "test_heldout" in selected:
+        phrases = {voice_markers(card).get("catchphrase") for card in corpus.cards.values()} - {None}
+        probe = voice_probe(engine, selected["test_heldout"], images, NOVEL_CATCHPHRASES, sorted(phrases),
+                            novel_voice_card)  # fmt: skip
+
     report: dict[str, Any] = {
         "format": REPORT_FORMAT,
         "version": REPORT_VERSION,
@@ -421,6 +428,8 @@ def evaluate(
         "results": results,
         "ablation": ablation_rows,
     }
+    if probe is not None:
+        report["voice_probe"] = probe
     report["targets"] = check_targets(report)
     report["elapsed_s"] = round(time.monotonic() - started, 1)
     return report

@@ -348,8 +348,8 @@ class RoleModelEngine:
         """An empty running-batch KV cache that :meth:`decode_step` updates in place."""
         return SlotKVCache(len(self.past_names), self.n_heads, self.head_dim, np.float32, max_length=self.max_positions)
 
-    def prefill(self, items: Sequence[Prepared]) -> PrefillResult:
-        """Run the prompts of ``items`` together, left padded to the longest."""
+    def _full_feeds(self, items: Sequence[Prepared]) -> tuple[dict[str, Any], np.ndarray]:
+        """Decoder feeds for whole sequences (no cache), left padded to the longest; returns them and the mask."""
         batch = len(items)
         width = max(len(p.ids) for p in items)
         ids = np.full((batch, width), self.token_id["pad"], dtype=np.int64)
@@ -374,6 +374,11 @@ class RoleModelEngine:
             "position_ids": pos,
         }
         feeds.update(self._empty_past(batch))
+        return feeds, attn
+
+    def prefill(self, items: Sequence[Prepared]) -> PrefillResult:
+        """Run the prompts of ``items`` together, left padded to the longest."""
+        feeds, attn = self._full_feeds(items)
         if self.keeps_last:
             feeds["logits_to_keep"] = _ONE
         out = self.graphs["decoder"].run(feeds)
@@ -420,6 +425,49 @@ class RoleModelEngine:
         out = self.graphs["decoder"].run(feeds, ["logits", *self.new_names])
         grown = [np.concatenate([past, out[name]], axis=2) for past, name in zip(kv, self.new_names)]
         return out["logits"][:, -1, :], grown, attn
+
+    def reply_ids(self, reply: str) -> list[int]:
+        """The token ids a reply adds after its prompt's ``<npc>``, ``<eos>`` included, exactly as in training."""
+        bare = prompt.build_decoder_text("", None, (), "")
+        full = self.tokenizer.encode(prompt.build_decoder_text("", None, (), "", reply), add_special_tokens=False).ids
+        head = self.tokenizer.encode(bare, add_special_tokens=False).ids
+        return full[len(head) :]
+
+    def continuation_logprobs(self, prepared: Prepared, continuations: Sequence[Sequence[int]]) -> list[float]:
+        """Log-probability the model gives each continuation (token ids, e.g. :meth:`reply_ids`) after the
+        prepared prompt, summed over its tokens; one decoder call for all of them (teacher forcing, no sampling).
+
+        It ranks candidate lines for one prompt: the eval uses it to ask whether the model prefers the card's
+        own catchphrase to another one where the reference reply has it.
+        """
+        if not continuations or any(len(c) == 0 for c in continuations):
+            raise ValueError("continuation_logprobs needs at least one non-empty continuation")
+        longest = max(len(c) for c in continuations)
+        if len(prepared.ids) + longest > self.max_positions:
+            raise ValueError(f"prompt ({len(prepared.ids)}) + continuation ({longest}) exceeds {self.max_positions}")
+        rows = [
+            Prepared(
+                ids=[*prepared.ids, *c],
+                prefix_mask=np.concatenate([prepared.prefix_mask, np.zeros(len(c), dtype=np.float32)]),
+                prefix_embeds=prepared.prefix_embeds,
+            )
+            for c in continuations
+        ]
+        width = len(prepared.ids) + longest
+        feeds, _ = self._full_feeds(rows)
+        if self.keeps_last:
+            feeds["logits_to_keep"] = np.array(longest + 1, dtype=np.int64)
+        logits = self.graphs["decoder"].run(feeds, ["logits"])["logits"]  # (B, kept, V)
+        kept = logits.shape[1]
+        out = []
+        for row, c in enumerate(continuations):
+            # Token t of the continuation sits at width - len(c) + t and is predicted one position earlier.
+            at = np.arange(width - len(c) - 1, width - 1) - (width - kept)
+            scores = logits[row, at].astype(np.float64)
+            top = scores.max(axis=1, keepdims=True)
+            logp = scores - top - np.log(np.exp(scores - top).sum(axis=1, keepdims=True))
+            out.append(float(logp[np.arange(len(c)), list(c)].sum()))
+        return out
 
     def reply_emotion(self, text: str, at_prompt: dict[str, Any]) -> dict[str, Any]:
         """The reply's emotion: the role model's head already gave it at the prompt; other engines classify text."""

@@ -9,6 +9,7 @@ from npc_runtime.batch import png_image
 from npc_runtime.engine import ByteLRU, _Request
 from npc_runtime.errors import ImageError
 from npc_runtime.personas import PersonaPack, default_pack_dir
+from npc_runtime.prompt import build_decoder_text
 from npc_runtime.protocol import ImageInput
 
 
@@ -76,3 +77,33 @@ def test_in_place_cache_steps_equal_grown_arrays(tiny_engine) -> None:
         last = np.argmax(grown, axis=1).astype(np.int64)
         positions += 1
     assert cache.lengths.tolist() == mask.sum(axis=1).tolist()
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    return x - x.max() - np.log(np.exp(x - x.max()).sum())
+
+
+def test_continuation_logprobs_equal_step_by_step_decoding(tiny_engine) -> None:
+    """Scoring a whole line in one call gives the log-probability that feeding it token by token gives."""
+    req = _requests()[1]
+    prepared = tiny_engine.prepare(req.fingerprint, req.card_text, req.knowledge, req.context, req.history,
+                                   req.text, req.image)  # fmt: skip
+    lines = [tiny_engine.reply_ids("Mind the edge, lad."), tiny_engine.reply_ids("By the anvil!")]
+    assert lines[0][-1] == tiny_engine.token_id["eos"] and len(lines[0]) != len(lines[1])
+    # The reply's ids are the ones training appends after this very prompt.
+    args = (req.knowledge, req.context, req.history, req.text)
+    full = tiny_engine.tokenizer.encode(build_decoder_text(*args, "Mind the edge, lad."), add_special_tokens=False).ids
+    head = tiny_engine.tokenizer.encode(build_decoder_text(*args), add_special_tokens=False).ids
+    assert full[len(head) :] == lines[0]
+    got = tiny_engine.continuation_logprobs(prepared, lines)
+    for line, score in zip(lines, got):
+        first = tiny_engine.prefill([prepared])
+        expected = _log_softmax(first.logits[0])[line[0]]
+        kv, attn = first.kv, first.mask
+        for prev, token in zip(line, line[1:]):
+            logits, kv, attn = tiny_engine.step(np.array([prev]), np.array([attn.shape[1]]), kv, attn)
+            expected += _log_softmax(logits[0])[token]
+        assert score == pytest.approx(expected, abs=2e-3)
+    with pytest.raises(ValueError, match="non-empty"):
+        tiny_engine.continuation_logprobs(prepared, [[]])
