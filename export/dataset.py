@@ -71,9 +71,10 @@ class DataConfig:
     #: ones (card text on the ``<know>`` line, reply and history; ``export.voice_swap``), so that only copying from
     #: the card predicts them. The card embedding keeps the original card.
     voice_swap: float = 0.0
-    #: Share of generated personas' training turns whose persona name and card numbers (prices, reward, years) are
-    #: rewritten to other ones, on the card and in every text of the turn (``export.fact_swap``), so that only
-    #: copying from the ``<know>`` line predicts them. The card embedding keeps the original card.
+    #: Share of generated personas' training turns whose persona name, card numbers (prices, reward, years) and,
+    #: where it fits the turn, quest are rewritten to other ones, on the card and in every text of the turn
+    #: (``export.fact_swap``), so that only copying from the ``<know>`` line predicts them. The card embedding
+    #: keeps the original card.
     fact_swap: float = 0.0
 
     def __post_init__(self) -> None:
@@ -379,14 +380,17 @@ def _swap_facts(examples: Sequence[Example], config: DataConfig, split: str) -> 
         if not ex.persona_id.startswith(PROCEDURAL_PREFIX) or rng.random() >= config.fact_swap:
             out.append(ex)
             continue
-        texts = [ex.reply, ex.player, *(line for pair in ex.history for line in pair)]
+        flat_history = [line for pair in ex.history for line in pair]
+        texts = [ex.reply, ex.player, *flat_history, *ex.required_facts]
         quest = rng.choice(quests) if quests else None
-        card, new, pairs = swap_facts(ex.card, texts, rng, FIRST_NAMES, SURNAMES, _usable_quest(ex, quest))
-        history = tuple(zip(new[2::2], new[3::2]))
-        required = tuple(_swap_fact(fact, pairs) for fact in ex.required_facts)
+        card, new, _ = swap_facts(ex.card, texts, rng, FIRST_NAMES, SURNAMES, _usable_quest(ex, quest))
+        lines = new[2 : 2 + len(flat_history)]
+        history = tuple(zip(lines[0::2], lines[1::2]))
+        required = tuple(new[2 + len(flat_history) :])
         out.append(replace(ex, card=card, reply=new[0], player=new[1], history=history, required_facts=required))
         swapped += 1
-    log.info("%s: %d of %d turns got another name and other numbers", split, swapped, len(examples))
+    log.info("%s: %d of %d turns got another name, other numbers and (where it fits) another quest", split, swapped,
+             len(examples))
     return out
 
 
@@ -402,14 +406,6 @@ def _usable_quest(ex: Example, quest: Any) -> Any:
     if quest.location.lower() in places or any(b in context for b in bare) or ex.scene_element:
         return None
     return quest
-
-
-def _swap_fact(fact: str, pairs: dict[str, str]) -> str:
-    from export.voice_swap import replace_phrase
-
-    for old, new in pairs.items():
-        fact = replace_phrase(fact, old, new)
-    return fact
 
 
 def prepare_data(
