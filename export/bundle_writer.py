@@ -137,7 +137,7 @@ def write_bundle(
         # Both are unit vectors, so the row-wise dot product is the cosine similarity.
         parity["int8"]["text_encoder_min_cosine"] = float(np.min(np.sum(fp32_text * int8_text, axis=1)))
 
-    graphs = _graphs_manifest(cfg.n_layers)
+    graphs = _graphs_manifest(cfg.kv_layers)
     named = [spec["file"] for spec in graphs.values()] + [DECODER_TOKENIZER, TEXT_ENCODER_TOKENIZER]
     manifest = {
         "format": FORMAT,
@@ -171,6 +171,8 @@ def write_bundle(
             "text_embed_dim": cfg.text_embed_dim,
             "fusion": cfg.fusion,
             "prompt_voice": cfg.prompt_voice,
+            "copy_head": cfg.copy_head,
+            "kv_layers": cfg.kv_layers,
             "max_positions": cfg.max_positions,
         },
         "files": {name: {"sha256": sha256_file(out / name), "bytes": (out / name).stat().st_size} for name in named},

@@ -28,6 +28,7 @@ from npc_runtime.prompt import build_decoder_text
 from sample_game.scene import SceneFacts, render_scene
 from sample_game.world import CREATURES, LOCATIONS, NOTHING, NPC_LOCATIONS, PLAYER_ITEMS, TIMES_OF_DAY, WEATHERS
 
+from .corpus_emotion import EMOTION_LABELS
 from .corpus_intents import INTENT_WEIGHTS, INTENTS, PLAYER_TEMPLATES, SURROUNDINGS_INTENTS
 from .corpus_personas import Speaker, make_procedural_personas
 from .corpus_replies import BANNED_OUT_OF_WORLD_WORDS, Turn, example_lines_for, make_turn
@@ -122,6 +123,10 @@ class CorpusConfig:
     heldout_scene_fraction: float = 0.1
     max_history_turns: int = 3
     pack_dir: str | None = None
+    #: How a turn's emotion label is set (``corpus_emotion.EMOTION_LABELS``): ``rule``, the label the persona,
+    #: intent and scene make likeliest, always the same for the same situation; ``sampled``, one seeded draw from
+    #: the situation's weights (the corpora of models trained before rule labels).
+    emotion_labels: str = "rule"
 
     def __post_init__(self) -> None:
         ints = ("n_procedural_personas", "examples_per_persona", "examples_per_bundled_persona",
@@ -142,6 +147,8 @@ class CorpusConfig:
                 raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
         if self.heldout_template_fraction <= 0 or self.heldout_scene_fraction <= 0:
             raise ValueError("heldout_template_fraction and heldout_scene_fraction must be > 0 (test_seen needs them)")
+        if self.emotion_labels not in EMOTION_LABELS:
+            raise ValueError(f"emotion_labels must be one of {EMOTION_LABELS}, got {self.emotion_labels!r}")
         if self.pack_dir is not None and not isinstance(self.pack_dir, str):
             raise ValueError(f"pack_dir must be a path string or None, got {self.pack_dir!r}")
 
@@ -323,7 +330,7 @@ class _Builder:
 
     def turn(self, sp: Speaker, intent: str, side: str, facts: SceneFacts, rng: random.Random) -> Turn:
         index = rng.choice(self.templates[side][intent])
-        return make_turn(sp, intent, index, facts, rng)
+        return make_turn(sp, intent, index, facts, rng, self.config.emotion_labels)
 
     def example(self, sp: Speaker, side: str, split: str, rng: random.Random) -> Example:
         weights = self.intent_weights(sp)

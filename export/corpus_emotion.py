@@ -18,7 +18,11 @@ from sample_game.world import NOTHING
 from .corpus_intents import OUT_OF_WORLD_INTENTS
 from .corpus_personas import Speaker
 
-__all__ = ["choose_emotion", "likeliest_emotion", "pick_opener"]
+__all__ = ["EMOTION_LABELS", "choose_emotion", "likeliest_emotion", "pick_opener", "rule_emotion"]
+
+#: How a turn's label is set: ``rule`` (the label the situation makes likeliest, the same for the same persona,
+#: intent and scene) or ``sampled`` (one seeded draw from the situation's weights; corpora before rule labels).
+EMOTION_LABELS = ("rule", "sampled")
 
 _W = Mapping[str, float]
 _BASE: Mapping[str, _W] = MappingProxyType(
@@ -98,8 +102,8 @@ def _weighted(rng: random.Random, weights: _W) -> str:
     return rng.choices(labels, weights=[weights[k] for k in labels], k=1)[0]
 
 
-def choose_emotion(sp: Speaker, intent: str, scene: SceneFacts, rng: random.Random) -> tuple[str, float]:
-    """The reply's emotion label and intensity (0..1) from intent, persona and scene."""
+def _weights(sp: Speaker, intent: str, scene: SceneFacts) -> _W:
+    """How likely each label is for this persona, intent and scene, before the scene's own pull (below)."""
     weights = _BY_TEMPERAMENT.get(intent, {}).get(sp.temperament, _BASE[intent])
     if intent in _SCENE_EMOTION:
         fact = {"ask_weather": scene.weather, "ask_time": scene.time_of_day, "ask_item": scene.player_item,
@@ -111,12 +115,56 @@ def choose_emotion(sp: Speaker, intent: str, scene: SceneFacts, rng: random.Rand
         )
     elif intent == "ask_place":
         weights = {"joy": 0.5, "neutral": 0.5} if scene.location == sp.home else {"neutral": 0.7, "surprise": 0.3}
-    emotion = _weighted(rng, weights)
+    return weights
+
+
+def _wolf_fear(sp: Speaker) -> float:
+    return {"timid": 0.85, "bold": 0.25, "grumpy": 0.3}.get(sp.temperament, 0.55)
+
+
+def rule_emotion(sp: Speaker, intent: str, scene: SceneFacts) -> str:
+    """The label the situation makes likeliest, as a rule: the same persona, intent and scene always give it.
+
+    The heaviest of the intent's weights for this temperament and scene (the first listed on a tie); then the
+    scene's pull where the persona is given to it (a wolf frightens all but the bold and the grumpy, night
+    frightens the timid, snow cheers the cheerful and the timid, rain saddens the grumpy, farm animals disgust the
+    haughty); then a persona whose card names a default mood shows it instead of neutral.
+    """
+    weights = _weights(sp, intent, scene)
+    emotion = max(weights, key=lambda label: weights[label])
+    if intent not in _HOSTILE and intent not in OUT_OF_WORLD_INTENTS:
+        if "wolf" in scene.nearby:
+            if _wolf_fear(sp) >= 0.5:
+                emotion = "fear"
+        elif scene.time_of_day == "night" and sp.temperament == "timid":
+            emotion = "fear"
+        elif scene.weather == "snow" and sp.temperament in ("cheerful", "timid"):
+            emotion = "joy"
+        elif scene.weather == "rain" and sp.temperament == "grumpy":
+            emotion = "sadness"
+        elif sp.temperament == "haughty" and {"pig", "goat", "chicken"} & set(scene.nearby):
+            emotion = "disgust"
+    if emotion == "neutral" and sp.card.default_emotion != "neutral":
+        emotion = sp.card.default_emotion
+    return emotion
+
+
+def choose_emotion(
+    sp: Speaker, intent: str, scene: SceneFacts, rng: random.Random, labels: str = "sampled"
+) -> tuple[str, float]:
+    """The reply's emotion label and intensity (0..1) from intent, persona and scene.
+
+    ``labels="rule"`` gives :func:`rule_emotion`'s label; ``"sampled"`` draws it from the situation's weights.
+    Both take the same draws from ``rng`` here (what the corpus draws later, such as the interjection, depends on
+    the label, so the two corpora differ beyond their labels).
+    """
+    if labels not in EMOTION_LABELS:
+        raise ValueError(f"labels must be one of {EMOTION_LABELS}, got {labels!r}")
+    emotion = _weighted(rng, _weights(sp, intent, scene))
     boost = 0.0
     if intent not in _HOSTILE and intent not in OUT_OF_WORLD_INTENTS:
         if "wolf" in scene.nearby:
-            p_fear = {"timid": 0.85, "bold": 0.25, "grumpy": 0.3}.get(sp.temperament, 0.55)
-            if rng.random() < p_fear:
+            if rng.random() < _wolf_fear(sp):
                 emotion, boost = "fear", 0.15
         elif scene.time_of_day == "night" and sp.temperament == "timid" and rng.random() < 0.2:
             emotion = "fear"
@@ -128,6 +176,10 @@ def choose_emotion(sp: Speaker, intent: str, scene: SceneFacts, rng: random.Rand
             emotion = "disgust"
     if emotion == "neutral" and sp.card.default_emotion != "neutral" and rng.random() < 0.35:
         emotion = sp.card.default_emotion
+    if labels == "rule":
+        emotion = rule_emotion(sp, intent, scene)
+        scared_by_wolf = emotion == "fear" and "wolf" in scene.nearby and _wolf_fear(sp) >= 0.5
+        boost = 0.15 if scared_by_wolf and intent not in _HOSTILE and intent not in OUT_OF_WORLD_INTENTS else 0.0
     intensity = _BASE_INTENSITY[emotion] + rng.uniform(-0.15, 0.25) + boost
     if intent in ("insult", "threat") and emotion != "neutral":
         intensity += 0.15
@@ -138,13 +190,16 @@ def choose_emotion(sp: Speaker, intent: str, scene: SceneFacts, rng: random.Rand
     return emotion, round(min(1.0, max(0.05, intensity)), 2)
 
 
-def likeliest_emotion(sp: Speaker, intent: str, scene: SceneFacts, draws: int = 400) -> str:
-    """The label :func:`choose_emotion` gives most often for this persona, intent and scene (estimated from
-    ``draws`` seeded draws; ties go to the first label in sorted order).
+def likeliest_emotion(sp: Speaker, intent: str, scene: SceneFacts, draws: int = 400, labels: str = "sampled") -> str:
+    """The label :func:`choose_emotion` gives most often for this persona, intent and scene (for ``sampled``
+    labels estimated from ``draws`` seeded draws, ties going to the first label in sorted order; for ``rule``
+    labels the rule's label itself).
 
     It is the best guess anything can make from the turn's inputs: the corpus's label is one draw from that
     distribution, so predicting this label for every turn is the ceiling for accuracy on the corpus's labels.
     """
+    if labels == "rule":
+        return rule_emotion(sp, intent, scene)
     rng = random.Random(f"likeliest:{sp.card.id}:{intent}:{scene!r}")
     counts: dict[str, int] = {}
     for _ in range(draws):

@@ -626,8 +626,11 @@ _REMARK_INTENTS = frozenset(
 )
 
 
-def make_turn(sp: Speaker, intent: str, template_index: int, scene: SceneFacts, rng: random.Random) -> Turn:
+def make_turn(sp: Speaker, intent: str, template_index: int, scene: SceneFacts, rng: random.Random,
+              emotion_labels: str = "sampled") -> Turn:
     """The player's line from template ``template_index`` of ``intent`` and the persona's reply in ``scene``.
+
+    ``emotion_labels`` is how the reply's emotion is set (``corpus_emotion.EMOTION_LABELS``).
 
     ``quest_accept`` and ``quest_decline`` need a persona with a quest; ``sell`` needs a held item.
     """
@@ -635,7 +638,7 @@ def make_turn(sp: Speaker, intent: str, template_index: int, scene: SceneFacts, 
         raise ValueError(f"{intent} needs a persona with a quest; {sp.card.id} has none")
     if intent == "sell" and scene.player_item == NOTHING:
         raise ValueError("sell needs a scene where the player holds something")
-    emotion, intensity = choose_emotion(sp, intent, scene, rng)
+    emotion, intensity = choose_emotion(sp, intent, scene, rng, emotion_labels)
     out_of_world = intent in OUT_OF_WORLD_INTENTS
     if out_of_world:
         draft, player_slots = _out_of_world(sp, scene, emotion, rng, intent)

@@ -76,6 +76,8 @@ class DataConfig:
     #: (``export.fact_swap``), so that only copying from the ``<know>`` line predicts them. The card embedding
     #: keeps the original card.
     fact_swap: float = 0.0
+    #: How the corpus sets emotion labels (``CorpusConfig.emotion_labels``): ``rule`` or ``sampled``.
+    emotion_labels: str = "rule"
 
     def __post_init__(self) -> None:
         for name in ("n_procedural_personas", "examples_per_persona", "examples_per_bundled_persona", "n_scenes",
@@ -101,6 +103,7 @@ class DataConfig:
             examples_per_persona=self.examples_per_persona,
             examples_per_bundled_persona=self.examples_per_bundled_persona,
             n_scenes=self.n_scenes,
+            emotion_labels=self.emotion_labels,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,6 +115,7 @@ class DataConfig:
         for name in ("image_mean", "image_std"):
             if name in values:
                 values[name] = tuple(values[name])
+        values.setdefault("emotion_labels", "sampled")  # runs from before rule labels drew them
         return cls(**values)
 
 

@@ -158,7 +158,10 @@ def _why_emotion(results: Mapping[str, Any], target: Target, value: float) -> li
     if majority is not None:
         why.append(f"always answering the most frequent label would score {majority:.3f}")
     ceiling = _get(results, "reference", "emotion", "likeliest_label_ceiling")
-    if ceiling is not None:
+    if ceiling is not None and ceiling >= 0.999:
+        why.insert(0, "the labels follow from the intent, persona and scene by a rule (always naming the rule's "
+                      "label scores 1.000), so the shortfall is the model's")
+    elif ceiling is not None:
         why.insert(0, f"the corpus draws each label at random from what the intent, persona and scene make likely, "
                       f"so no predictor of the turn can beat always naming the likeliest label: {ceiling:.3f}, "
                       f"{'below' if ceiling < target.value else 'above'} the target; the model reaches "

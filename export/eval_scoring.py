@@ -126,7 +126,7 @@ def _role_consistency(
     return section
 
 
-def _emotion(examples: Sequence[ExampleLike], answers: Sequence[Answer]) -> dict[str, Any]:
+def _emotion(examples: Sequence[ExampleLike], answers: Sequence[Answer], labels: str = "sampled") -> dict[str, Any]:
     gold = [ex.emotion for ex in examples]
     if all(a.emotion is None for a in answers):
         # Reference lines have no predicted emotion; report what trivial predictors reach instead.
@@ -134,7 +134,8 @@ def _emotion(examples: Sequence[ExampleLike], answers: Sequence[Answer]) -> dict
         defaults = [getattr(ex.card, "default_emotion", "neutral") for ex in examples]
         speakers: dict[str, Speaker] = {}
         likeliest = [
-            likeliest_emotion(speakers.setdefault(ex.persona_id, Speaker.from_card(ex.card)), ex.intent, ex.scene)
+            likeliest_emotion(speakers.setdefault(ex.persona_id, Speaker.from_card(ex.card)), ex.intent, ex.scene,
+                              labels=labels)
             for ex in examples
         ]
         return {
@@ -143,8 +144,9 @@ def _emotion(examples: Sequence[ExampleLike], answers: Sequence[Answer]) -> dict
             "majority_label": majority,
             "majority_baseline": m.macro_f1(gold, [majority] * len(gold)),
             "default_emotion_baseline": m.macro_f1(gold, defaults),
-            # The corpus draws each label from a distribution over intent, persona and scene: always naming the
+            # Sampled labels are draws from a distribution over intent, persona and scene: always naming the
             # likeliest label is the best any predictor of the turn's inputs can do (the ceiling of the metric).
+            # Rule labels are that label, so their ceiling is 1.
             "likeliest_label_ceiling": m.macro_f1(gold, likeliest),
             "gold_distribution": dict(Counter(gold).most_common()),
         }
@@ -271,8 +273,12 @@ def score_answers(
     classifier: PersonaClassifier | None,
     pool: Sequence[str],
     attribute: Sequence[bool] | None = None,
+    emotion_labels: str = "sampled",
 ) -> dict[str, Any]:
     """Every metric section for one condition.
+
+    ``emotion_labels`` is how the corpus set its labels (``CorpusConfig.emotion_labels``), for the emotion
+    ceiling reported with the reference lines.
 
     Role consistency attributes each reply among ``pool`` (the bundled persona ids) plus the example's own
     persona, for the examples where ``attribute`` is true (all when None); ``classifier`` None skips it.
@@ -292,7 +298,7 @@ def score_answers(
         rows = [(ex, a) for ex, a, k in zip(examples, answers, keep) if k]
         if rows:
             out["role_consistency"] = _role_consistency([r[0] for r in rows], [r[1] for r in rows], classifier, pool)
-    out["emotion"] = _emotion(examples, answers)
+    out["emotion"] = _emotion(examples, answers, emotion_labels)
     out["scene_grounding"] = _grounding(examples, answers)
     out["task_completion"] = _task(examples, answers)
     out["fluency"] = _fluency(examples, answers)

@@ -331,13 +331,14 @@ def _score_all(
     classifier: PersonaClassifier,
     pool: Sequence[str],
     with_reference: bool,
+    emotion_labels: str = "sampled",
 ) -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, Any]] = {}
     for split, examples in selected.items():
         results[split] = {}
         if with_reference:
             answers = [Answer(ex.reply) for ex in examples]
-            results[split]["reference"] = _score(examples, answers, classifier, pool)
+            results[split]["reference"] = _score(examples, answers, classifier, pool, emotion_labels)
         for condition, (rows, answers) in generated[split].items():
             if not rows:
                 continue
@@ -349,12 +350,13 @@ def _score_all(
 
 
 def _score(
-    examples: Sequence[Any], answers: Sequence[Answer], classifier: PersonaClassifier, pool: Sequence[str]
+    examples: Sequence[Any], answers: Sequence[Answer], classifier: PersonaClassifier, pool: Sequence[str],
+    emotion_labels: str = "sampled",
 ) -> dict[str, Any]:
     # Seen personas are attributed among the bundled ones only: the classifier has reference lines for those
     # and for the held-out personas, not for the hundreds of procedural training personas.
     attribute = [ex.persona_id in pool or ex.split == "test_heldout" for ex in examples]
-    return score_answers(examples, answers, classifier, pool, attribute)
+    return score_answers(examples, answers, classifier, pool, attribute, emotion_labels)
 
 
 def evaluate(
@@ -383,7 +385,8 @@ def evaluate(
     images = _ImageCache()
     conditions = (*CONDITIONS, *SCENE_CONTROLS, NOVEL_VOICE) if config.controls else ("model",)
     generated = _run_bundle(engine, selected, conditions, config, bundled, images)
-    results = _score_all(selected, generated, classifier, pool, with_reference=True)
+    results = _score_all(selected, generated, classifier, pool, with_reference=True,
+                         emotion_labels=corpus.config.emotion_labels)
 
     ablation_rows = [{**_bundle_info(bundle), "results": {s: headline(r["model"]) for s, r in results.items()}}]
     for other in ablation:

@@ -306,8 +306,9 @@ def _write_model_card(out: Path) -> None:
     (out / "MODEL_CARD.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, float] | None = None) -> str:
-    """The train command of a run: its preset, plus --steps, --fusion, --no-voice, --voice-swap and --fact-swap
+def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, float] | None = None,
+            copy_head: bool | None = None) -> str:
+    """The train command of a run: its preset, plus --steps, --fusion, --no-voice, --no-copy, --voice-swap and --fact-swap
     where the run changed the preset's (``prompt_voice`` and ``swaps`` are the checkpoint's model and data
     settings: runs from before these options record no choice)."""
     from export.train import SWAP_OPTIONS, preset_configs
@@ -325,6 +326,8 @@ def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, f
         words.append(f"--fusion {fusion}")
     if preset_model is not None and preset_model.prompt_voice and not prompt_voice:
         words.append("--no-voice")
+    if preset_model is not None and preset_model.copy_head and copy_head is False:
+        words.append("--no-copy")
     for key in SWAP_OPTIONS:
         share = (swaps or {}).get(key, 0.0)
         if preset_data is not None and share != getattr(preset_data, key):
@@ -332,7 +335,8 @@ def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, f
     return " ".join(words) + " && npc-runtime export"
 
 
-def _training_record(run_dir: Path, extra: dict[str, Any], prompt_voice: bool) -> dict[str, Any]:
+def _training_record(run_dir: Path, extra: dict[str, Any], prompt_voice: bool,
+                     copy_head: bool | None = None) -> dict[str, Any]:
     from export.train import SWAP_OPTIONS
 
     data_config = extra.get("data_config", {})
@@ -346,8 +350,15 @@ def _training_record(run_dir: Path, extra: dict[str, Any], prompt_voice: bool) -
         "world_size": extra.get("world_size", 1),
         "corpus_digest": extra.get("corpus_digest"),
         "final": history[-1] if history else None,
-        "recipe": _recipe(train_config, prompt_voice, swaps),
+        "recipe": _recipe(train_config, prompt_voice, swaps, copy_head),
     }
+    if data_config:
+        from dataclasses import asdict
+
+        from export.dataset import DataConfig
+
+        # What `npc-runtime eval` rebuilds: the corpus this run was trained on.
+        record["corpus_config"] = asdict(DataConfig.from_dict(data_config).corpus_config())
     summary = run_dir / "summary.json"
     if summary.exists():
         data = json.loads(summary.read_text(encoding="utf-8"))
@@ -442,7 +453,7 @@ def make_bundle(run_dir: str | Path, out_dir: str | Path, config: BundleConfig |
             "precision": precisions.pop() if len(precisions) == 1 else "mixed",
             "graph_precision": graph_precision,
             "quality": quality,
-            "training": _training_record(run, extra, model.cfg.prompt_voice),
+            "training": _training_record(run, extra, model.cfg.prompt_voice, model.cfg.copy_head),
             "samples": [
                 {"persona": ex.persona_id, "player": ex.player, "reply": reply}
                 for ex, reply in list(zip(examples, fp32.replies))[:6]

@@ -153,7 +153,7 @@ def export_role_model(model: RoleModel, out_dir: str | Path) -> dict[str, Path]:
     _export(_PrefixGraph(model), prefix_args, paths["prefix_encoder"], spec["inputs"], spec["outputs"], axes)
 
     spec = ROLE_MODEL_GRAPHS["decoder"]
-    past_names, new_names = role_model_kv_names(cfg.n_layers)
+    past_names, new_names = role_model_kv_names(cfg.kv_layers)
     kv_shape = (b, cfg.n_heads, p, cfg.head_dim)
     decoder_args = (
         torch.randint(len(SPECIAL_TOKENS), cfg.vocab_size, (b, t)),
@@ -212,7 +212,7 @@ def _ort_greedy(sessions: dict[str, Any], model: RoleModel, batch: dict[str, Ten
         "persona_embedding": persona, "utterance_embedding": utterance,
         "visual_features": visual, "image_present": present,
     })[0]  # (B, K, D)
-    past_names, _ = role_model_kv_names(cfg.n_layers)
+    past_names, _ = role_model_kv_names(cfg.kv_layers)
     feeds = {
         "input_ids": batch["input_ids"].numpy(),
         "prefix_embeds": place_prefix(torch.from_numpy(prefix), batch["prefix_mask"]).numpy(),

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from export.tokenizer import IGNORE_INDEX
 from npc_runtime.emotion import EMOTIONS
+from npc_runtime.prompt import SPECIAL_TOKENS
 
 __all__ = [
     "FUSIONS",
@@ -31,6 +32,7 @@ __all__ = [
     "VisionEncoder",
     "PrefixEncoder",
     "DecoderBlock",
+    "CopyHead",
     "RoleModel",
     "save_checkpoint",
     "load_checkpoint",
@@ -66,6 +68,12 @@ class RoleModelConfig:
     #: (``PersonaCard.knowledge_text(voice=True)``); False is the layout of models trained before voice lines.
     prompt_voice: bool = False
     n_emotions: int = len(EMOTIONS)
+    #: A pointer (copy) head: the next-token distribution mixes the language model's with an attention over the
+    #: text tokens so far, so a name, price or place on the ``<know>`` or ``<ctx>`` line can be copied even when
+    #: it was never seen in training. Its keys and the tokens they point at are cached as one more KV pair.
+    copy_head: bool = False
+    #: Token ids below this are never copied (the special tokens: padding, prefix slots, turn markers).
+    copy_min_id: int = len(SPECIAL_TOKENS)
     dropout: float = 0.0
     tie_embeddings: bool = True
     image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
@@ -91,8 +99,11 @@ class RoleModelConfig:
                 raise ValueError(f"RoleModelConfig.{name} must be a positive int, got {value!r}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
-        if not isinstance(self.prompt_voice, bool):
-            raise ValueError(f"prompt_voice must be a bool, got {self.prompt_voice!r}")
+        for name in ("prompt_voice", "copy_head"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if not isinstance(self.copy_min_id, int) or isinstance(self.copy_min_id, bool) or self.copy_min_id < 0:
+            raise ValueError(f"copy_min_id must be a non-negative int, got {self.copy_min_id!r}")
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
         if not 0.0 <= self.dropout < 1.0:
@@ -124,6 +135,11 @@ class RoleModelConfig:
     @property
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
+
+    @property
+    def kv_layers(self) -> int:
+        """Number of (key, value) pairs in the decoder's cache: one per layer, plus the copy head's."""
+        return self.n_layers + (1 if self.copy_head else 0)
 
     @property
     def prefix_tokens(self) -> int:
@@ -348,6 +364,69 @@ class DecoderBlock(nn.Module):
         return x, k, v
 
 
+class CopyHead(nn.Module):
+    """Pointer head: a mix of the language model's next-token distribution and a copy of an earlier text token.
+
+    Each position gets a copy key from the decoder's final hidden state; a query from the position being predicted
+    attends over the keys of every visible text token (special tokens below ``copy_min_id`` never), and the
+    attention mass on a position becomes probability for that position's token. A gate from the same hidden
+    state sets the share of copying: p = (1 - g) * softmax(lm_logits) + g * p_copy. The keys and the token ids
+    they point at are cached like a layer's keys and values (ids as floats, repeated over the head layout), so a
+    decode step sees the whole prompt without the runtime knowing anything about copying.
+    """
+
+    def __init__(self, cfg: RoleModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.query = nn.Linear(cfg.d_model, cfg.d_model)
+        self.key = nn.Linear(cfg.d_model, cfg.d_model)
+        self.gate = nn.Linear(cfg.d_model, 1)
+
+    def cache_entry(self, h: Tensor, input_ids: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, T, D) final hidden states and (B, T) ids -> keys and ids as a cache pair, each (B, H, T, Dh)."""
+        cfg = self.cfg
+        b, t, _ = h.shape
+        keys = self.key(h).view(b, t, cfg.n_heads, cfg.head_dim).transpose(1, 2)
+        ids = input_ids.to(h.dtype).view(b, 1, t, 1).expand(b, cfg.n_heads, t, cfg.head_dim)
+        return keys, ids
+
+    def position_probs(self, h_query: Tensor, keys: Tensor, ids: Tensor, bias: Tensor) -> Tensor:
+        """Copy attention: h_query (B, N, D), keys (B, H, L, Dh), ids (B, L), bias (B, N, L) -> (B, N, L)."""
+        b, _, length, _ = keys.shape
+        flat = keys.transpose(1, 2).reshape(b, length, self.cfg.d_model)  # (B, L, D)
+        scores = torch.matmul(self.query(h_query), flat.transpose(1, 2)) * (1.0 / math.sqrt(self.cfg.d_model))
+        # Half the attention mask's bias: a visible special token still outranks an invisible position, so a
+        # position that sees no copyable token (inside the prefix) gives the same answer with or without a cache.
+        never = torch.where(ids < self.cfg.copy_min_id, torch.full_like(ids, 0.5 * MASK_VALUE), torch.zeros_like(ids))
+        return torch.softmax(scores + bias + never.unsqueeze(1), dim=-1)
+
+    def mix(self, h_query: Tensor, logits: Tensor, probs: Tensor, ids: Tensor) -> Tensor:
+        """Log-probabilities (B, N, V) of the mixture, from lm logits (B, N, V) and copy attention (B, N, L)."""
+        b, n, length = probs.shape
+        # Ids arrive as floats from the cache: round, and keep anything malformed inside the vocabulary.
+        index = ids.round().clamp(0, logits.shape[-1] - 1).to(torch.int64).unsqueeze(1).expand(b, n, length)
+        copied = torch.zeros_like(logits).scatter_add(2, index, probs)  # (B, N, V)
+        gate = torch.sigmoid(self.gate(h_query))  # (B, N, 1)
+        mixed = (1.0 - gate) * torch.softmax(logits, dim=-1) + gate * copied
+        return torch.log(mixed.clamp(min=1e-12))
+
+    def label_log_probs(self, h: Tensor, input_ids: Tensor, bias: Tensor, picked: Tensor, logits: Tensor,
+                        targets: Tensor) -> Tensor:
+        """Training: log p(target) of the mixture at the ``picked`` positions (B, L) of whole sequences.
+
+        h (B, L, D) final hidden states, bias (B, 1, L, L) the causal attention bias, logits (n, V) and targets
+        (n,) at the picked positions. Computed without the (n, V) copy distribution.
+        """
+        keys, _ = self.cache_entry(h, input_ids)
+        probs = self.position_probs(h, keys, input_ids.to(h.dtype), bias[:, 0])  # (B, L, L)
+        rows = picked.nonzero()[:, 0]
+        hits = (input_ids[rows] == targets.unsqueeze(1)).to(h.dtype)  # (n, L)
+        p_copy = (probs[picked] * hits).sum(-1)  # (n,)
+        z = self.gate(h[picked]).squeeze(-1)  # (n,)
+        lm = torch.log_softmax(logits, dim=-1).gather(1, targets.unsqueeze(1)).squeeze(1)
+        return torch.logaddexp(F.logsigmoid(-z) + lm, F.logsigmoid(z) + torch.log(p_copy.clamp(min=1e-12)))
+
+
 def attention_bias(attention_mask: Tensor, t: int) -> Tensor:
     """Additive bias (B, 1, T, P + T): key j is visible to new position i iff it is not padding and j <= P + i.
 
@@ -379,6 +458,8 @@ class RoleModel(nn.Module):
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.emotion_head = nn.Linear(cfg.d_model, cfg.n_emotions)
         self.intensity_head = nn.Linear(cfg.d_model, 1)
+        if cfg.copy_head:
+            self.copy = CopyHead(cfg)
         self.apply(self._init_weights)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.tok_emb.weight
@@ -418,6 +499,8 @@ class RoleModel(nn.Module):
 
         input_ids (B, T), prefix_embeds (B, T, D), prefix_mask (B, T), attention_mask (B, P + T),
         position_ids (B, T), past: n_layers x ((B, H, P, Dh), (B, H, P, Dh)) or None for P = 0.
+        With ``cfg.copy_head`` the cache has one more pair (the copy head's; see :class:`CopyHead`) and ``logits``
+        are the log-probabilities of the copy mixture, which sampling and argmax treat like logits.
         Returns logits (B, T, V), emotion_logits (B, T, E), emotion_intensity (B, T) and the present cache
         (P + T positions), or with ``new_only`` the keys and values of the T new positions only (the exported
         decoder's form: the runtime owns the cache and appends them in place). With ``logits_to_keep`` N the
@@ -432,11 +515,29 @@ class RoleModel(nn.Module):
         for i, block in enumerate(self.blocks):
             x, k, v = block(x, bias, past[i] if past is not None else None, new_only)
             present.append((k, v))
+        copy_cache: tuple[Tensor, Tensor] | None = None
+        if self.cfg.copy_head:
+            h_all = self.ln_f(x)  # every new position gets a copy key in the cache
+            copy_cache = self.copy.cache_entry(h_all, input_ids)
+            if past is not None and not new_only:
+                own = past[self.cfg.n_layers]
+                present.append((torch.cat([own[0], copy_cache[0]], dim=2), torch.cat([own[1], copy_cache[1]], dim=2)))
+            else:
+                present.append(copy_cache)
         if logits_to_keep is not None:
             length = x.shape[1]
-            x = x.index_select(1, torch.arange(length - logits_to_keep, length, device=x.device))
+            kept = torch.arange(length - logits_to_keep, length, device=x.device)
+            x = x.index_select(1, kept)
+            bias = bias.index_select(2, kept)
         h = self.ln_f(x)
         logits = self.lm_head(h)
+        if copy_cache is not None:
+            keys, ids = copy_cache
+            if past is not None:
+                own = past[self.cfg.n_layers]
+                keys, ids = torch.cat([own[0], keys], dim=2), torch.cat([own[1], ids], dim=2)
+            token_ids = ids[:, 0, :, 0]  # (B, P + T)
+            logits = self.copy.mix(h, logits, self.copy.position_probs(h, keys, token_ids, bias[:, 0]), token_ids)
         emotion_logits = self.emotion_head(h)
         intensity = torch.sigmoid(self.intensity_head(h)).squeeze(-1)
         return logits, emotion_logits, intensity, present

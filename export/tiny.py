@@ -68,8 +68,9 @@ def tiny_corpus(n_lines: int = 300, seed: int = 0) -> list[str]:
     return lines
 
 
-def tiny_config(vocab_size: int, fusion: str = "concat") -> RoleModelConfig:
-    """Two layers, width 32, two heads, 16-pixel images, a handful of prefix tokens."""
+def tiny_config(vocab_size: int, fusion: str = "concat", copy_head: bool = True) -> RoleModelConfig:
+    """Two layers, width 32, two heads, 16-pixel images, a handful of prefix tokens; a copy head like the default
+    model's unless ``copy_head`` is False."""
     return RoleModelConfig(
         vocab_size=vocab_size,
         d_model=32,
@@ -83,6 +84,7 @@ def tiny_config(vocab_size: int, fusion: str = "concat") -> RoleModelConfig:
         image_size=16,
         vision_channels=(8, 16),
         fusion=fusion,
+        copy_head=copy_head,
         dropout=0.0,
     )
 
@@ -102,6 +104,9 @@ def build_tiny_bundle(out_dir: str | Path, seed: int = 0, fusion: str = "concat"
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             model = RoleModel(tiny_config(tokenizer.get_vocab_size(), fusion)).eval()
+            # An untrained copy head at an even gate mostly repeats the commonest prompt token (often a space);
+            # a mostly closed gate keeps the random replies varied while every step still runs the copy path.
+            model.copy.gate.bias.data.fill_(-8.0)
         return write_bundle(
             model,
             tokenizer_path,

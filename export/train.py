@@ -36,13 +36,14 @@ SWAP_OPTIONS = ("voice_swap", "fact_swap")
 class TrainConfig:
     """Optimisation and bookkeeping of one run; the model and data configs come from the preset.
 
-    ``fusion`` and ``prompt_voice`` are the model settings a run may change: None keeps the preset's
-    (``RoleModelConfig.fusion``, ``RoleModelConfig.prompt_voice``).
+    ``fusion``, ``prompt_voice`` and ``copy_head`` are the model settings a run may change: None keeps the
+    preset's (``RoleModelConfig.fusion``, ``.prompt_voice``, ``.copy_head``).
     """
 
     preset: str = "default"
     fusion: str | None = None
     prompt_voice: bool | None = None
+    copy_head: bool | None = None
     #: ``DataConfig.voice_swap`` and ``DataConfig.fact_swap`` for this run (None: the preset's).
     voice_swap: float | None = None
     fact_swap: float | None = None
@@ -109,17 +110,17 @@ def preset_configs(preset: str) -> tuple[Any, Any, TrainConfig]:
     from export.role_model import RoleModelConfig
 
     if preset == "default":
-        data = DataConfig()
+        data = DataConfig(fact_swap=0.5)
         model = RoleModelConfig(vocab_size=data.vocab_size, d_model=192, n_layers=4, n_heads=3, d_ff=576,
                                 max_positions=384, n_persona_tokens=4, n_visual_tokens=16, image_size=64,
-                                vision_channels=(16, 32, 64), prompt_voice=True)  # fmt: skip
+                                vision_channels=(16, 32, 64), prompt_voice=True, copy_head=True)  # fmt: skip
         return model, data, TrainConfig(preset="default", steps=7000, max_minutes=57.0)
     if preset == "small":
         data = DataConfig(n_procedural_personas=60, examples_per_persona=60, examples_per_bundled_persona=200,
                           n_scenes=800)  # fmt: skip
         model = RoleModelConfig(vocab_size=data.vocab_size, d_model=128, n_layers=2, n_heads=2, d_ff=384,
                                 max_positions=384, n_visual_tokens=4, image_size=32, vision_channels=(16, 32),
-                                prompt_voice=True)  # fmt: skip
+                                prompt_voice=True, copy_head=True)  # fmt: skip
         return model, data, TrainConfig(preset="small", steps=200, batch_size=16, eval_every=50, checkpoint_every=50)
     if preset == "tiny":
         data = DataConfig(n_procedural_personas=3, examples_per_persona=12, examples_per_bundled_persona=6,
@@ -127,7 +128,7 @@ def preset_configs(preset: str) -> tuple[Any, Any, TrainConfig]:
                           image_size=16)  # fmt: skip
         model = RoleModelConfig(vocab_size=data.vocab_size, d_model=32, n_layers=2, n_heads=2, d_ff=64,
                                 max_positions=512, text_embed_dim=32, n_persona_tokens=2, n_visual_tokens=4,
-                                image_size=16, vision_channels=(8, 16), prompt_voice=True)  # fmt: skip
+                                image_size=16, vision_channels=(8, 16), prompt_voice=True, copy_head=True)  # fmt: skip
         return model, data, TrainConfig(preset="tiny", steps=8, batch_size=4, lr=3e-3, warmup_steps=2,
                                         eval_every=4, eval_batches=2, checkpoint_every=4)  # fmt: skip
     raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
@@ -162,7 +163,10 @@ def reply_losses(model: Any, batch: Mapping[str, Any], emotion_weight: float = 1
     labels = batch["labels"]
     picked = labels != IGNORE_INDEX  # (B, L)
     logits = model.lm_head(h[picked])  # (n_labelled, V)
-    lm_loss = F.cross_entropy(logits, labels[picked])
+    if model.cfg.copy_head:
+        lm_loss = -model.copy.label_log_probs(h, input_ids, bias, picked, logits, labels[picked]).mean()
+    else:
+        lm_loss = F.cross_entropy(logits, labels[picked])
     rows = torch.arange(h.shape[0], device=h.device)
     h_emotion = h[rows, batch["emotion_position"]]  # (B, D)
     emotion_logits = model.emotion_head(h_emotion)  # (B, E)
@@ -261,7 +265,9 @@ def _evaluate(model: Any, data: Any, cfg: TrainConfig, device: Any) -> dict[str,
     from export.dataset import length_grouped_batches
 
     val = data.splits["val"]
-    batches = length_grouped_batches(range(len(val)), val.lengths, cfg.batch_size, seed=1234, epoch=0)
+    # A val split smaller than a batch (tiny corpora) is still evaluated, as one smaller batch.
+    size = max(1, min(cfg.batch_size, len(val)))
+    batches = length_grouped_batches(range(len(val)), val.lengths, size, seed=1234, epoch=0)
     batches = batches[: cfg.eval_batches]
     totals = {"val_loss": 0.0, "val_lm_loss": 0.0, "val_emotion_loss": 0.0, "val_emotion_acc": 0.0}
     was_training = model.training
@@ -313,6 +319,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         model_cfg = replace(model_cfg, fusion=cfg.fusion)
     if cfg.prompt_voice is not None:
         model_cfg = replace(model_cfg, prompt_voice=cfg.prompt_voice)
+    if cfg.copy_head is not None:
+        model_cfg = replace(model_cfg, copy_head=cfg.copy_head)
     data_cfg = replace(data_cfg, **{k: getattr(cfg, k) for k in SWAP_OPTIONS if getattr(cfg, k) is not None})
     state: dict[str, Any] | None = None
     if resume:
@@ -328,6 +336,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         if cfg.prompt_voice is not None and cfg.prompt_voice != saved_model_cfg.prompt_voice:
             raise ValueError(f"--resume: {ckpt_path} was trained with prompt_voice={saved_model_cfg.prompt_voice}; "
                              "drop --no-voice or train into another folder")  # fmt: skip
+        if cfg.copy_head is not None and cfg.copy_head != saved_model_cfg.copy_head:
+            raise ValueError(f"--resume: {ckpt_path} was trained with copy_head={saved_model_cfg.copy_head}; "
+                             "drop --no-copy or train into another folder")  # fmt: skip
         for key in SWAP_OPTIONS:
             saved_share = saved["data_config"].get(key, 0.0)
             if getattr(cfg, key) is not None and getattr(cfg, key) != saved_share:
@@ -459,7 +470,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         dist.destroy_process_group()
     summary = {
         "steps": step, "target_steps": cfg.steps, "stopped_early": stopped_early, "fusion": model_cfg.fusion,
-        "prompt_voice": model_cfg.prompt_voice,
+        "prompt_voice": model_cfg.prompt_voice, "copy_head": model_cfg.copy_head,
         "last": last,
         "history": history, "wall_s": round(time.monotonic() - started, 1), "data_prep_s": round(prep_s, 1),
         "checkpoint": str(ckpt_path), "world_size": dist_info.world,
@@ -481,6 +492,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-voice", action="store_true",
                         help="leave the card's traits, mood and speaking style off the decoder's <know> line (the "
                         "layout before voice lines; for ablations)")  # fmt: skip
+    parser.add_argument("--no-copy", action="store_true",
+                        help="no pointer (copy) head: replies come from the language model alone (the models before "
+                        "it; for ablations)")  # fmt: skip
     parser.add_argument("--voice-swap", type=float, default=None, metavar="SHARE",
                         help="share of generated personas' training turns given generated catchphrases and forms of "
                         "address, so the model learns to copy them from the card (default: the preset's, 0)")  # fmt: skip
@@ -502,7 +516,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _, _, cfg = preset_configs(args.preset)
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                  "max_minutes": args.max_minutes, "threads": args.threads, "fusion": args.fusion,
-                 "prompt_voice": False if args.no_voice else None, "voice_swap": args.voice_swap,
+                 "prompt_voice": False if args.no_voice else None,
+                 "copy_head": False if args.no_copy else None, "voice_swap": args.voice_swap,
                  "fact_swap": args.fact_swap}  # fmt: skip
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     if args.steps is not None and args.steps < cfg.eval_every:

@@ -154,7 +154,10 @@ class RoleModelEngine:
         self.prompt_voice = bool(model.get("prompt_voice", False))
         self.n_heads = int(model["n_heads"])
         self.head_dim = int(model["head_dim"])
-        self.past_names, self.new_names = role_model_kv_names(self.n_layers)
+        #: Cache entries: one (key, value) pair per layer, plus the copy head's where the model has one
+        #: (its keys and the token ids they point at; the engine caches them like any layer's).
+        self.kv_layers = int(model.get("kv_layers", self.n_layers))
+        self.past_names, self.new_names = role_model_kv_names(self.kv_layers)
         #: Decoders exported with ``logits_to_keep`` run their heads on the last prompt position only at prefill.
         self.keeps_last = "logits_to_keep" in bundle.graphs["decoder"].inputs
         declared = bundle.graphs["decoder"].outputs

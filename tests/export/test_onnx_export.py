@@ -30,11 +30,12 @@ def _copy_text_parts(src: Path, dst: Path) -> None:
         shutil.copyfile(src / name, dst / name)
 
 
-@pytest.mark.parametrize("fusion", ["concat", "weighted_sum", "cross_attention"])
+@pytest.mark.parametrize(("fusion", "copy_head"), [("concat", True), ("weighted_sum", True),
+                                                   ("cross_attention", True), ("concat", False)])
 def test_every_fusion_exports_with_parity(
-    make_model: MakeModel, tiny_bundle: Path, tmp_path: Path, fusion: str
+    make_model: MakeModel, tiny_bundle: Path, tmp_path: Path, fusion: str, copy_head: bool
 ) -> None:
-    model = make_model(fusion, seed=4)
+    model = make_model(fusion, seed=4, copy_head=copy_head)
     _copy_text_parts(tiny_bundle, tmp_path)
     export_role_model(model, tmp_path)
     report = check_parity(model, tmp_path, steps=5)
@@ -45,8 +46,7 @@ def test_every_fusion_exports_with_parity(
 
 
 def test_graph_names_come_from_the_bundle_spec(cross_bundle: Path) -> None:
-    n_layers = 2
-    past, present = role_model_kv_names(n_layers)
+    past, present = role_model_kv_names(3)  # two layers and the copy head
     for name, spec in ROLE_MODEL_GRAPHS.items():
         model = onnx.load(str(cross_bundle / GRAPH_FILES[name]))
         onnx.checker.check_model(model)
@@ -61,7 +61,7 @@ def test_graph_names_come_from_the_bundle_spec(cross_bundle: Path) -> None:
 
 def test_decoder_graph_has_dynamic_batch_and_lengths(cross_bundle: Path) -> None:
     session = ort.InferenceSession(str(cross_bundle / GRAPH_FILES["decoder"]), providers=["CPUExecutionProvider"])
-    past_names, _ = role_model_kv_names(2)
+    past_names, _ = role_model_kv_names(3)  # two layers and the copy head
     d, heads, head_dim = 32, 2, 16
     for b, t, p in [(1, 1, 0), (5, 4, 7), (2, 9, 0), (3, 1, 30)]:
         feeds = {

@@ -106,9 +106,10 @@ def test_shapes_of_every_module(make_model: MakeModel, fusion: str) -> None:
     assert emotion.shape == (b, 12, cfg.n_emotions)
     assert intensity.shape == (b, 12)
     assert bool(((intensity >= 0) & (intensity <= 1)).all())
-    assert len(present) == cfg.n_layers
+    assert cfg.copy_head and len(present) == cfg.kv_layers == cfg.n_layers + 1
     for k, v in present:
         assert k.shape == v.shape == (b, cfg.n_heads, 12, cfg.head_dim)
+    torch.testing.assert_close(present[-1][1][:, 0, :, 0], inputs["input_ids"].float())  # the copy head's token ids
 
 
 @pytest.mark.parametrize("fusion", FUSIONS)
@@ -127,9 +128,10 @@ def test_absent_image_ignores_visual_features(make_model: MakeModel, fusion: str
     assert not torch.allclose(seen_a, seen_b)
 
 
-@pytest.mark.parametrize("fusion", FUSIONS)
-def test_kv_cache_steps_equal_full_forward(make_model: MakeModel, fusion: str) -> None:
-    model = make_model(fusion)
+@pytest.mark.parametrize(("fusion", "copy_head"), [*((f, True) for f in FUSIONS), ("concat", False)])
+def test_kv_cache_steps_equal_full_forward(make_model: MakeModel, fusion: str, copy_head: bool) -> None:
+    model = make_model(fusion, copy_head=copy_head)
+    assert len(model.forward_step(**_inputs(model, [12]))[3]) == model.cfg.kv_layers
     inputs = _inputs(model, [14, 11])
     with torch.no_grad():
         full_logits, full_emotion, _, _ = model.forward_step(**inputs)
@@ -147,6 +149,26 @@ def test_kv_cache_steps_equal_full_forward(make_model: MakeModel, fusion: str) -
     real = inputs["attention_mask"].bool()  # padding rows are free to differ
     torch.testing.assert_close(torch.cat(step_logits, 1)[real], full_logits[real], atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(torch.cat(step_emotion, 1)[real], full_emotion[real], atol=1e-5, rtol=1e-4)
+
+
+def test_copy_head_mixes_a_distribution_over_visible_text_tokens(make_model: MakeModel) -> None:
+    """The copy mixture is a probability distribution; with the gate fully open, all its mass is on tokens of the
+    visible text, never on a special token or on a token that is not there."""
+    model = make_model("concat")
+    inputs = _inputs(model, [16, 12])
+    with torch.no_grad():
+        logits = model.forward_step(**inputs)[0]
+        torch.testing.assert_close(logits.exp().sum(-1), torch.ones(logits.shape[:2]), atol=1e-4, rtol=1e-4)
+        model.copy.gate.bias.fill_(60.0)  # gate -> 1: copying only
+        copied = model.forward_step(**inputs)[0].exp()
+    k = model.cfg.prefix_tokens
+    for row, n in enumerate([16, 12]):
+        start = inputs["input_ids"].shape[1] - n
+        for t in range(start + k, start + n):  # text positions: tokens at start + k .. t are visible
+            visible = set(inputs["input_ids"][row, start + k : t + 1].tolist())
+            mass = copied[row, t]
+            assert float(mass[sorted(visible)].sum()) == pytest.approx(1.0, abs=1e-4)
+            assert float(mass[: model.cfg.copy_min_id].sum()) < 1e-6
 
 
 def test_left_padded_batch_equals_each_request_alone(make_model: MakeModel) -> None:
