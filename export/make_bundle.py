@@ -389,83 +389,93 @@ def make_bundle(run_dir: str | Path, out_dir: str | Path, config: BundleConfig |
         log.warning("the corpus code changed since training (digest %s, run %s): quality is measured on today's "
                     "corpus", digest[:12], str(extra.get("corpus_digest"))[:12])  # fmt: skip
 
-    with tempfile.TemporaryDirectory(prefix="make-bundle-") as work_str:
-        work = Path(work_str)
-        encoder = make_text_encoder(data_config.text_encoder, data_config.text_embed_dim)
-        text_onnx = work / "text_encoder.onnx"
-        text_export = export_text_encoder(encoder, text_onnx)
-        text_tokenizer = encoder.save_tokenizer(work / "text_encoder_tokenizer.json")
-        _clear_bundle_dir(out)
-        limits = BundleLimits(max_prompt_tokens=model.cfg.max_positions - config.max_new_tokens,
-                              max_new_tokens=config.max_new_tokens)  # fmt: skip
-        description = (
-            f"Role model trained from scratch on the Emberfall corpus (preset {extra.get('train_config', {}).get('preset')}, "
-            f"{extra.get('step')} steps); persona by MiniLM card embedding"
-            + (" and the card's traits, mood and speaking style as prompt text" if model.cfg.prompt_voice else "")
-            + ", screenshot by a small CNN."
-        )
-        write_bundle(model, tokenizer_path, text_onnx, text_tokenizer, out, name=config.name, description=description,
-                     quantize=None, limits=limits)  # fmt: skip
-        fp32_dir = work / "fp32"
-        fp32_dir.mkdir()
-        for name in GRAPH_FILES:
-            shutil.copyfile(out / GRAPH_FILES[name], fp32_dir / GRAPH_FILES[name])
-        fp32 = evaluate_bundle(out, examples, config.max_new_tokens)
-        log.info("fp32 bundle quality: %s", fp32.summary())
-        quality: dict[str, Any] = {"fp32": fp32.summary(), "text_encoder_export": text_export}
-        graph_precision = {name: "fp32" for name in GRAPH_FILES}
-        updates: dict[str, Any] = {}
+    # Built beside the target and moved into place only when it is complete and accepted: a failed export (parity,
+    # size, a crash) never leaves a half-written bundle where the last good one was.
+    build = out.parent / f".{out.name}.partial"
+    shutil.rmtree(build, ignore_errors=True)
+    build.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="make-bundle-") as work_str:
+            work = Path(work_str)
+            encoder = make_text_encoder(data_config.text_encoder, data_config.text_embed_dim)
+            text_onnx = work / "text_encoder.onnx"
+            text_export = export_text_encoder(encoder, text_onnx)
+            text_tokenizer = encoder.save_tokenizer(work / "text_encoder_tokenizer.json")
+            limits = BundleLimits(max_prompt_tokens=model.cfg.max_positions - config.max_new_tokens,
+                                  max_new_tokens=config.max_new_tokens)  # fmt: skip
+            description = (
+                f"Role model trained from scratch on the Emberfall corpus (preset {extra.get('train_config', {}).get('preset')}, "
+                f"{extra.get('step')} steps); persona by MiniLM card embedding"
+                + (" and the card's traits, mood and speaking style as prompt text" if model.cfg.prompt_voice else "")
+                + ", screenshot by a small CNN."
+            )
+            write_bundle(model, tokenizer_path, text_onnx, text_tokenizer, build, name=config.name, description=description,
+                         quantize=None, limits=limits)  # fmt: skip
+            fp32_dir = work / "fp32"
+            fp32_dir.mkdir()
+            for name in GRAPH_FILES:
+                shutil.copyfile(build / GRAPH_FILES[name], fp32_dir / GRAPH_FILES[name])
+            fp32 = evaluate_bundle(build, examples, config.max_new_tokens)
+            log.info("fp32 bundle quality: %s", fp32.summary())
+            quality: dict[str, Any] = {"fp32": fp32.summary(), "text_encoder_export": text_export}
+            graph_precision = {name: "fp32" for name in GRAPH_FILES}
+            updates: dict[str, Any] = {}
 
-        if config.quantize == "int8":
-            texts = sorted({ex.card.card_text() for ex in examples} | {ex.player for ex in examples})
-            cosine = _quantize_text_encoder(out, fp32_dir / GRAPH_FILES["text_encoder"], texts, config.min_text_cosine)
-            quality["text_encoder_int8_cosine"] = cosine
-            graph_precision["text_encoder"] = "int8"
-            text_only = evaluate_bundle(out, examples, config.max_new_tokens)
-            quantize_graphs(out, names=["prefix_encoder", "decoder"])
-            all_int8 = evaluate_bundle(out, examples, config.max_new_tokens)
-            verdict = {
-                "reply_loss_delta": round(all_int8.reply_loss - text_only.reply_loss, 4),
-                "fact_recall_drop": round(text_only.fact_recall - all_int8.fact_recall, 4),
-                "emotion_accuracy_drop": round(text_only.emotion_accuracy - all_int8.emotion_accuracy, 4),
-                "greedy_agreement": round(_agreement(text_only, all_int8), 4),
-            }
-            keep = (verdict["reply_loss_delta"] <= config.max_reply_loss_delta
-                    and verdict["fact_recall_drop"] <= config.max_fact_recall_drop)  # fmt: skip
-            quality["int8_text_encoder_only"] = {**text_only.summary(), "greedy_agreement_with_fp32": round(_agreement(fp32, text_only), 4)}
-            quality["int8_all"] = {**all_int8.summary(), "greedy_agreement_with_fp32": round(_agreement(fp32, all_int8), 4)}
-            quality["decoder_int8_cost"] = verdict
-            if keep:
-                graph_precision["prefix_encoder"] = graph_precision["decoder"] = "int8"
-                updates["parity"] = {**json.loads((out / "bundle.json").read_text(encoding="utf-8"))["parity"],
-                                     "int8": check_parity(model, out, strict=False, tolerance=None)}  # fmt: skip
-            else:
-                log.warning("int8 decoder/prefix cost too much (%s): keeping them fp32", verdict)
-                for name in ("prefix_encoder", "decoder"):
-                    shutil.copyfile(fp32_dir / GRAPH_FILES[name], out / GRAPH_FILES[name])
-            quality["thresholds"] = {
-                "max_reply_loss_delta": config.max_reply_loss_delta,
-                "max_fact_recall_drop": config.max_fact_recall_drop,
-                "min_text_cosine": config.min_text_cosine,
-            }
-        precisions = set(graph_precision.values())
-        updates.update({
-            "precision": precisions.pop() if len(precisions) == 1 else "mixed",
-            "graph_precision": graph_precision,
-            "quality": quality,
-            "training": _training_record(run, extra, model.cfg.prompt_voice, model.cfg.copy_head),
-            "samples": [
-                {"persona": ex.persona_id, "player": ex.player, "reply": reply}
-                for ex, reply in list(zip(examples, fp32.replies))[:6]
-            ],
-        })
-        _rewrite_manifest(out, updates)
-        _write_model_card(out)
+            if config.quantize == "int8":
+                texts = sorted({ex.card.card_text() for ex in examples} | {ex.player for ex in examples})
+                cosine = _quantize_text_encoder(build, fp32_dir / GRAPH_FILES["text_encoder"], texts, config.min_text_cosine)
+                quality["text_encoder_int8_cosine"] = cosine
+                graph_precision["text_encoder"] = "int8"
+                text_only = evaluate_bundle(build, examples, config.max_new_tokens)
+                quantize_graphs(build, names=["prefix_encoder", "decoder"])
+                all_int8 = evaluate_bundle(build, examples, config.max_new_tokens)
+                verdict = {
+                    "reply_loss_delta": round(all_int8.reply_loss - text_only.reply_loss, 4),
+                    "fact_recall_drop": round(text_only.fact_recall - all_int8.fact_recall, 4),
+                    "emotion_accuracy_drop": round(text_only.emotion_accuracy - all_int8.emotion_accuracy, 4),
+                    "greedy_agreement": round(_agreement(text_only, all_int8), 4),
+                }
+                keep = (verdict["reply_loss_delta"] <= config.max_reply_loss_delta
+                        and verdict["fact_recall_drop"] <= config.max_fact_recall_drop)  # fmt: skip
+                quality["int8_text_encoder_only"] = {**text_only.summary(), "greedy_agreement_with_fp32": round(_agreement(fp32, text_only), 4)}
+                quality["int8_all"] = {**all_int8.summary(), "greedy_agreement_with_fp32": round(_agreement(fp32, all_int8), 4)}
+                quality["decoder_int8_cost"] = verdict
+                if keep:
+                    graph_precision["prefix_encoder"] = graph_precision["decoder"] = "int8"
+                    updates["parity"] = {**json.loads((build / "bundle.json").read_text(encoding="utf-8"))["parity"],
+                                         "int8": check_parity(model, build, strict=False, tolerance=None)}  # fmt: skip
+                else:
+                    log.warning("int8 decoder/prefix cost too much (%s): keeping them fp32", verdict)
+                    for name in ("prefix_encoder", "decoder"):
+                        shutil.copyfile(fp32_dir / GRAPH_FILES[name], build / GRAPH_FILES[name])
+                quality["thresholds"] = {
+                    "max_reply_loss_delta": config.max_reply_loss_delta,
+                    "max_fact_recall_drop": config.max_fact_recall_drop,
+                    "min_text_cosine": config.min_text_cosine,
+                }
+            precisions = set(graph_precision.values())
+            updates.update({
+                "precision": precisions.pop() if len(precisions) == 1 else "mixed",
+                "graph_precision": graph_precision,
+                "quality": quality,
+                "training": _training_record(run, extra, model.cfg.prompt_voice, model.cfg.copy_head),
+                "samples": [
+                    {"persona": ex.persona_id, "player": ex.player, "reply": reply}
+                    for ex, reply in list(zip(examples, fp32.replies))[:6]
+                ],
+            })
+            _rewrite_manifest(build, updates)
+            _write_model_card(build)
 
-    total_mb = sum(p.stat().st_size for p in out.iterdir() if p.is_file()) / 1e6
-    if total_mb > config.max_bundle_mb:
-        raise RuntimeError(f"bundle {out} is {total_mb:.1f} MB, over the {config.max_bundle_mb} MB budget")
-    load_bundle(out)  # the runtime must accept what we wrote
+        total_mb = sum(p.stat().st_size for p in build.iterdir() if p.is_file()) / 1e6
+        if total_mb > config.max_bundle_mb:
+            raise RuntimeError(f"bundle {out} is {total_mb:.1f} MB, over the {config.max_bundle_mb} MB budget")
+        load_bundle(build)  # the runtime must accept what we wrote
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)  # a failed export leaves the earlier bundle as it was
+        raise
+    _clear_bundle_dir(out)
+    build.rename(out)
     log.info("bundle %s: %.1f MB, graphs %s, quality %s", out, total_mb, graph_precision, quality)
     return {**quality, "bundle_mb": round(total_mb, 2), "graph_precision": graph_precision}
 

@@ -44,6 +44,8 @@ OPSET = 17
 GRAPH_FILES = {name: f"{name}.onnx" for name in ROLE_MODEL_GRAPHS}
 #: fp32 ONNX Runtime vs PyTorch: the largest absolute difference accepted on any compared output.
 PARITY_TOLERANCE = 1e-3
+#: Copy-head decoders output log-probabilities; parity compares them above this floor (p = 1e-7).
+LOG_PROB_FLOOR = float(np.log(1e-7))
 
 #: (knowledge, context, history, player text, persona card text) of the parity prompts; lengths differ on purpose.
 PARITY_TURNS: tuple[tuple[str, dict[str, str], list[tuple[str, str]], str, str], ...] = (
@@ -261,7 +263,7 @@ def check_parity(model: RoleModel, bundle_dir: str | Path, steps: int = 6, stric
     """Run the bundle's graphs with ONNX Runtime (CPU) against PyTorch on a ragged left-padded batch.
 
     Compares visual features, prefix embeddings, prefill emotion outputs and the logits of ``steps`` greedy
-    steps; greedy tokens must be identical, and with a ``tolerance`` (None: tokens only, for int8) every max abs
+    steps (a copy-head decoder's log-probabilities above ``LOG_PROB_FLOOR``); greedy tokens must be identical, and with a ``tolerance`` (None: tokens only, for int8) every max abs
     difference must stay within it. With ``strict`` a failure raises :class:`ParityError`; the report (max abs
     differences, tokens match, passed) is returned either way.
     """
@@ -294,12 +296,19 @@ def check_parity(model: RoleModel, bundle_dir: str | Path, steps: int = 6, stric
     def diff(a: np.ndarray, t: Tensor) -> float:
         return float(np.abs(a - t.numpy()).max())
 
+    def logit_diff(a: np.ndarray, t: Tensor) -> float:
+        if not cfg.copy_head:
+            return diff(a, t)
+        # A copy-head decoder outputs log-probabilities, where a float's rounding in a probability of 1e-10 is a
+        # visible difference of its log; below the floor no sampler can pick a token, so compare above it.
+        return float(np.abs(np.maximum(a, LOG_PROB_FLOOR) - np.maximum(t.numpy(), LOG_PROB_FLOOR)).max())
+
     max_abs = {
         "visual_features": diff(ort_out["visual"], visual_t),
         "prefix_embeds": diff(ort_out["prefix"], prefix_t),
         "emotion_logits": diff(ort_out["emotion_logits"], ref.emotion_logits),
         "emotion_intensity": diff(ort_out["intensity"], ref.emotion_intensity),
-        "logits": max(diff(a, t) for a, t in zip(ort_out["step_logits"], ref.step_logits)),
+        "logits": max(logit_diff(a, t) for a, t in zip(ort_out["step_logits"], ref.step_logits)),
     }
     tokens_match = ort_out["tokens"] == ref.tokens
     passed = tokens_match and (tolerance is None or all(v <= tolerance for v in max_abs.values()))

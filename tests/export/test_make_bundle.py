@@ -69,6 +69,16 @@ def test_refuses_to_overwrite_a_folder_that_is_not_a_bundle(tiny_run: Path, tmp_
     assert (tmp_path / "notes.txt").exists()
 
 
+def test_a_failed_export_leaves_the_earlier_bundle_as_it_was(tiny_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    make_bundle(tiny_run, out, BundleConfig(eval_examples=1, quantize=None))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(RuntimeError, match="budget"):  # fails at the very end, after every graph was written
+        make_bundle(tiny_run, out, BundleConfig(eval_examples=1, quantize=None, max_bundle_mb=0.001))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no half-built folder left beside it
+
+
 @pytest.mark.parametrize("fusion", ["weighted_sum", "cross_attention"])
 def test_a_run_with_another_fusion_exports_that_fusion(tmp_path: Path, fusion: str) -> None:
     """The fusion ablation's path: train with --fusion, export; the bundle serves that fusion with fp32 parity."""
