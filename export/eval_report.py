@@ -312,8 +312,8 @@ def _metric_sections(report: Mapping[str, Any]) -> list[str]:
     ceiling = [_pick("emotion", "likeliest_label_ceiling")(r["reference"]) for r in report["results"].values()]
     out += ["", f"Controls without a model: the most frequent label always {', '.join(_fmt(v) for v in majority)}; "
             f"the persona's default emotion always {', '.join(_fmt(v) for v in default)}; the label the corpus's "
-            f"emotion rule makes likeliest for the turn's intent, persona and scene always (the ceiling: labels are "
-            f"drawn from that rule) {', '.join(_fmt(v) for v in ceiling)}.", ""]  # fmt: skip
+            f"emotion rule makes likeliest for the turn's intent, persona and scene always (the ceiling: rule labels "
+            f"are that label, sampled labels are draws around it) {', '.join(_fmt(v) for v in ceiling)}.", ""]  # fmt: skip
     out += ["#### Scene grounding: questions about the surroundings answered with the true element", ""]
     out += _condition_table(report, _with_n("scene_grounding", "share"), (*_ALL, "image_only", "no_scene"))
     out += ["", "#### Task completion: task turns whose reply carries every required fact", ""]
@@ -363,7 +363,7 @@ def _metric_sections(report: Mapping[str, Any]) -> list[str]:
 def _ablation_section(report: Mapping[str, Any]) -> list[str]:
     keys = ("hits_at_1", "emotion_macro_f1", "scene_grounding", "task_completion", "break_character", "repetition",
             "distinct_2", "clean_ending")  # fmt: skip
-    header = ["bundle", "fusion", "voice", "steps", "hits@1", "emotion F1", "grounding", "task", "break-char.", "repetition",
+    header = ["bundle", "fusion", "voice", "copy", "steps", "hits@1", "emotion F1", "grounding", "task", "break-char.", "repetition",
               "distinct-2", "clean end"]  # fmt: skip
     rows = []
     for row in report["ablation"]:
@@ -373,11 +373,13 @@ def _ablation_section(report: Mapping[str, Any]) -> list[str]:
             cells.append(" / ".join(_fmt(v) for v in values))
         steps = row.get("steps")
         voice = "yes" if row.get("prompt_voice") else "no"
-        rows.append([f"`{row['name']}`", row.get("fusion"), voice, "–" if steps is None else f"{steps:,}", *cells])
+        copy = "yes" if row.get("copy_head") else "no"
+        rows.append([f"`{row['name']}`", row.get("fusion"), voice, copy, "–" if steps is None else f"{steps:,}",
+                     *cells])
     splits = " / ".join(_SPLIT_NAMES.get(s, s) for s in report["results"])
     out = [f"Each cell: {splits}. Voice: whether the model reads the card's traits, mood and speaking style on its "
-           "`<know>` line (`model.prompt_voice`). Steps: the training steps the bundle's manifest records "
-           "(`training.steps`)."]
+           "`<know>` line (`model.prompt_voice`). Copy: whether its decoder has the pointer head "
+           "(`model.copy_head`). Steps: the training steps the bundle's manifest records (`training.steps`)."]
     if len(report["ablation"]) > 1:
         out[0] += " The first row is the evaluated bundle; the others were passed with `--ablation`."
     stray = [f"`{row['name']}`" for row in report["ablation"][1:] if row.get("corpus_matches_training") is False]

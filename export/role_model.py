@@ -390,11 +390,18 @@ class CopyHead(nn.Module):
         ids = input_ids.to(h.dtype).view(b, 1, t, 1).expand(b, cfg.n_heads, t, cfg.head_dim)
         return keys, ids
 
-    def position_probs(self, h_query: Tensor, keys: Tensor, ids: Tensor, bias: Tensor) -> Tensor:
-        """Copy attention: h_query (B, N, D), keys (B, H, L, Dh), ids (B, L), bias (B, N, L) -> (B, N, L)."""
-        b, _, length, _ = keys.shape
-        flat = keys.transpose(1, 2).reshape(b, length, self.cfg.d_model)  # (B, L, D)
-        scores = torch.matmul(self.query(h_query), flat.transpose(1, 2)) * (1.0 / math.sqrt(self.cfg.d_model))
+    def scores(self, h_query: Tensor, keys: Tensor) -> Tensor:
+        """Scaled copy scores (B, N, L) of queries from h_query (B, N, D) against cached keys (B, H, L, Dh).
+
+        Per head, then summed over heads (the same dot product over the full width), so the exported graph reads
+        the cache in its own layout: no transpose or concatenation of it (see ``forward_step``)."""
+        cfg = self.cfg
+        b, n, _ = h_query.shape
+        q = self.query(h_query).view(b, n, cfg.n_heads, cfg.head_dim).transpose(1, 2)  # (B, H, N, Dh)
+        return torch.matmul(q, keys.transpose(-2, -1)).sum(1) * (1.0 / math.sqrt(cfg.d_model))
+
+    def position_probs(self, scores: Tensor, ids: Tensor, bias: Tensor) -> Tensor:
+        """Copy attention (B, N, L) from scores (B, N, L), the token ids (B, L) and the attention bias (B, N, L)."""
         # Half the attention mask's bias: a visible special token still outranks an invisible position, so a
         # position that sees no copyable token (inside the prefix) gives the same answer with or without a cache.
         never = torch.where(ids < self.cfg.copy_min_id, torch.full_like(ids, 0.5 * MASK_VALUE), torch.zeros_like(ids))
@@ -418,7 +425,7 @@ class CopyHead(nn.Module):
         (n,) at the picked positions. Computed without the (n, V) copy distribution.
         """
         keys, _ = self.cache_entry(h, input_ids)
-        probs = self.position_probs(h, keys, input_ids.to(h.dtype), bias[:, 0])  # (B, L, L)
+        probs = self.position_probs(self.scores(h, keys), input_ids.to(h.dtype), bias[:, 0])  # (B, L, L)
         rows = picked.nonzero()[:, 0]
         hits = (input_ids[rows] == targets.unsqueeze(1)).to(h.dtype)  # (n, L)
         p_copy = (probs[picked] * hits).sum(-1)  # (n,)
@@ -532,12 +539,17 @@ class RoleModel(nn.Module):
         h = self.ln_f(x)
         logits = self.lm_head(h)
         if copy_cache is not None:
-            keys, ids = copy_cache
+            # Scores against the cached and the new keys separately, joined as the small (B, N, P + T) matrix,
+            # like _attend_split: the cache is read in place, never copied.
+            scores = self.copy.scores(h, copy_cache[0])
+            token_ids = input_ids.to(h.dtype)  # (B, T)
             if past is not None:
-                own = past[self.cfg.n_layers]
-                keys, ids = torch.cat([own[0], keys], dim=2), torch.cat([own[1], ids], dim=2)
-            token_ids = ids[:, 0, :, 0]  # (B, P + T)
-            logits = self.copy.mix(h, logits, self.copy.position_probs(h, keys, token_ids, bias[:, 0]), token_ids)
+                own_keys, own_ids = past[self.cfg.n_layers]
+                scores = torch.cat([self.copy.scores(h, own_keys), scores], dim=2)
+                past_ids = own_ids.narrow(3, 0, 1).narrow(1, 0, 1).flatten(1)  # (B, P): last axis first, less to slice
+                token_ids = torch.cat([past_ids, token_ids], dim=1)
+            probs = self.copy.position_probs(scores, token_ids, bias[:, 0])
+            logits = self.copy.mix(h, logits, probs, token_ids)
         emotion_logits = self.emotion_head(h)
         intensity = torch.sigmoid(self.intensity_head(h)).squeeze(-1)
         return logits, emotion_logits, intensity, present

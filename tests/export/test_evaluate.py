@@ -248,17 +248,17 @@ def test_check_targets_reports_the_gap_and_why() -> None:
 def test_ablation_table_shows_each_bundles_training_steps() -> None:
     model = headline(_report(0.6)["results"]["test_seen"]["model"])
     report = {"results": {"test_seen": {}, "test_heldout": {}}, "ablation": [
-        {"name": "default", "fusion": "concat", "prompt_voice": True, "steps": 5500, "results": {"test_seen": model, "test_heldout": model}},
+        {"name": "default", "fusion": "concat", "prompt_voice": True, "copy_head": True, "steps": 5500, "results": {"test_seen": model, "test_heldout": model}},
         {"name": "abl_wsum", "fusion": "weighted_sum", "steps": 1500, "corpus_matches_training": False,
          "results": {"test_seen": model}},
         {"name": "odd", "fusion": "concat", "steps": None, "results": {}},
     ]}  # fmt: skip
     lines = _ablation_section(report)
-    assert "| bundle | fusion | voice | steps | hits@1 |" in "\n".join(lines)
+    assert "| bundle | fusion | voice | copy | steps | hits@1 |" in "\n".join(lines)
     rows = [line for line in lines if line.startswith("| `")]
-    assert rows[0].startswith("| `default` | concat | yes | 5,500 | 0.600 / 0.600 |")
-    assert rows[1].startswith("| `abl_wsum` | weighted_sum | no | 1,500 | 0.600 / – |")
-    assert rows[2].startswith("| `odd` | concat | no | – | – / – |")
+    assert rows[0].startswith("| `default` | concat | yes | yes | 5,500 | 0.600 / 0.600 |")
+    assert rows[1].startswith("| `abl_wsum` | weighted_sum | no | no | 1,500 | 0.600 / – |")
+    assert rows[2].startswith("| `odd` | concat | no | no | – | – / – |")
     assert any("another corpus" in line and "`abl_wsum`" in line for line in lines)
 
 
