@@ -407,7 +407,8 @@ def make_bundle(run_dir: str | Path, out_dir: str | Path, config: BundleConfig |
                 f"Role model trained from scratch on the Emberfall corpus (preset {extra.get('train_config', {}).get('preset')}, "
                 f"{extra.get('step')} steps); persona by MiniLM card embedding"
                 + (" and the card's traits, mood and speaking style as prompt text" if model.cfg.prompt_voice else "")
-                + ", screenshot by a small CNN."
+                + ", screenshot by a small CNN"
+                + ("; a copy head points at facts in the prompt." if model.cfg.copy_head else ".")
             )
             write_bundle(model, tokenizer_path, text_onnx, text_tokenizer, build, name=config.name, description=description,
                          quantize=None, limits=limits)  # fmt: skip
