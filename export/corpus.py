@@ -123,10 +123,10 @@ class CorpusConfig:
     heldout_scene_fraction: float = 0.1
     max_history_turns: int = 3
     pack_dir: str | None = None
-    #: How a turn's emotion label is set (``corpus_emotion.EMOTION_LABELS``): ``rule``, the label the persona,
-    #: intent and scene make likeliest, always the same for the same situation; ``sampled``, one seeded draw from
-    #: the situation's weights (the corpora of models trained before rule labels).
-    emotion_labels: str = "rule"
+    #: How a turn's emotion label is set (``corpus_emotion.EMOTION_LABELS``): ``sampled``, one seeded draw from
+    #: the situation's weights (the shipped model's corpus); ``rule``, the label the persona, intent and scene make
+    #: likeliest, always the same for the same situation (``npc-runtime train --emotion-labels rule``).
+    emotion_labels: str = "sampled"
 
     def __post_init__(self) -> None:
         ints = ("n_procedural_personas", "examples_per_persona", "examples_per_bundled_persona",

@@ -76,8 +76,8 @@ class DataConfig:
     #: (``export.fact_swap``), so that only copying from the ``<know>`` line predicts them. The card embedding
     #: keeps the original card.
     fact_swap: float = 0.0
-    #: How the corpus sets emotion labels (``CorpusConfig.emotion_labels``): ``rule`` or ``sampled``.
-    emotion_labels: str = "rule"
+    #: How the corpus sets emotion labels (``CorpusConfig.emotion_labels``): ``sampled`` or ``rule``.
+    emotion_labels: str = "sampled"
 
     def __post_init__(self) -> None:
         for name in ("n_procedural_personas", "examples_per_persona", "examples_per_bundled_persona", "n_scenes",
@@ -93,6 +93,8 @@ class DataConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+        if self.emotion_labels not in ("rule", "sampled"):
+            raise ValueError(f"emotion_labels must be 'rule' or 'sampled', got {self.emotion_labels!r}")
         if self.context_dropout + self.image_dropout >= 1.0:
             raise ValueError("context_dropout + image_dropout must stay below 1")
 
@@ -115,7 +117,7 @@ class DataConfig:
         for name in ("image_mean", "image_std"):
             if name in values:
                 values[name] = tuple(values[name])
-        values.setdefault("emotion_labels", "sampled")  # runs from before rule labels drew them
+        values.setdefault("emotion_labels", "sampled")  # runs from before the option drew them
         return cls(**values)
 
 

@@ -306,11 +306,12 @@ def _write_model_card(out: Path) -> None:
     (out / "MODEL_CARD.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, float] | None = None,
+def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, Any] | None = None,
             copy_head: bool | None = None) -> str:
-    """The train command of a run: its preset, plus --steps, --fusion, --no-voice, --no-copy, --voice-swap and --fact-swap
-    where the run changed the preset's (``prompt_voice`` and ``swaps`` are the checkpoint's model and data
-    settings: runs from before these options record no choice)."""
+    """The train command of a run: its preset, plus --steps, --fusion, --no-voice, --copy-head, --emotion-labels,
+    --voice-swap and --fact-swap where the run changed the preset's (``prompt_voice``, ``copy_head`` and ``swaps``,
+    which also carries ``emotion_labels``, are the checkpoint's model and data settings: runs from before these
+    options record no choice)."""
     from export.train import SWAP_OPTIONS, preset_configs
 
     preset = train_config.get("preset")
@@ -326,10 +327,13 @@ def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, f
         words.append(f"--fusion {fusion}")
     if preset_model is not None and preset_model.prompt_voice and not prompt_voice:
         words.append("--no-voice")
-    if preset_model is not None and preset_model.copy_head and copy_head is False:
-        words.append("--no-copy")
+    if preset_model is not None and copy_head is not None and copy_head != preset_model.copy_head:
+        words.append("--copy-head" if copy_head else "--no-copy-head")
+    labels = (swaps or {}).get("emotion_labels")
+    if preset_data is not None and labels is not None and labels != preset_data.emotion_labels:
+        words.append(f"--emotion-labels {labels}")
     for key in SWAP_OPTIONS:
-        share = (swaps or {}).get(key, 0.0)
+        share = float((swaps or {}).get(key, 0.0))
         if preset_data is not None and share != getattr(preset_data, key):
             words.append(f"--{key.replace('_', '-')} {share:g}")
     return " ".join(words) + " && npc-runtime export"
@@ -340,7 +344,9 @@ def _training_record(run_dir: Path, extra: dict[str, Any], prompt_voice: bool,
     from export.train import SWAP_OPTIONS
 
     data_config = extra.get("data_config", {})
-    swaps = {key: float(data_config.get(key, 0.0)) for key in SWAP_OPTIONS}
+    swaps: dict[str, Any] = {key: float(data_config.get(key, 0.0)) for key in SWAP_OPTIONS}
+    if data_config:
+        swaps["emotion_labels"] = data_config.get("emotion_labels", "sampled")
     history = extra.get("history") or []
     train_config = extra.get("train_config", {})
     record = {

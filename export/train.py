@@ -44,9 +44,10 @@ class TrainConfig:
     fusion: str | None = None
     prompt_voice: bool | None = None
     copy_head: bool | None = None
-    #: ``DataConfig.voice_swap`` and ``DataConfig.fact_swap`` for this run (None: the preset's).
+    #: ``DataConfig.voice_swap``, ``.fact_swap`` and ``.emotion_labels`` for this run (None: the preset's).
     voice_swap: float | None = None
     fact_swap: float | None = None
+    emotion_labels: str | None = None
     seed: int = 0
     steps: int = 2500
     batch_size: int = 16
@@ -110,10 +111,10 @@ def preset_configs(preset: str) -> tuple[Any, Any, TrainConfig]:
     from export.role_model import RoleModelConfig
 
     if preset == "default":
-        data = DataConfig(fact_swap=0.5)
+        data = DataConfig()
         model = RoleModelConfig(vocab_size=data.vocab_size, d_model=192, n_layers=4, n_heads=3, d_ff=576,
                                 max_positions=384, n_persona_tokens=4, n_visual_tokens=16, image_size=64,
-                                vision_channels=(16, 32, 64), prompt_voice=True, copy_head=True)  # fmt: skip
+                                vision_channels=(16, 32, 64), prompt_voice=True)  # fmt: skip
         return model, data, TrainConfig(preset="default", steps=7000, max_minutes=57.0)
     if preset == "small":
         data = DataConfig(n_procedural_personas=60, examples_per_persona=60, examples_per_bundled_persona=200,
@@ -322,6 +323,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
     if cfg.copy_head is not None:
         model_cfg = replace(model_cfg, copy_head=cfg.copy_head)
     data_cfg = replace(data_cfg, **{k: getattr(cfg, k) for k in SWAP_OPTIONS if getattr(cfg, k) is not None})
+    if cfg.emotion_labels is not None:
+        data_cfg = replace(data_cfg, emotion_labels=cfg.emotion_labels)
     state: dict[str, Any] | None = None
     if resume:
         if not ckpt_path.exists():
@@ -338,13 +341,17 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
                              "drop --no-voice or train into another folder")  # fmt: skip
         if cfg.copy_head is not None and cfg.copy_head != saved_model_cfg.copy_head:
             raise ValueError(f"--resume: {ckpt_path} was trained with copy_head={saved_model_cfg.copy_head}; "
-                             "drop --no-copy or train into another folder")  # fmt: skip
+                             "drop --copy-head/--no-copy-head or train into another folder")  # fmt: skip
         for key in SWAP_OPTIONS:
             saved_share = saved["data_config"].get(key, 0.0)
             if getattr(cfg, key) is not None and getattr(cfg, key) != saved_share:
                 flag = "--" + key.replace("_", "-")
                 raise ValueError(f"--resume: {ckpt_path} was trained with {key}={saved_share}; drop {flag} or train "
                                  "into another folder")  # fmt: skip
+        saved_labels = saved["data_config"].get("emotion_labels", "sampled")
+        if cfg.emotion_labels is not None and cfg.emotion_labels != saved_labels:
+            raise ValueError(f"--resume: {ckpt_path} was trained with emotion_labels={saved_labels}; drop "
+                             "--emotion-labels or train into another folder")  # fmt: skip
         cfg = replace(TrainConfig(**saved["train_config"]), max_minutes=cfg.max_minutes, threads=cfg.threads)
         data_cfg = DataConfig.from_dict(saved["data_config"])
         model_cfg = saved_model_cfg
@@ -492,9 +499,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-voice", action="store_true",
                         help="leave the card's traits, mood and speaking style off the decoder's <know> line (the "
                         "layout before voice lines; for ablations)")  # fmt: skip
-    parser.add_argument("--no-copy", action="store_true",
-                        help="no pointer (copy) head: replies come from the language model alone (the models before "
-                        "it; for ablations)")  # fmt: skip
+    parser.add_argument("--copy-head", action=argparse.BooleanOptionalAction, default=None,
+                        help="a pointer (copy) head that mixes copying a prompt token into the next-token "
+                        "distribution (default: the preset's; off in the default preset, see docs/model.md)")  # fmt: skip
+    parser.add_argument("--emotion-labels", choices=("sampled", "rule"), default=None,
+                        help="how the corpus sets emotion labels: drawn from the situation's weights, or the rule's "
+                        "likeliest label (default: the preset's, sampled)")  # fmt: skip
     parser.add_argument("--voice-swap", type=float, default=None, metavar="SHARE",
                         help="share of generated personas' training turns given generated catchphrases and forms of "
                         "address, so the model learns to copy them from the card (default: the preset's, 0)")  # fmt: skip
@@ -517,7 +527,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                  "max_minutes": args.max_minutes, "threads": args.threads, "fusion": args.fusion,
                  "prompt_voice": False if args.no_voice else None,
-                 "copy_head": False if args.no_copy else None, "voice_swap": args.voice_swap,
+                 "copy_head": args.copy_head, "emotion_labels": args.emotion_labels, "voice_swap": args.voice_swap,
                  "fact_swap": args.fact_swap}  # fmt: skip
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     if args.steps is not None and args.steps < cfg.eval_every:

@@ -183,19 +183,26 @@ def test_cli_no_voice_is_stored_and_a_resume_cannot_flip_it(tmp_path: Path) -> N
     assert model.cfg.prompt_voice is False and extra["step"] == 2
 
 
-def test_cli_no_copy_is_stored_named_in_the_recipe_and_a_resume_cannot_flip_it(tmp_path: Path) -> None:
+def test_cli_copy_head_and_emotion_labels_are_stored_named_in_the_recipe_and_a_resume_cannot_flip_them(
+    tmp_path: Path,
+) -> None:
     from export.make_bundle import _recipe
 
     out = tmp_path / "plain"
     common = ["--preset", "tiny", "--out", str(out), "--no-progress", "--threads", "1", "--steps", "2"]
-    assert main([*common, "--no-copy", "--stop-after", "1"]) == 0
+    assert main([*common, "--no-copy-head", "--emotion-labels", "rule", "--stop-after", "1"]) == 0
     model, extra = load_checkpoint(out / CHECKPOINT_NAME)
     assert model.cfg.copy_head is False and not hasattr(model, "copy") and model.cfg.kv_layers == model.cfg.n_layers
-    assert _recipe(extra["train_config"], True, copy_head=False).endswith("--steps 2 --no-copy && npc-runtime export")
+    assert extra["data_config"]["emotion_labels"] == "rule"
+    recipe = _recipe(extra["train_config"], True, {"emotion_labels": "rule"}, copy_head=False)
+    assert recipe.endswith("--steps 2 --no-copy-head --emotion-labels rule && npc-runtime export")
+    with pytest.raises(ValueError, match="emotion_labels"):
+        main([*common, "--resume", "--emotion-labels", "sampled"])
     copied = tmp_path / "copied"
     assert main(["--preset", "tiny", "--out", str(copied), "--no-progress", "--threads", "1", "--steps", "1"]) == 0
     with pytest.raises(ValueError, match="copy_head"):  # weights with a copy head cannot go on without one
-        main(["--preset", "tiny", "--out", str(copied), "--no-progress", "--threads", "1", "--resume", "--no-copy"])
+        main(["--preset", "tiny", "--out", str(copied), "--no-progress", "--threads", "1", "--resume",
+              "--no-copy-head"])  # fmt: skip
     assert main([*common, "--resume"]) == 0
     assert load_checkpoint(out / CHECKPOINT_NAME)[0].cfg.copy_head is False
 
