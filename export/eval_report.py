@@ -389,6 +389,27 @@ def _ablation_section(report: Mapping[str, Any]) -> list[str]:
     return [*out, "", *_table(header, rows)]
 
 
+def _handwritten_section(probes: Mapping[str, Any]) -> list[str]:
+    """Per bundle: facts carried per question kind on the hand-written cards, non-words, repetition, endings."""
+    kinds = sorted({kind for probe in probes.values() for kind in probe.get("by_kind", {})})
+    header = ["bundle", "facts", *kinds, "non-words", "repetition", "clean end"]
+    rows = []
+    for name, probe in probes.items():
+        by_kind = probe.get("by_kind", {})
+        rows.append([f"`{name}`", _fmt(probe.get("facts")), *(_fmt(by_kind.get(k, {}).get("share")) for k in kinds),
+                     _fmt(probe.get("non_words")), _fmt(probe.get("repetition")), _fmt(probe.get("clean_ending"))])
+    first = next(iter(probes.values()))
+    intro = (f"Cards in `export/handwritten_cards/` ({', '.join(first.get('cards', []))}), written after training in "
+             f"a style the corpus generator never uses, each asked the same questions in one scene ({first.get('n')} "
+             "replies per bundle, same decoding as above). Facts: share of replies carrying the card's name, the price "
+             "of its first ware, the way to its first place, its quest reward, or the scene's weather; non-words: "
+             "share of reply words found in no training reply or player line and not on the card (a word copied "
+             "piece by piece into a loop, such as \"Tomomom\").")
+    samples = [f"- `{first_name}` to {s['card']}: \"{s['player']}\" → \"{s['reply']}\""
+               for first_name, probe in probes.items() for s in probe.get("samples", [])[:3]]
+    return [intro, "", *_table(header, rows), "", "First replies of each bundle:", "", *samples]
+
+
 def _sentence(parts: Sequence[str]) -> str:
     text = "; ".join(parts)
     return (text[:1].upper() + text[1:] + ".") if text else ""
@@ -430,6 +451,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             )
     out += ["", "### Metrics with their controls", "", *_metric_sections(report)]
     out += ["### Fusion ablation", "", *_ablation_section(report), ""]
+    if report.get("handwritten"):
+        out += ["### Cards written by hand", "", *_handwritten_section(report["handwritten"]), ""]
     classifier = report["classifier"]
     out += [
         "### Run",

@@ -34,6 +34,7 @@ from npc_runtime.scheduler import GenOptions
 
 from .eval_attribution import FeatureConfig, PersonaClassifier
 from .eval_generate import Generation, Prompt, generate, png_image
+from .eval_handwritten import known_words, run_probe
 from .eval_metrics import voice_markers
 from .eval_probe import voice_probe
 from .voice_swap import swap_voice
@@ -289,6 +290,20 @@ def _training_corpus(bundle: Bundle) -> dict[str, Any]:
     return dict(recorded) if isinstance(recorded, dict) else {}
 
 
+def _gen_options(engine: RoleModelEngine, config: EvalConfig) -> GenOptions:
+    """The decoding options of every evaluated reply: greedy (or sampled with ``--temperature``), fixed seed."""
+    server = GenOptions()
+    return GenOptions(
+        max_tokens=config.max_new_tokens or int(engine.limits.get("max_new_tokens", 48)),
+        temperature=config.temperature,
+        top_p=server.top_p if config.temperature > 0 else 1.0,
+        top_k=server.top_k if config.temperature > 0 else 0,
+        seed=config.seed,
+        repetition_penalty=config.repetition_penalty,
+        timeout_ms=3_600_000,
+    )
+
+
 def _run_bundle(
     engine: RoleModelEngine,
     selected: Mapping[str, Sequence[Any]],
@@ -298,17 +313,7 @@ def _run_bundle(
     images: _ImageCache,
 ) -> dict[str, dict[str, tuple[list[int], list[Answer]]]]:
     """Generate every (split, condition); returns ``{split: {condition: (example rows, answers)}}``."""
-    max_new = config.max_new_tokens or int(engine.limits.get("max_new_tokens", 48))
-    server = GenOptions()
-    options = GenOptions(
-        max_tokens=max_new,
-        temperature=config.temperature,
-        top_p=server.top_p if config.temperature > 0 else 1.0,
-        top_k=server.top_k if config.temperature > 0 else 0,
-        seed=config.seed,
-        repetition_penalty=config.repetition_penalty,
-        timeout_ms=3_600_000,
-    )
+    options = _gen_options(engine, config)
     jobs = []
     for split, examples in selected.items():
         for condition in conditions:
@@ -390,6 +395,9 @@ def evaluate(
     results = _score_all(selected, generated, classifier, pool, with_reference=True,
                          emotion_labels=corpus.config.emotion_labels)
 
+    # Cards written by hand after training, asked by every bundle; a word is a word if the corpus has used it.
+    vocabulary = known_words([*(ex.reply for ex in corpus.splits["train"]), *(ex.player for ex in corpus.splits["train"])])
+    handwritten = {bundle.name: run_probe(engine, _gen_options(engine, config), vocabulary, config.max_in_flight)}
     ablation_rows = [{**_bundle_info(bundle), "results": {s: headline(r["model"]) for s, r in results.items()}}]
     for other in ablation:
         provenance = _corpus_provenance(other, corpus)  # warns when this bundle was trained on another corpus
@@ -398,6 +406,8 @@ def evaluate(
         scored = _score_all(selected, other_generated, classifier, pool, with_reference=False)
         ablation_rows.append({**_bundle_info(other), "corpus_matches_training": provenance["matches_training"],
                               "results": {s: headline(r["model"]) for s, r in scored.items()}})  # fmt: skip
+        handwritten.setdefault(other.name, run_probe(other_engine, _gen_options(other_engine, config), vocabulary,
+                                                     config.max_in_flight))  # fmt: skip
 
     probe = None
     if config.controls and "test_heldout" in selected:
@@ -432,6 +442,7 @@ def evaluate(
         },
         "results": results,
         "ablation": ablation_rows,
+        "handwritten": handwritten,
     }
     if probe is not None:
         report["voice_probe"] = probe

@@ -313,6 +313,9 @@ def test_main_writes_json_and_markdown_reports(tiny_bundle: Path, tmp_path: Path
     assert text.startswith("# Evaluation\n\nHow to read it.")
     assert "### Targets" in text and "### Fusion ablation" in text and END_MARK in text
     assert "| card rewritten with a new catchphrase and address | – |" in text
+    (probe,) = report["handwritten"].values()  # the ablation bundle is the same bundle: asked once
+    assert probe["n"] == 18 and probe["errors"] == 0 and set(probe["by_kind"]) >= {"name", "price", "weather"}
+    assert "### Cards written by hand" in text and "non-words" in text
     assert "role consistency" in capsys.readouterr().out
 
 
