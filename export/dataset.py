@@ -23,6 +23,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from export.corpus import Corpus, CorpusConfig, Example, build_corpus
+from export.corpus_emotion import EMOTION_LABELS
 from export.corpus_personas import PROCEDURAL_PREFIX
 from export.tokenizer import IGNORE_INDEX, load_tokenizer, special_token_ids, train_tokenizer
 from npc_runtime.emotion import EMOTIONS
@@ -93,8 +94,8 @@ class DataConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-        if self.emotion_labels not in ("rule", "sampled"):
-            raise ValueError(f"emotion_labels must be 'rule' or 'sampled', got {self.emotion_labels!r}")
+        if self.emotion_labels not in EMOTION_LABELS:
+            raise ValueError(f"emotion_labels must be one of {EMOTION_LABELS}, got {self.emotion_labels!r}")
         if self.context_dropout + self.image_dropout >= 1.0:
             raise ValueError("context_dropout + image_dropout must stay below 1")
 

@@ -396,7 +396,8 @@ def evaluate(
                          emotion_labels=corpus.config.emotion_labels)
 
     # Cards written by hand after training, asked by every bundle; a word is a word if the corpus has used it.
-    vocabulary = known_words([*(ex.reply for ex in corpus.splits["train"]), *(ex.player for ex in corpus.splits["train"])])
+    train = corpus.splits["train"]
+    vocabulary = known_words([*(ex.reply for ex in train), *(ex.player for ex in train)])
     handwritten = {bundle.name: run_probe(engine, _gen_options(engine, config), vocabulary, config.max_in_flight)}
     ablation_rows = [{**_bundle_info(bundle), "results": {s: headline(r["model"]) for s, r in results.items()}}]
     for other in ablation:
@@ -406,8 +407,9 @@ def evaluate(
         scored = _score_all(selected, other_generated, classifier, pool, with_reference=False)
         ablation_rows.append({**_bundle_info(other), "corpus_matches_training": provenance["matches_training"],
                               "results": {s: headline(r["model"]) for s, r in scored.items()}})  # fmt: skip
-        handwritten.setdefault(other.name, run_probe(other_engine, _gen_options(other_engine, config), vocabulary,
-                                                     config.max_in_flight))  # fmt: skip
+        if other.name not in handwritten:  # a report keys bundles by name: one probe per name
+            handwritten[other.name] = run_probe(other_engine, _gen_options(other_engine, config), vocabulary,
+                                                config.max_in_flight)  # fmt: skip
 
     probe = None
     if config.controls and "test_heldout" in selected:

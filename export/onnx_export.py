@@ -266,7 +266,8 @@ def check_parity(model: RoleModel, bundle_dir: str | Path, steps: int = 6, stric
     """Run the bundle's graphs with ONNX Runtime (CPU) against PyTorch on a ragged left-padded batch.
 
     Compares visual features, prefix embeddings, prefill emotion outputs and the logits of ``steps`` greedy
-    steps (a copy-head decoder's log-probabilities above ``LOG_PROB_FLOOR``); greedy tokens must be identical, and with a ``tolerance`` (None: tokens only, for int8) every max abs
+    steps (a copy-head decoder's log-probabilities above ``LOG_PROB_FLOOR``, within ``COPY_LOG_PROB_TOLERANCE``);
+    greedy tokens must be identical, and with a ``tolerance`` (None: tokens only, for int8) every max abs
     difference must stay within it. With ``strict`` a failure raises :class:`ParityError`; the report (max abs
     differences, tokens match, passed) is returned either way.
     """
@@ -322,7 +323,8 @@ def check_parity(model: RoleModel, bundle_dir: str | Path, steps: int = 6, stric
         "provider": "CPUExecutionProvider",
         "prompts": b,
         "greedy_steps": steps,
-        "tolerance": tolerance if tolerance is None or not cfg.copy_head else limits,
+        "tolerance": tolerance,
+        **({"log_prob_tolerance": limits["logits"]} if cfg.copy_head and tolerance is not None else {}),
         "max_abs_diff": max_abs,
         "greedy_tokens_match": tokens_match,
         "passed": passed,

@@ -523,6 +523,7 @@ class RoleModel(nn.Module):
             x, k, v = block(x, bias, past[i] if past is not None else None, new_only)
             present.append((k, v))
         copy_cache: tuple[Tensor, Tensor] | None = None
+        h_all: Tensor | None = None
         if self.cfg.copy_head:
             h_all = self.ln_f(x)  # every new position gets a copy key in the cache
             copy_cache = self.copy.cache_entry(h_all, input_ids)
@@ -536,7 +537,8 @@ class RoleModel(nn.Module):
             kept = torch.arange(length - logits_to_keep, length, device=x.device)
             x = x.index_select(1, kept)
             bias = bias.index_select(2, kept)
-        h = self.ln_f(x)
+            h_all = None if h_all is None else h_all.index_select(1, kept)
+        h = self.ln_f(x) if h_all is None else h_all
         logits = self.lm_head(h)
         if copy_cache is not None:
             # Scores against the cached and the new keys separately, joined as the small (B, N, P + T) matrix,

@@ -68,9 +68,9 @@ def tiny_corpus(n_lines: int = 300, seed: int = 0) -> list[str]:
     return lines
 
 
-def tiny_config(vocab_size: int, fusion: str = "concat", copy_head: bool = True) -> RoleModelConfig:
-    """Two layers, width 32, two heads, 16-pixel images, a handful of prefix tokens; a copy head like the default
-    model's unless ``copy_head`` is False."""
+def tiny_config(vocab_size: int, fusion: str = "concat", copy_head: bool = False) -> RoleModelConfig:
+    """Two layers, width 32, two heads, 16-pixel images, a handful of prefix tokens; with ``copy_head`` the
+    pointer head (``RoleModelConfig.copy_head``)."""
     return RoleModelConfig(
         vocab_size=vocab_size,
         d_model=32,
@@ -89,7 +89,8 @@ def tiny_config(vocab_size: int, fusion: str = "concat", copy_head: bool = True)
     )
 
 
-def build_tiny_bundle(out_dir: str | Path, seed: int = 0, fusion: str = "concat", quantize: str | None = None) -> Path:
+def build_tiny_bundle(out_dir: str | Path, seed: int = 0, fusion: str = "concat", quantize: str | None = None,
+                      copy_head: bool = False) -> Path:
     """Write a complete tiny role-model bundle to ``out_dir`` and return it."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -103,10 +104,7 @@ def build_tiny_bundle(out_dir: str | Path, seed: int = 0, fusion: str = "concat"
         text_tokenizer = encoder.save_tokenizer(work / "text_encoder_tokenizer.json")
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            model = RoleModel(tiny_config(tokenizer.get_vocab_size(), fusion)).eval()
-            # An untrained copy head at an even gate mostly repeats the commonest prompt token (often a space);
-            # a mostly closed gate keeps the random replies varied while every step still runs the copy path.
-            model.copy.gate.bias.data.fill_(-8.0)
+            model = RoleModel(tiny_config(tokenizer.get_vocab_size(), fusion, copy_head)).eval()
         return write_bundle(
             model,
             tokenizer_path,

@@ -121,7 +121,7 @@ def preset_configs(preset: str) -> tuple[Any, Any, TrainConfig]:
                           n_scenes=800)  # fmt: skip
         model = RoleModelConfig(vocab_size=data.vocab_size, d_model=128, n_layers=2, n_heads=2, d_ff=384,
                                 max_positions=384, n_visual_tokens=4, image_size=32, vision_channels=(16, 32),
-                                prompt_voice=True, copy_head=True)  # fmt: skip
+                                prompt_voice=True)  # fmt: skip
         return model, data, TrainConfig(preset="small", steps=200, batch_size=16, eval_every=50, checkpoint_every=50)
     if preset == "tiny":
         data = DataConfig(n_procedural_personas=3, examples_per_persona=12, examples_per_bundled_persona=6,
@@ -488,6 +488,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from export.corpus_emotion import EMOTION_LABELS
     from export.role_model import FUSIONS
 
     parser = argparse.ArgumentParser(prog="npc-runtime train", description=__doc__.split("\n\n")[0])
@@ -502,7 +503,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--copy-head", action=argparse.BooleanOptionalAction, default=None,
                         help="a pointer (copy) head that mixes copying a prompt token into the next-token "
                         "distribution (default: the preset's; off in the default preset, see docs/model.md)")  # fmt: skip
-    parser.add_argument("--emotion-labels", choices=("sampled", "rule"), default=None,
+    parser.add_argument("--emotion-labels", choices=EMOTION_LABELS, default=None,
                         help="how the corpus sets emotion labels: drawn from the situation's weights, or the rule's "
                         "likeliest label (default: the preset's, sampled)")  # fmt: skip
     parser.add_argument("--voice-swap", type=float, default=None, metavar="SHARE",

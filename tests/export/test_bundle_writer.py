@@ -27,7 +27,7 @@ def test_tiny_bundle_loads_and_describes_itself(tiny_bundle: Path) -> None:
     assert m["name"] == "tiny-concat" and m["version"] and m["description"] and m["created"]
     assert bundle.emotions == EMOTIONS
     assert set(bundle.graphs) == set(ROLE_MODEL_GRAPHS)
-    past, present = role_model_kv_names(3)  # two layers and the copy head
+    past, present = role_model_kv_names(2)
     assert bundle.graphs["decoder"].inputs == ROLE_MODEL_GRAPHS["decoder"]["inputs"] + ("logits_to_keep", *past)
     assert bundle.graphs["decoder"].outputs == ROLE_MODEL_GRAPHS["decoder"]["outputs"] + tuple(present)
     assert m["tokenizers"] == {"decoder": "tokenizer.json", "text_encoder": "text_encoder_tokenizer.json"}
@@ -58,8 +58,8 @@ def test_tiny_bundle_loads_and_describes_itself(tiny_bundle: Path) -> None:
         "text_embed_dim": 32,
         "fusion": "concat",
         "prompt_voice": False,
-        "copy_head": True,
-        "kv_layers": 3,
+        "copy_head": False,
+        "kv_layers": 2,
         "max_positions": 256,
     }
     for fname, meta in m["files"].items():

@@ -15,14 +15,21 @@ import torch
 from export.onnx_export import GRAPH_FILES, OPSET, ParityError, check_parity, export_role_model
 from export.role_model import RoleModel
 from export.tiny import build_tiny_bundle
-from npc_runtime.bundle import ROLE_MODEL_GRAPHS, ROLE_MODEL_OPTIONAL_INPUTS, role_model_kv_names
+from npc_runtime.bundle import ROLE_MODEL_GRAPHS, ROLE_MODEL_OPTIONAL_INPUTS, load_bundle, role_model_kv_names
 
 MakeModel = Callable[..., RoleModel]
 
 
-@pytest.fixture(scope="module")
-def cross_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_bundle(tmp_path_factory.mktemp("cross") / "b", seed=1, fusion="cross_attention")
+@pytest.fixture(scope="module", params=[False, True], ids=["plain", "copy_head"])
+def cross_bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cross-attention bundle without and with the copy head (its cache has one more KV pair)."""
+    return build_tiny_bundle(tmp_path_factory.mktemp("cross") / "b", seed=1, fusion="cross_attention",
+                             copy_head=request.param)
+
+
+def _kv_layers(bundle: Path) -> int:
+    """Two layers, plus the copy head's pair where the bundle has one."""
+    return int(load_bundle(bundle).model["kv_layers"])
 
 
 def _copy_text_parts(src: Path, dst: Path) -> None:
@@ -46,7 +53,7 @@ def test_every_fusion_exports_with_parity(
 
 
 def test_graph_names_come_from_the_bundle_spec(cross_bundle: Path) -> None:
-    past, present = role_model_kv_names(3)  # two layers and the copy head
+    past, present = role_model_kv_names(_kv_layers(cross_bundle))
     for name, spec in ROLE_MODEL_GRAPHS.items():
         model = onnx.load(str(cross_bundle / GRAPH_FILES[name]))
         onnx.checker.check_model(model)
@@ -61,7 +68,7 @@ def test_graph_names_come_from_the_bundle_spec(cross_bundle: Path) -> None:
 
 def test_decoder_graph_has_dynamic_batch_and_lengths(cross_bundle: Path) -> None:
     session = ort.InferenceSession(str(cross_bundle / GRAPH_FILES["decoder"]), providers=["CPUExecutionProvider"])
-    past_names, _ = role_model_kv_names(3)  # two layers and the copy head
+    past_names, _ = role_model_kv_names(_kv_layers(cross_bundle))
     d, heads, head_dim = 32, 2, 16
     for b, t, p in [(1, 1, 0), (5, 4, 7), (2, 9, 0), (3, 1, 30)]:
         feeds = {

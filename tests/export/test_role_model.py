@@ -92,7 +92,7 @@ def test_prefix_tokens_per_fusion() -> None:
 
 @pytest.mark.parametrize("fusion", FUSIONS)
 def test_shapes_of_every_module(make_model: MakeModel, fusion: str) -> None:
-    model = make_model(fusion)
+    model = make_model(fusion, copy_head=True)
     cfg = model.cfg
     b, e, d = 3, cfg.text_embed_dim, cfg.d_model
     with torch.no_grad():
@@ -154,7 +154,7 @@ def test_kv_cache_steps_equal_full_forward(make_model: MakeModel, fusion: str, c
 def test_copy_head_mixes_a_distribution_over_visible_text_tokens(make_model: MakeModel) -> None:
     """The copy mixture is a probability distribution; with the gate fully open, all its mass is on tokens of the
     visible text, never on a special token or on a token that is not there."""
-    model = make_model("concat")
+    model = make_model("concat", copy_head=True)
     inputs = _inputs(model, [16, 12])
     with torch.no_grad():
         logits = model.forward_step(**inputs)[0]
