@@ -77,6 +77,10 @@ class DataConfig:
     #: (``export.fact_swap``), so that only copying from the ``<know>`` line predicts them. The card embedding
     #: keeps the original card.
     fact_swap: float = 0.0
+    #: The fact swap invents the new name from syllables and the role, wares, places and quest title from word
+    #: lists no corpus card uses (``export.fact_swap.Inventor``), so that they are split into several tokens as a
+    #: card written by hand is, instead of taking them from the corpus's lists.
+    invent_facts: bool = False
     #: How the corpus sets emotion labels (``CorpusConfig.emotion_labels``): ``sampled`` or ``rule``.
     emotion_labels: str = "sampled"
 
@@ -94,6 +98,8 @@ class DataConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+        if not isinstance(self.invent_facts, bool):
+            raise ValueError(f"invent_facts must be a bool, got {self.invent_facts!r}")
         if self.emotion_labels not in EMOTION_LABELS:
             raise ValueError(f"emotion_labels must be one of {EMOTION_LABELS}, got {self.emotion_labels!r}")
         if self.context_dropout + self.image_dropout >= 1.0:
@@ -390,14 +396,17 @@ def _swap_facts(examples: Sequence[Example], config: DataConfig, split: str) -> 
         flat_history = [line for pair in ex.history for line in pair]
         texts = [ex.reply, ex.player, *flat_history, *ex.required_facts]
         quest = rng.choice(quests) if quests else None
-        card, new, _ = swap_facts(ex.card, texts, rng, FIRST_NAMES, SURNAMES, _usable_quest(ex, quest))
+        scene = " ".join(map(str, ex.scene.to_context().values()))
+        card, new, _ = swap_facts(ex.card, texts, rng, FIRST_NAMES, SURNAMES, _usable_quest(ex, quest),
+                                  invent=config.invent_facts, keep=scene)  # fmt: skip
         lines = new[2 : 2 + len(flat_history)]
         history = tuple(zip(lines[0::2], lines[1::2]))
         required = tuple(new[2 + len(flat_history) :])
         out.append(replace(ex, card=card, reply=new[0], player=new[1], history=history, required_facts=required))
         swapped += 1
-    log.info("%s: %d of %d turns got another name, other numbers and (where it fits) another quest", split, swapped,
-             len(examples))
+    what = ("an invented name, role, wares, places and quest title" if config.invent_facts
+            else "another name, other numbers and (where it fits) another quest")  # fmt: skip
+    log.info("%s: %d of %d turns got %s", split, swapped, len(examples), what)
     return out
 
 

@@ -12,6 +12,13 @@ text of the turn: the reply, the history and the player's line. Within the turn 
 a reply that quotes the card still quotes it; across turns the same persona now has many names and prices, so
 only reading the ``<know>`` line predicts them. ``DataConfig.fact_swap`` sets the share of generated personas'
 training turns rewritten this way.
+
+With ``invent=True`` (``DataConfig.invent_facts``) the new name is made of syllables rather than taken from the
+corpus's name lists, and the card's role, wares, places (names and directions) and quest title become invented
+ones too (:class:`Inventor`). The corpus's names, wares and places are whole tokens of the decoder's tokenizer (it
+is trained on the corpus), so a swap among them only ever asks the model to copy one token; a card written by hand
+("Oswin Marrowby", "heather honey", "the landing") is split into several, and a model that never had to copy a
+word piece by piece loops on its first piece ("Oswin M M M"). Invented facts are split the same way.
 """
 
 from __future__ import annotations
@@ -24,14 +31,14 @@ from dataclasses import replace
 from export.voice_swap import replace_phrase
 from npc_runtime.personas import Knowledge, PersonaCard, Place, Quest, Ware
 
-__all__ = ["swap_facts", "card_numbers", "map_card_text"]
+__all__ = ["swap_facts", "card_numbers", "map_card_text", "Inventor", "replace_all"]
 
 _NUMBER = re.compile(r"(?<![\w.])\d+(?!\w|\.\d)")
 
 
 def map_card_text(card: PersonaCard, fn: Callable[[str], str], price: Callable[[int], int] = lambda p: p) -> PersonaCard:
-    """``card`` with ``fn`` applied to every text a prompt shows (name, backstory, style, lines, goals, knowledge)
-    and ``price`` to every ware's price. The id, traits, emotion and relationships are kept."""
+    """``card`` with ``fn`` applied to every text a prompt shows (name, role, backstory, style, lines, goals,
+    knowledge) and ``price`` to every ware's price. The id, traits, emotion and relationships are kept."""
     k = card.knowledge
     quest = k.quest and Quest(title=fn(k.quest.title), task=fn(k.quest.task), reward=fn(k.quest.reward),
                               location=fn(k.quest.location))  # fmt: skip
@@ -42,7 +49,8 @@ def map_card_text(card: PersonaCard, fn: Callable[[str], str], price: Callable[[
         places=tuple(Place(name=fn(p.name), directions=fn(p.directions)) for p in k.places),
         quest=quest,
     )
-    return replace(card, name=fn(card.name), backstory=fn(card.backstory), speaking_style=fn(card.speaking_style),
+    return replace(card, name=fn(card.name), role=fn(card.role), backstory=fn(card.backstory),
+                   speaking_style=fn(card.speaking_style),
                    example_lines=tuple(map(fn, card.example_lines)), goals=tuple(map(fn, card.goals)),
                    knowledge=knowledge)  # fmt: skip
 
@@ -87,6 +95,141 @@ def _name_map(name: str, first: str, last: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def replace_all(text: str, pairs: Sequence[tuple[str, str]]) -> str:
+    """Every whole-word occurrence (any case) of each old phrase in ``pairs`` becomes its new phrase, in one pass
+    (so a new phrase is never rewritten again), longest old phrase first, capitalised where the old one was."""
+    table = {}
+    for old, new in pairs:
+        table.setdefault(old.lower(), new)
+    if not table:
+        return text
+    olds = sorted(table, key=len, reverse=True)
+    pattern = re.compile("|".join(rf"(?<!\w){re.escape(o)}(?!\w)" for o in olds), re.IGNORECASE)
+
+    def same_case(match: re.Match[str]) -> str:
+        new = table[match.group(0).lower()]
+        return (new[0].upper() if match.group(0)[0].isupper() else new[0].lower()) + new[1:]
+
+    return pattern.sub(same_case, text)
+
+
+# Pieces of invented facts. None of them is a name, ware, place or role of the corpus generator, nor one of the
+# cards in ``export/handwritten_cards`` (the evaluation's probe of cards written after training).
+_ONSETS = ("B", "Br", "C", "D", "Dr", "F", "G", "Gr", "H", "J", "K", "L", "M", "N", "P", "R", "S", "T", "Th",
+           "V", "W", "Al", "El", "Os", "Is", "Ar", "Or")  # fmt: skip
+_MIDDLES = ("b", "d", "l", "m", "n", "r", "s", "v", "w", "th", "nd", "rl", "st", "dr", "ss")
+_VOWELS = ("a", "e", "i", "o", "u", "a", "e", "o", "i", "ia")
+_FINALS = ("", "", "n", "r", "l", "s", "th", "nd", "rd", "m")
+_SURNAME_STARTS = ("Ash", "Bram", "Cobble", "Dark", "Fern", "Gallow", "Hazel", "Iron", "Kettle", "Lark", "Moss",
+                   "Nettle", "Pike", "Rook", "Salt", "Tansy", "Umber", "Wren", "Yew", "Bitter", "Crane", "Dusk",
+                   "Flax", "Gorse", "Hob", "Mallow", "Pepper", "Rush", "Sloe", "Tallow")  # fmt: skip
+_SURNAME_ENDINGS = ("by", "wick", "more", "stone", "ridge", "ford", "well", "brook", "thorn", "dale", "worth", "mere",
+                    "hollow", "field", "wood", "ley", "ton", "croft", "holt", "shaw", "combe", "hurst", "wright",
+                    "mantle", "whistle", "pot", "bottle", "wing", "tooth", "barrel")  # fmt: skip
+_ROLES = ("cooper", "tanner", "chandler", "weaver", "potter", "fletcher", "thatcher", "falconer", "vintner",
+          "locksmith", "clockmaker", "dyer", "mason", "glassblower", "bookbinder", "ropemaker", "saddler",
+          "cartwright", "cobbler", "brewer", "butcher", "gravedigger", "tinker", "carter", "mapmaker", "bellringer",
+          "swineherd", "goatherd", "net mender", "sailmaker", "toymaker", "cheesemaker", "apothecary", "jeweller",
+          "rat catcher", "chimney sweep", "wool carder", "cider maker", "stonecutter", "furrier")  # fmt: skip
+_WARE_WORDS = ("copper", "woollen", "pickled", "salted", "painted", "braided", "spiced", "dried", "polished",
+               "glazed", "tin", "clay", "birch", "walnut", "rye", "goat", "hemp", "barley", "plum", "pear", "cedar",
+               "brass", "bone", "horn", "quince", "sorrel", "pewter", "amber", "thistle", "bramble")  # fmt: skip
+_WARE_NOUNS = ("kettle", "blanket", "herring", "soap", "whistle", "broom", "pipe", "comb", "buckle", "thimble",
+               "ladle", "basket", "spoon", "jar", "mittens", "scarf", "flute", "dice", "needle", "satchel", "brooch",
+               "jam", "sausage", "biscuits", "cordial", "mustard", "tankard", "trowel", "bucket", "button")  # fmt: skip
+_PLACE_NOUNS = ("cooperage", "tannery", "quarry", "boathouse", "granary", "dovecote", "kiln", "sawpit", "chapel",
+                "toll bridge", "smithy", "pottery", "chandlery", "cider press", "sheepfold", "ropewalk",
+                "stone circle", "lookout", "well house", "bakehouse", "salt shed", "wool barn", "dye works",
+                "glassworks", "hay barn", "barracks", "shrine", "belfry", "rookery", "weir", "sluice", "pinfold",
+                "tithe barn", "pest house", "gatehouse", "orchard", "warren", "ice house")  # fmt: skip
+_PLACE_WORDS = ("old", "north", "south", "low", "high", "little", "long", "crooked", "grey", "green", "red",
+                "mossy", "broad", "narrow", "hidden")  # fmt: skip
+_COMPASS_WORD = re.compile(r"\b(?:north|south)(?:-(?:east|west))?\b|\b(?:east|west)\b", re.IGNORECASE)
+_WAYS = ("past", "beyond", "behind", "along", "across", "round", "down by", "up by", "through")
+_LANDMARKS = ("the pond", "the stone cross", "the ruined tower", "the cart track", "the ford", "the gallows",
+              "the willow stump", "the duck pond", "the sheep dip", "the boundary stone", "the limekiln",
+              "the cattle pen", "the hollow oak", "the standing stones", "the ditch", "the hedge gap")  # fmt: skip
+_DETAILS = ("the door with the iron ring", "the shed with the blue roof", "under the hanging baskets",
+            "by the white fence", "at the end of the lane", "where the cobbles stop", "next to the woodpile",
+            "opposite the pump")  # fmt: skip
+_TITLE_WORDS = ("Lost", "Missing", "Stolen", "Silent", "Crooked", "Hidden", "Forgotten", "Cracked", "Rusty",
+                "Lonely", "Wild", "Sunken", "Burnt", "Borrowed", "Runaway")  # fmt: skip
+_TITLE_NOUNS = ("Key", "Goat", "Ring", "Letter", "Cart", "Kettle", "Banner", "Wheel", "Map", "Hound", "Flute",
+                "Crown", "Chest", "Ledger", "Pony", "Cloak", "Drum", "Seal")  # fmt: skip
+
+
+class Inventor:
+    """Makes names, roles, wares, places, directions and quest titles that no corpus card has, from ``rng``."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def name(self, avoid: Iterable[str] = ()) -> tuple[str, str]:
+        """A first name of two or three syllables ("Teravin") and a surname of a word and an ending ("Rookmere")
+        or of syllables ("Dalorby"); both are split into several pieces by the corpus's tokenizer."""
+        avoid = set(avoid)
+        pick = self.rng.choice
+        while True:
+            first = pick(_ONSETS) + pick(_VOWELS) + pick(_MIDDLES) + pick(_VOWELS)
+            if self.rng.random() < 0.3:
+                first += pick(_MIDDLES) + pick(_VOWELS)
+            first += pick(_FINALS)
+            if self.rng.random() < 0.6:
+                last = pick(_SURNAME_STARTS) + pick(_SURNAME_ENDINGS)
+            else:
+                last = pick(_ONSETS) + pick(_VOWELS) + pick(_MIDDLES) + pick(_VOWELS) + pick(_SURNAME_ENDINGS)
+            if first not in avoid and last not in avoid and first != last:
+                return first, last
+
+    def role(self, old: str) -> str:
+        return self.rng.choice([r for r in _ROLES if r != old])
+
+    def ware(self) -> str:
+        return f"{self.rng.choice(_WARE_WORDS)} {self.rng.choice(_WARE_NOUNS)}"
+
+    def place(self) -> str:
+        noun = self.rng.choice(_PLACE_NOUNS)
+        return f"the {self.rng.choice(_PLACE_WORDS)} {noun}" if self.rng.random() < 0.3 else f"the {noun}"
+
+    def directions(self, compass: str) -> str:
+        """New directions from ``compass`` (the word of the old ones that a reply must carry)."""
+        way = f"{compass} {self.rng.choice(_WAYS)} {self.rng.choice(_LANDMARKS)}"
+        return f"{way}, {self.rng.choice(_DETAILS)}" if self.rng.random() < 0.5 else way
+
+    def title(self) -> str:
+        return f"The {self.rng.choice(_TITLE_WORDS)} {self.rng.choice(_TITLE_NOUNS)}"
+
+    def card_pairs(self, card: PersonaCard) -> list[tuple[str, str]]:
+        """Old -> new pairs for the card's role, wares, places (name and directions) and quest title; each new
+        phrase differs from every other one of the card."""
+        k = card.knowledge
+        used: set[str] = set()
+
+        def fresh(make: Callable[[], str]) -> str:
+            for _ in range(50):
+                value = make()
+                if not any(value in u or u in value for u in used):
+                    break
+            used.add(value)
+            return value
+
+        pairs = [(card.role, self.role(card.role))]
+        pairs += [(w.item, fresh(self.ware)) for w in k.wares]
+        for p in k.places:
+            pairs.append((p.name, fresh(self.place)))
+            # Directions without a compass word ("the village centre, by the fountain") are kept: the landmark
+            # is then the fact a reply must carry.
+            compass = _COMPASS_WORD.search(p.directions)
+            if compass is not None:
+                word = compass.group(0).lower()
+                pairs.append((p.directions, fresh(lambda: self.directions(word))))
+        if k.quest is not None:
+            if k.quest.location not in {p.name for p in k.places}:
+                pairs.append((k.quest.location, fresh(self.place)))
+            pairs.append((k.quest.title, fresh(self.title)))
+        return pairs
+
+
 def swap_facts(
     card: PersonaCard,
     texts: Sequence[str],
@@ -94,6 +237,8 @@ def swap_facts(
     first_names: Sequence[str],
     surnames: Sequence[str],
     quest: Quest | None = None,
+    invent: bool = False,
+    keep: str = "",
 ) -> tuple[PersonaCard, list[str], Mapping[str, str]]:
     """``card`` and ``texts`` with the persona's name replaced by a random ``first_names`` x ``surnames`` one and
     every number on the card mapped to another; returns the new card, the new texts and the old -> new pairs.
@@ -101,22 +246,37 @@ def swap_facts(
     The name's parts are replaced as whole words wherever they occur (a first name alone, a surname alone); a
     number in ``texts`` changes only if the card states it, so other numbers of the turn (a price the player
     offers) stay as they are. With ``quest`` (another persona's), the card's quest title, task and place become
-    that quest's wherever they occur; its reward keeps the card's (mapped) number.
+    that quest's wherever they occur; its reward keeps the card's (mapped) number. With ``invent`` the name is
+    made of syllables and the role, wares, places and quest title are invented (:class:`Inventor`), except a
+    role or place that ``keep`` (the turn's scene facts) names, which a reply may mean as part of the scene;
+    ``quest`` is then ignored.
     """
     parts = card.name.split()
-    first = rng.choice([n for n in first_names if n not in parts] or list(first_names))
-    last = rng.choice([n for n in surnames if n not in parts] or list(surnames))
-    names = _name_map(card.name, first, last)
-    own = card.knowledge.quest
-    if quest is not None and own is not None:
-        names += [(own.title, quest.title), (own.task, quest.task), (own.location, quest.location)]
+    if invent:
+        inventor = Inventor(rng)
+        first, last = inventor.name(avoid=[*parts, *first_names, *surnames])
+        shown = keep.lower()
+        names = _name_map(card.name, first, last) + [
+            (old, new) for old, new in inventor.card_pairs(card)
+            if not re.search(rf"(?<!\w){re.escape(old.lower().removeprefix('the '))}(?!\w)", shown)
+        ]  # fmt: skip
+    else:
+        first = rng.choice([n for n in first_names if n not in parts] or list(first_names))
+        last = rng.choice([n for n in surnames if n not in parts] or list(surnames))
+        names = _name_map(card.name, first, last)
+        own = card.knowledge.quest
+        if quest is not None and own is not None:
+            names += [(own.title, quest.title), (own.task, quest.task), (own.location, quest.location)]
     old_numbers = card_numbers(card)
     taken = {int(m) for t in texts for m in _NUMBER.findall(t)} | old_numbers
     numbers = _new_numbers(old_numbers, taken, rng)
 
     def swap(text: str) -> str:
-        for old, new in names:
-            text = replace_phrase(text, old, new)
+        if invent:
+            text = replace_all(text, names)
+        else:
+            for old, new in names:
+                text = replace_phrase(text, old, new)
         return _NUMBER.sub(lambda m: str(numbers.get(int(m.group(0)), m.group(0))), text)
 
     swapped = map_card_text(card, swap, price=lambda p: numbers.get(p, p))

@@ -309,9 +309,9 @@ def _write_model_card(out: Path) -> None:
 def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, Any] | None = None,
             copy_head: bool | None = None) -> str:
     """The train command of a run: its preset, plus --steps, --fusion, --no-voice, --copy-head, --emotion-labels,
-    --voice-swap and --fact-swap where the run changed the preset's (``prompt_voice``, ``copy_head`` and ``swaps``,
-    which also carries ``emotion_labels``, are the checkpoint's model and data settings: runs from before these
-    options record no choice)."""
+    --voice-swap, --fact-swap and --invent-facts where the run changed the preset's (``prompt_voice``, ``copy_head``
+    and ``swaps``, which also carries ``emotion_labels`` and ``invent_facts``, are the checkpoint's model and data
+    settings: runs from before these options record no choice)."""
     from export.train import SWAP_OPTIONS, preset_configs
 
     preset = train_config.get("preset")
@@ -336,6 +336,9 @@ def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, A
         share = float((swaps or {}).get(key, 0.0))
         if preset_data is not None and share != getattr(preset_data, key):
             words.append(f"--{key.replace('_', '-')} {share:g}")
+    invent = (swaps or {}).get("invent_facts")
+    if preset_data is not None and invent is not None and invent != preset_data.invent_facts:
+        words.append("--invent-facts" if invent else "--no-invent-facts")
     return " ".join(words) + " && npc-runtime export"
 
 
@@ -347,6 +350,7 @@ def _training_record(run_dir: Path, extra: dict[str, Any], prompt_voice: bool,
     swaps: dict[str, Any] = {key: float(data_config.get(key, 0.0)) for key in SWAP_OPTIONS}
     if data_config:
         swaps["emotion_labels"] = data_config.get("emotion_labels", "sampled")
+        swaps["invent_facts"] = bool(data_config.get("invent_facts", False))
     history = extra.get("history") or []
     train_config = extra.get("train_config", {})
     record = {

@@ -48,6 +48,8 @@ class TrainConfig:
     voice_swap: float | None = None
     fact_swap: float | None = None
     emotion_labels: str | None = None
+    #: ``DataConfig.invent_facts`` for this run (None: the preset's).
+    invent_facts: bool | None = None
     seed: int = 0
     steps: int = 2500
     batch_size: int = 16
@@ -325,6 +327,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
     data_cfg = replace(data_cfg, **{k: getattr(cfg, k) for k in SWAP_OPTIONS if getattr(cfg, k) is not None})
     if cfg.emotion_labels is not None:
         data_cfg = replace(data_cfg, emotion_labels=cfg.emotion_labels)
+    if cfg.invent_facts is not None:
+        data_cfg = replace(data_cfg, invent_facts=cfg.invent_facts)
     state: dict[str, Any] | None = None
     if resume:
         if not ckpt_path.exists():
@@ -352,6 +356,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         if cfg.emotion_labels is not None and cfg.emotion_labels != saved_labels:
             raise ValueError(f"--resume: {ckpt_path} was trained with emotion_labels={saved_labels}; drop "
                              "--emotion-labels or train into another folder")  # fmt: skip
+        saved_invent = saved["data_config"].get("invent_facts", False)
+        if cfg.invent_facts is not None and cfg.invent_facts != saved_invent:
+            raise ValueError(f"--resume: {ckpt_path} was trained with invent_facts={saved_invent}; drop "
+                             "--invent-facts/--no-invent-facts or train into another folder")  # fmt: skip
         cfg = replace(TrainConfig(**saved["train_config"]), max_minutes=cfg.max_minutes, threads=cfg.threads)
         data_cfg = DataConfig.from_dict(saved["data_config"])
         model_cfg = saved_model_cfg
@@ -513,6 +521,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="share of generated personas' training turns given another name, other numbers and "
                         "another quest on the card and in the turn's texts, so the model learns to copy them from "
                         "the card (default: the preset's)")  # fmt: skip
+    parser.add_argument("--invent-facts", action=argparse.BooleanOptionalAction, default=None,
+                        help="the fact swap invents the new name from syllables and the role, wares, places and "
+                        "quest title from words no corpus card uses, so they are split into several tokens as on a "
+                        "card written by hand (default: the preset's)")  # fmt: skip
     parser.add_argument("--resume", action="store_true", help="continue the checkpoint in --out exactly")
     parser.add_argument("--steps", type=int, default=None, help="override the preset's number of steps")
     parser.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size (per rank)")
@@ -529,7 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "max_minutes": args.max_minutes, "threads": args.threads, "fusion": args.fusion,
                  "prompt_voice": False if args.no_voice else None,
                  "copy_head": args.copy_head, "emotion_labels": args.emotion_labels, "voice_swap": args.voice_swap,
-                 "fact_swap": args.fact_swap}  # fmt: skip
+                 "fact_swap": args.fact_swap, "invent_facts": args.invent_facts}  # fmt: skip
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     if args.steps is not None and args.steps < cfg.eval_every:
         cfg = replace(cfg, eval_every=args.steps, checkpoint_every=args.steps)

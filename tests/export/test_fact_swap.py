@@ -10,7 +10,7 @@ from export.corpus import build_corpus
 from export.corpus_personas import FIRST_NAMES, PROCEDURAL_PREFIX, SURNAMES
 from export.dataset import DataConfig, _swap_facts
 from export.eval_metrics import carries_facts, contains_phrase
-from export.fact_swap import card_numbers, swap_facts
+from export.fact_swap import Inventor, card_numbers, replace_all, swap_facts
 from npc_runtime.personas import PersonaPack, Quest, default_pack_dir
 
 
@@ -54,17 +54,30 @@ def test_swap_facts_with_a_quest_moves_title_task_and_place_everywhere() -> None
     assert new_reply == f"The Lost Bell! Find the bell I lost near the mill. Go to the mill; {quest.reward} is yours."
 
 
-def test_training_turns_of_generated_personas_get_swapped_facts_their_replies_still_carry() -> None:
+@pytest.mark.parametrize("invent", [False, True])
+def test_training_turns_of_generated_personas_get_swapped_facts_their_replies_still_carry(invent: bool) -> None:
     corpus = build_corpus()
     train = corpus.splits["train"][::10]  # bundled and generated personas
-    out = _swap_facts(train, DataConfig(fact_swap=0.5), "train")
-    assert out == _swap_facts(train, DataConfig(fact_swap=0.5), "train")  # fixed by the seed
+    config = DataConfig(fact_swap=0.5, invent_facts=invent)
+    out = _swap_facts(train, config, "train")
+    assert out == _swap_facts(train, config, "train")  # fixed by the seed
     changed = [(a, b) for a, b in zip(train, out) if a is not b]
     assert all(a.persona_id.startswith(PROCEDURAL_PREFIX) for a, _ in changed)
     procedural = sum(a.persona_id.startswith(PROCEDURAL_PREFIX) for a in train)
     assert 0.4 < len(changed) / procedural < 0.6
     assert any(a.card.knowledge.quest and a.card.knowledge.quest.title != b.card.knowledge.quest.title
                for a, b in changed)  # fmt: skip
+    corpus_wares = {w.item for card in corpus.cards.values() for w in card.knowledge.wares}
+    corpus_places = {p.name for card in corpus.cards.values() for p in card.knowledge.places}
+    corpus_roles = {card.role for card in corpus.cards.values()}
+    invented = [b for _, b in changed if not (set(b.card.name.split()) & {*FIRST_NAMES, *SURNAMES})]
+    # Invented facts are nowhere in the corpus's lists; without --invent-facts every new name comes from them.
+    assert len(invented) == (len(changed) if invent else 0)
+    if invent:
+        assert all(w.item not in corpus_wares for b in invented for w in b.card.knowledge.wares)
+        assert all(b.card.role not in corpus_roles for b in invented)
+        new_places = {p.name for b in invented for p in b.card.knowledge.places}
+        assert len(new_places - corpus_places) > 20
     for a, b in changed:
         assert b.card.name != a.card.name and not contains_phrase(b.reply, a.card.name)
         # A reply that carried its card's facts carries the new card's: the turn stays true to its card.
@@ -79,3 +92,48 @@ def test_training_turns_of_generated_personas_get_swapped_facts_their_replies_st
 def test_fact_swap_share_is_validated() -> None:
     with pytest.raises(ValueError, match="fact_swap"):
         DataConfig(fact_swap=1.0)
+    with pytest.raises(ValueError, match="invent_facts"):
+        DataConfig(invent_facts="yes")  # type: ignore[arg-type]
+
+
+def test_replace_all_rewrites_each_phrase_once_longest_first_keeping_capitals() -> None:
+    pairs = [("the gate", "the old gate house"), ("gate", "door"), ("house", "barn")]
+    # One pass: the new "gate house" is not rewritten again; "the gate" wins over "gate"; capitals follow the old.
+    assert replace_all("The gate, a gate, my house.", pairs) == "The old gate house, a door, my barn."
+    assert replace_all("gateway", pairs) == "gateway"  # whole words only
+    assert replace_all("unchanged", []) == "unchanged"
+
+
+def test_invented_card_facts_keep_the_compass_word_and_what_the_scene_shows() -> None:
+    card = PersonaPack.load(default_pack_dir()).get("blacksmith")
+    place = card.knowledge.places[0]
+    reply = f"{place.name.capitalize()}? {place.directions}. I'm {card.name}, the {card.role}."
+    swapped, (new_reply,), pairs = swap_facts(card, [reply], random.Random(2), FIRST_NAMES, SURNAMES, invent=True)
+    assert swapped.role != card.role and swapped.knowledge.places[0].name != place.name
+    assert {w.item for w in swapped.knowledge.wares}.isdisjoint({w.item for w in card.knowledge.wares})
+    new_place = swapped.knowledge.places[0]
+    compass = [w for w in ("north", "south", "east", "west") if w in place.directions]
+    assert compass and compass[0] in new_place.directions and new_place.directions != place.directions
+    assert new_reply == f"{new_place.name.capitalize()}? {new_place.directions}. I'm {swapped.name}, the {swapped.role}."
+    # The same draw with the scene showing the place and the role keeps both (a reply may mean the scene's).
+    scene = f"market | {place.name.removeprefix('the ')} | a {card.role}"
+    kept, _, _ = swap_facts(card, [reply], random.Random(2), FIRST_NAMES, SURNAMES, invent=True, keep=scene)
+    assert kept.role == card.role and kept.knowledge.places[0].name == place.name
+    assert Inventor(random.Random(5)).name() == Inventor(random.Random(5)).name()
+
+
+def test_inventions_never_make_a_fact_of_the_hand_written_cards() -> None:
+    from export import fact_swap as fs
+    from export.eval_handwritten import load_cards
+
+    inventor = Inventor(random.Random(0))
+    names = {part for _ in range(20_000) for part in inventor.name()}
+    wares = {f"{w} {n}" for w in fs._WARE_WORDS for n in fs._WARE_NOUNS}
+    places = {f"the {n}" for n in fs._PLACE_NOUNS} | {f"the {a} {n}" for a in fs._PLACE_WORDS for n in fs._PLACE_NOUNS}
+    for card in load_cards():
+        k = card.knowledge
+        assert not set(card.name.split()) & names, card.id
+        assert card.role not in fs._ROLES, card.id
+        assert not {w.item for w in k.wares} & wares, card.id
+        assert not {p.name for p in k.places} & places, card.id
+        assert k.quest is None or k.quest.title not in {inventor.title() for _ in range(2_000)}, card.id

@@ -221,3 +221,18 @@ def test_cli_swap_share_is_stored_and_a_resume_cannot_change_it(tmp_path: Path, 
     from export.make_bundle import _recipe
 
     assert _recipe(extra["train_config"], True, {key: 0.5}).endswith(f"--steps 2 {flag} 0.5 && npc-runtime export")
+
+
+def test_cli_invent_facts_is_stored_named_in_the_recipe_and_a_resume_cannot_flip_it(tmp_path: Path) -> None:
+    from export.make_bundle import _recipe
+
+    out = tmp_path / "invent"
+    common = ["--preset", "tiny", "--out", str(out), "--no-progress", "--threads", "1", "--steps", "2"]
+    assert main([*common, "--fact-swap", "0.5", "--invent-facts", "--stop-after", "1"]) == 0
+    _, extra = load_checkpoint(out / CHECKPOINT_NAME)
+    assert extra["data_config"]["invent_facts"] is True and extra["train_config"]["invent_facts"] is True
+    with pytest.raises(ValueError, match="invent_facts"):
+        main([*common, "--resume", "--no-invent-facts"])
+    assert main([*common, "--resume"]) == 0
+    recipe = _recipe(extra["train_config"], True, {"fact_swap": 0.5, "invent_facts": True})
+    assert recipe.endswith("--steps 2 --fact-swap 0.5 --invent-facts && npc-runtime export")
