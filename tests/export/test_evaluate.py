@@ -10,6 +10,7 @@ import pytest
 from export.corpus import Example
 from export.eval_attribution import FeatureConfig, PersonaClassifier
 from export.eval_generate import Prompt, generate
+from export.eval_handwritten import load_cards, questions
 from export.eval_report import (
     BEGIN_MARK,
     END_MARK,
@@ -314,7 +315,8 @@ def test_main_writes_json_and_markdown_reports(tiny_bundle: Path, tmp_path: Path
     assert "### Targets" in text and "### Fusion ablation" in text and END_MARK in text
     assert "| card rewritten with a new catchphrase and address | – |" in text
     (probe,) = report["handwritten"].values()  # the ablation bundle is the same bundle: asked once
-    assert probe["n"] == 18 and probe["errors"] == 0 and set(probe["by_kind"]) >= {"name", "price", "weather"}
+    asked = [q for card in load_cards() for q in questions(card)]
+    assert probe["n"] == len(asked) == 36 and probe["errors"] == 0 and set(probe["by_kind"]) >= {"name", "price", "weather"}
     assert "### Cards written by hand" in text and "non-words" in text
     assert "role consistency" in capsys.readouterr().out
 
