@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
-from export.voice_swap import replace_phrase
+from export.voice_swap import replace_all
 from npc_runtime.personas import Knowledge, PersonaCard, Place, Quest, Ware
 
 __all__ = ["swap_facts", "card_numbers", "map_card_text", "Inventor", "replace_all"]
@@ -93,24 +93,6 @@ def _name_map(name: str, first: str, last: str) -> list[tuple[str, str]]:
     elif parts:
         pairs.append((parts[0], first))
     return pairs
-
-
-def replace_all(text: str, pairs: Sequence[tuple[str, str]]) -> str:
-    """Every whole-word occurrence (any case) of each old phrase in ``pairs`` becomes its new phrase, in one pass
-    (so a new phrase is never rewritten again), longest old phrase first, capitalised where the old one was."""
-    table = {}
-    for old, new in pairs:
-        table.setdefault(old.lower(), new)
-    if not table:
-        return text
-    olds = sorted(table, key=len, reverse=True)
-    pattern = re.compile("|".join(rf"(?<!\w){re.escape(o)}(?!\w)" for o in olds), re.IGNORECASE)
-
-    def same_case(match: re.Match[str]) -> str:
-        new = table[match.group(0).lower()]
-        return (new[0].upper() if match.group(0)[0].isupper() else new[0].lower()) + new[1:]
-
-    return pattern.sub(same_case, text)
 
 
 # Pieces of invented facts. None of them is a name, ware, place or role of the corpus generator, nor one of the
@@ -272,11 +254,7 @@ def swap_facts(
     numbers = _new_numbers(old_numbers, taken, rng)
 
     def swap(text: str) -> str:
-        if invent:
-            text = replace_all(text, names)
-        else:
-            for old, new in names:
-                text = replace_phrase(text, old, new)
+        text = replace_all(text, names)
         return _NUMBER.sub(lambda m: str(numbers.get(int(m.group(0)), m.group(0))), text)
 
     swapped = map_card_text(card, swap, price=lambda p: numbers.get(p, p))

@@ -23,7 +23,7 @@ from dataclasses import replace
 
 from npc_runtime.personas import PersonaCard
 
-__all__ = ["swap_voice", "replace_phrase", "random_markers", "CATCHPHRASE_TEMPLATES", "ADDRESS_WORDS"]
+__all__ = ["swap_voice", "replace_phrase", "replace_all", "random_markers", "CATCHPHRASE_TEMPLATES", "ADDRESS_WORDS"]
 
 _THINGS = (
     "anvil", "ladle", "lantern", "bucket", "barrel", "candle", "thimble", "goose", "badger", "hedgehog", "acorn",
@@ -59,11 +59,25 @@ def random_markers(rng: random.Random) -> dict[str, str]:
 
 def replace_phrase(text: str, old: str, new: str) -> str:
     """Every whole-word occurrence of ``old`` (any case) becomes ``new``, capitalised where ``old`` was."""
+    return replace_all(text, [(old, new)])
+
+
+def replace_all(text: str, pairs: Sequence[tuple[str, str]]) -> str:
+    """Every whole-word occurrence (any case) of each old phrase in ``pairs`` becomes its new phrase, in one pass
+    (so a new phrase is never rewritten again), longest old phrase first, capitalised where the old one was."""
+    table: dict[str, str] = {}
+    for old, new in pairs:
+        table.setdefault(old.lower(), new)
+    if not table:
+        return text
+    olds = sorted(table, key=len, reverse=True)
+    pattern = re.compile("|".join(rf"(?<!\w){re.escape(o)}(?!\w)" for o in olds), re.IGNORECASE)
 
     def same_case(match: re.Match[str]) -> str:
+        new = table[match.group(0).lower()]
         return (new[0].upper() if match.group(0)[0].isupper() else new[0].lower()) + new[1:]
 
-    return re.sub(rf"(?<!\w){re.escape(old)}(?!\w)", same_case, text, flags=re.IGNORECASE)
+    return pattern.sub(same_case, text)
 
 
 def swap_voice(

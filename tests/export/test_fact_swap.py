@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -52,6 +53,21 @@ def test_swap_facts_with_a_quest_moves_title_task_and_place_everywhere() -> None
     assert (quest.title, quest.task, quest.location) == (other.title, other.task, other.location)
     assert quest.reward != own.reward  # the card's own reward, renumbered
     assert new_reply == f"The Lost Bell! Find the bell I lost near the mill. Go to the mill; {quest.reward} is yours."
+
+
+def test_swap_facts_moves_a_quest_whose_title_holds_the_persona_s_own_name() -> None:
+    # Rewriting the name first and the title second (the old way) left "Oswin's Remedy" as "<new name>'s Remedy":
+    # the quest was never swapped. One pass, longest phrase first, swaps the whole title.
+    card = PersonaPack.load(default_pack_dir()).get("guard")
+    first = card.name.split()[-2]
+    own = Quest(title=f"{first}'s Remedy", task="bring me the herbs", reward="5 silver coins", location="the well")
+    card = dataclasses.replace(card, knowledge=dataclasses.replace(card.knowledge, quest=own))
+    other = Quest(title="The Lost Bell", task="find the bell", reward="3 silver coins", location="the mill")
+    reply = f"{own.title}: {own.task}, {first}."
+    swapped, (new_reply,), _ = swap_facts(card, [reply], random.Random(0), FIRST_NAMES, SURNAMES, other)
+    new_first = swapped.name.split()[-2]
+    assert swapped.knowledge.quest.title == "The Lost Bell"
+    assert new_reply == f"The Lost Bell: find the bell, {new_first}."
 
 
 @pytest.mark.parametrize("invent", [False, True])
