@@ -172,6 +172,7 @@ def write_bundle(
             "fusion": cfg.fusion,
             "prompt_voice": cfg.prompt_voice,
             "copy_head": cfg.copy_head,
+            "copy_induction": cfg.copy_induction,
             "kv_layers": cfg.kv_layers,
             "max_positions": cfg.max_positions,
         },

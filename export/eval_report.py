@@ -373,13 +373,15 @@ def _ablation_section(report: Mapping[str, Any]) -> list[str]:
             cells.append(" / ".join(_fmt(v) for v in values))
         steps = row.get("steps")
         voice = "yes" if row.get("prompt_voice") else "no"
-        copy = "yes" if row.get("copy_head") else "no"
+        copy = ("yes, induction" if row.get("copy_induction") else "yes") if row.get("copy_head") else "no"
         rows.append([f"`{row['name']}`", row.get("fusion"), voice, copy, "–" if steps is None else f"{steps:,}",
                      *cells])
     splits = " / ".join(_SPLIT_NAMES.get(s, s) for s in report["results"])
     out = [f"Each cell: {splits}. Voice: whether the model reads the card's traits, mood and speaking style on its "
            "`<know>` line (`model.prompt_voice`). Copy: whether its decoder has the pointer head "
-           "(`model.copy_head`). Steps: the training steps the bundle's manifest records (`training.steps`)."]
+           "(`model.copy_head`), \"induction\" where that head also has the induction bonus "
+           "(`model.copy_induction`). Steps: the training steps the bundle's manifest records (`training.steps`; a "
+           "warm-started run counts its own steps only)."]
     if len(report["ablation"]) > 1:
         out[0] += " The first row is the evaluated bundle; the others were passed with `--ablation`."
     stray = [f"`{row['name']}`" for row in report["ablation"][1:] if row.get("corpus_matches_training") is False]

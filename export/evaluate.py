@@ -256,7 +256,7 @@ def _make_encoder(kind: str, engine: RoleModelEngine) -> Callable[[Sequence[str]
 def _bundle_info(bundle: Bundle) -> dict[str, Any]:
     """What the report says about a bundle; ``steps`` is the training budget its manifest records (None if not),
     ``prompt_voice`` whether its model reads the card's voice on the ``<know>`` line, ``copy_head`` whether its
-    decoder has the pointer head."""
+    decoder has the pointer head, ``copy_induction`` whether that head has the induction bonus."""
     training = bundle.manifest.get("training")
     steps = training.get("steps") if isinstance(training, Mapping) else None
     return {
@@ -265,6 +265,7 @@ def _bundle_info(bundle: Bundle) -> dict[str, Any]:
         "fusion": bundle.model.get("fusion"),
         "prompt_voice": bool(bundle.model.get("prompt_voice", False)),
         "copy_head": bool(bundle.model.get("copy_head", False)),
+        "copy_induction": bool(bundle.model.get("copy_induction", False)),
         "precision": bundle.manifest.get("precision"),
         "steps": steps if isinstance(steps, int) and not isinstance(steps, bool) else None,
     }

@@ -307,11 +307,12 @@ def _write_model_card(out: Path) -> None:
 
 
 def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, Any] | None = None,
-            copy_head: bool | None = None) -> str:
-    """The train command of a run: its preset, plus --steps, --fusion, --no-voice, --copy-head, --emotion-labels,
-    --voice-swap, --fact-swap and --invent-facts where the run changed the preset's (``prompt_voice``, ``copy_head``
-    and ``swaps``, which also carries ``emotion_labels`` and ``invent_facts``, are the checkpoint's model and data
-    settings: runs from before these options record no choice)."""
+            copy_head: bool | None = None, copy_induction: bool = False) -> str:
+    """The train command of a run: its preset, plus --steps, --lr, --seed, --fusion, --no-voice, --copy-head,
+    --copy-induction, --init-from, --emotion-labels, --voice-swap, --fact-swap and --invent-facts where the run
+    changed the preset's (``prompt_voice``, ``copy_head``, ``copy_induction`` and ``swaps``, which also carries
+    ``emotion_labels`` and ``invent_facts``, are the checkpoint's model and data settings: runs from before these
+    options record no choice)."""
     from export.train import SWAP_OPTIONS, preset_configs
 
     preset = train_config.get("preset")
@@ -323,12 +324,20 @@ def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, A
     steps, fusion = train_config.get("steps"), train_config.get("fusion")
     if steps is not None and (preset_train is None or steps != preset_train.steps):
         words.append(f"--steps {steps}")
+    for key in ("lr", "seed"):
+        value = train_config.get(key)
+        if value is not None and preset_train is not None and value != getattr(preset_train, key):
+            words.append(f"--{key} {value:g}")
     if fusion is not None and (preset_model is None or fusion != preset_model.fusion):
         words.append(f"--fusion {fusion}")
     if preset_model is not None and preset_model.prompt_voice and not prompt_voice:
         words.append("--no-voice")
     if preset_model is not None and copy_head is not None and copy_head != preset_model.copy_head:
         words.append("--copy-head" if copy_head else "--no-copy-head")
+    if copy_induction:
+        words.append("--copy-induction")
+    if train_config.get("init_from"):
+        words.append(f"--init-from {train_config['init_from']}")
     labels = (swaps or {}).get("emotion_labels")
     if preset_data is not None and labels is not None and labels != preset_data.emotion_labels:
         words.append(f"--emotion-labels {labels}")
@@ -343,7 +352,7 @@ def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, A
 
 
 def _training_record(run_dir: Path, extra: dict[str, Any], prompt_voice: bool,
-                     copy_head: bool | None = None) -> dict[str, Any]:
+                     copy_head: bool | None = None, copy_induction: bool = False) -> dict[str, Any]:
     from export.train import SWAP_OPTIONS
 
     data_config = extra.get("data_config", {})
@@ -360,7 +369,7 @@ def _training_record(run_dir: Path, extra: dict[str, Any], prompt_voice: bool,
         "world_size": extra.get("world_size", 1),
         "corpus_digest": extra.get("corpus_digest"),
         "final": history[-1] if history else None,
-        "recipe": _recipe(train_config, prompt_voice, swaps, copy_head),
+        "recipe": _recipe(train_config, prompt_voice, swaps, copy_head, copy_induction),
     }
     if data_config:
         from dataclasses import asdict
@@ -418,7 +427,10 @@ def make_bundle(run_dir: str | Path, out_dir: str | Path, config: BundleConfig |
                 f"{extra.get('step')} steps); persona by MiniLM card embedding"
                 + (" and the card's traits, mood and speaking style as prompt text" if model.cfg.prompt_voice else "")
                 + ", screenshot by a small CNN"
-                + ("; a copy head points at facts in the prompt." if model.cfg.copy_head else ".")
+                + ("; a copy head points at facts in the prompt" if model.cfg.copy_head else "")
+                + (", and at the piece that followed the piece just copied" if model.cfg.copy_induction else "")
+                + (f"; warm-started from {extra['train_config']['init_from']}"
+                   if extra.get("train_config", {}).get("init_from") else "") + "."
             )
             write_bundle(model, tokenizer_path, text_onnx, text_tokenizer, build, name=config.name, description=description,
                          quantize=None, limits=limits)  # fmt: skip
@@ -469,7 +481,8 @@ def make_bundle(run_dir: str | Path, out_dir: str | Path, config: BundleConfig |
                 "precision": precisions.pop() if len(precisions) == 1 else "mixed",
                 "graph_precision": graph_precision,
                 "quality": quality,
-                "training": _training_record(run, extra, model.cfg.prompt_voice, model.cfg.copy_head),
+                "training": _training_record(run, extra, model.cfg.prompt_voice, model.cfg.copy_head,
+                                             model.cfg.copy_induction),
                 "samples": [
                     {"persona": ex.persona_id, "player": ex.player, "reply": reply}
                     for ex, reply in list(zip(examples, fp32.replies))[:6]

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from export.tokenizer import IGNORE_INDEX
 from npc_runtime.emotion import EMOTIONS
-from npc_runtime.prompt import SPECIAL_TOKENS
+from npc_runtime.prompt import NPC, SPECIAL_TOKENS
 
 __all__ = [
     "FUSIONS",
@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 FUSIONS = ("concat", "weighted_sum", "cross_attention")
 #: Additive attention bias for masked keys: large enough that exp() underflows to 0, small enough to stay finite.
 MASK_VALUE = -1e9
+#: The ``<npc>`` token, which opens each NPC line: the copy head's induction bonus counts turns by it.
+_NPC_ID = SPECIAL_TOKENS.index(NPC)
 
 #: One (key, value) pair per layer, each (B, H, P, Dh).
 KVCache = list[tuple[Tensor, Tensor]]
@@ -74,6 +76,12 @@ class RoleModelConfig:
     copy_head: bool = False
     #: Token ids below this are never copied (the special tokens: padding, prefix slots, turn markers).
     copy_min_id: int = len(SPECIAL_TOKENS)
+    #: With the copy head, an induction term: a position before the reader's own ``<npc>`` turn whose previous
+    #: token is the token just read gets a copy score bonus (a learned function of the reader's state), so after
+    #: copying one piece of a multi-piece name the head can point at the piece that followed it in the prompt.
+    #: Each cached position keeps its previous token's id and its turn beside its own id (see :class:`CopyHead`);
+    #: the decoder's inputs and outputs do not change.
+    copy_induction: bool = False
     dropout: float = 0.0
     tie_embeddings: bool = True
     image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
@@ -99,11 +107,16 @@ class RoleModelConfig:
                 raise ValueError(f"RoleModelConfig.{name} must be a positive int, got {value!r}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
-        for name in ("prompt_voice", "copy_head"):
+        for name in ("prompt_voice", "copy_head", "copy_induction"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if not isinstance(self.copy_min_id, int) or isinstance(self.copy_min_id, bool) or self.copy_min_id < 0:
             raise ValueError(f"copy_min_id must be a non-negative int, got {self.copy_min_id!r}")
+        if self.copy_induction and not self.copy_head:
+            raise ValueError("copy_induction needs copy_head")
+        if self.copy_induction and self.d_model // self.n_heads < 3:
+            raise ValueError("copy_induction needs a head_dim of at least 3 (the cache keeps three numbers per "
+                             "position)")  # fmt: skip
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}, got {self.fusion!r}")
         if not 0.0 <= self.dropout < 1.0:
@@ -373,6 +386,12 @@ class CopyHead(nn.Module):
     state sets the share of copying: p = (1 - g) * softmax(lm_logits) + g * p_copy. The keys and the token ids
     they point at are cached like a layer's keys and values (ids as floats, repeated over the head layout), so a
     decode step sees the whole prompt without the runtime knowing anything about copying.
+
+    With ``cfg.copy_induction`` channels 1 and 2 of the cached ids hold each position's previous token id and its
+    turn (how many ``<npc>`` tokens there are up to it), and a reader whose own token equals the previous token of a
+    position in an earlier turn adds a learned bonus to that position's score: the position after an earlier
+    occurrence of the piece just read, which is where a multi-piece name goes on. Positions of the reader's own
+    reply never get it, so the reply cannot feed its own loop ("the landing; the landing; the landing").
     """
 
     def __init__(self, cfg: RoleModelConfig) -> None:
@@ -381,14 +400,66 @@ class CopyHead(nn.Module):
         self.query = nn.Linear(cfg.d_model, cfg.d_model)
         self.key = nn.Linear(cfg.d_model, cfg.d_model)
         self.gate = nn.Linear(cfg.d_model, 1)
+        if cfg.copy_induction:
+            self.induction = nn.Linear(cfg.d_model, 1)
 
-    def cache_entry(self, h: Tensor, input_ids: Tensor) -> tuple[Tensor, Tensor]:
-        """(B, T, D) final hidden states and (B, T) ids -> keys and ids as a cache pair, each (B, H, T, Dh)."""
+    def reset_induction(self) -> None:
+        """Zero the induction bonus, so a model warm-started without one begins exactly where it was."""
+        nn.init.zeros_(self.induction.weight)
+        nn.init.zeros_(self.induction.bias)
+
+    def cache_entry(self, h: Tensor, input_ids: Tensor, state: tuple[Tensor, Tensor] | None = None
+                    ) -> tuple[Tensor, Tensor]:
+        """(B, T, D) final hidden states and (B, T) ids -> keys and ids as a cache pair, each (B, H, T, Dh).
+
+        With ``copy_induction``, ``state`` is :meth:`induction_state`'s (previous ids, turns), each (B, T), which go
+        into channels 1 and 2 of the ids."""
         cfg = self.cfg
         b, t, _ = h.shape
         keys = self.key(h).view(b, t, cfg.n_heads, cfg.head_dim).transpose(1, 2)
         ids = input_ids.to(h.dtype).view(b, 1, t, 1).expand(b, cfg.n_heads, t, cfg.head_dim)
+        if cfg.copy_induction:
+            if state is None:
+                raise ValueError("copy_induction: cache_entry needs the previous token ids and turns")
+            extra = [x.to(h.dtype).view(b, 1, t, 1).expand(b, cfg.n_heads, t, 1) for x in state]
+            ids = torch.cat([ids.narrow(3, 0, 1), *extra, ids.narrow(3, 3, cfg.head_dim - 3)], dim=3)
         return keys, ids
+
+    @staticmethod
+    def induction_state(input_ids: Tensor, attention_mask: Tensor | None = None,
+                        past_ids: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(previous id, turn) of each new position, each (B, T) float.
+
+        The previous id is the new position's before it, or for the first one the last visible cached position's
+        (``past_ids`` (B, H, P, Dh), the copy head's cached ids, visible where ``attention_mask`` (B, P + T) says),
+        or -1 where there is none. The turn counts the ``<npc>`` tokens up to and including the position, carried
+        on from the last visible cached position. Right for both cache layouts the runtime uses: left padded, and
+        rows packed from column 0 with masked room after them."""
+        ids = input_ids.to(torch.float32)
+        b = ids.shape[0]
+        is_turn = (input_ids == _NPC_ID).to(ids.dtype)
+        if past_ids is None or attention_mask is None:
+            first = torch.full((b, 1), -1.0, dtype=ids.dtype, device=ids.device)
+            base = torch.zeros((b, 1), dtype=ids.dtype, device=ids.device)
+        else:
+            cached_ids = past_ids[:, 0, :, 0]  # (B, P)
+            cached_turns = past_ids[:, 0, :, 2]
+            seen = attention_mask[:, : cached_ids.shape[1]].to(ids.dtype)  # (B, P)
+            after = torch.cat([seen, torch.zeros_like(seen[:, :1])], dim=1)[:, 1:]  # is the next column visible
+            last = seen * (1.0 - after)  # one-hot of the last visible column (none when nothing is visible)
+            first = (last * cached_ids).sum(1, keepdim=True) - (1.0 - last.sum(1, keepdim=True))
+            base = (last * cached_turns).sum(1, keepdim=True)
+        return torch.cat([first, ids[:, :-1]], dim=1), base + torch.cumsum(is_turn, dim=1)
+
+    def induction_bonus(self, h_query: Tensor, read_ids: Tensor, read_turns: Tensor, previous: Tensor,
+                        turns: Tensor) -> Tensor:
+        """Score bonus (B, N, L) for N readers with hidden states (B, N, D), own token ids and turns (B, N): where
+        a position of an earlier turn has the reader's token as its ``previous`` id (``previous``, ``turns``:
+        (B, L)). Never a position of the reader's own reply, nor for a special token."""
+        read = read_ids.to(previous.dtype)
+        match = (previous.unsqueeze(1) == read.unsqueeze(2)) & (read >= self.cfg.copy_min_id).unsqueeze(2)
+        match = match & (turns.unsqueeze(1) < read_turns.unsqueeze(2))
+        return self.induction(h_query) * match.to(h_query.dtype)  # (B, N, 1) * (B, N, L)
 
     def scores(self, h_query: Tensor, keys: Tensor) -> Tensor:
         """Scaled copy scores (B, N, L) of queries from h_query (B, N, D) against cached keys (B, H, L, Dh).
@@ -424,8 +495,12 @@ class CopyHead(nn.Module):
         h (B, L, D) final hidden states, bias (B, 1, L, L) the causal attention bias, logits (n, V) and targets
         (n,) at the picked positions. Computed without the (n, V) copy distribution.
         """
-        keys, _ = self.cache_entry(h, input_ids)
-        probs = self.position_probs(self.scores(h, keys), input_ids.to(h.dtype), bias[:, 0])  # (B, L, L)
+        state = self.induction_state(input_ids) if self.cfg.copy_induction else None
+        keys, _ = self.cache_entry(h, input_ids, state)
+        scores = self.scores(h, keys)  # (B, L, L)
+        if state is not None:
+            scores = scores + self.induction_bonus(h, input_ids, state[1], *state)
+        probs = self.position_probs(scores, input_ids.to(h.dtype), bias[:, 0])  # (B, L, L)
         rows = picked.nonzero()[:, 0]
         hits = (input_ids[rows] == targets.unsqueeze(1)).to(h.dtype)  # (n, L)
         p_copy = (probs[picked] * hits).sum(-1)  # (n,)
@@ -524,9 +599,13 @@ class RoleModel(nn.Module):
             present.append((k, v))
         copy_cache: tuple[Tensor, Tensor] | None = None
         h_all: Tensor | None = None
+        state: tuple[Tensor, Tensor] | None = None  # with copy_induction: (previous ids, turns) (B, T) of the new
         if self.cfg.copy_head:
             h_all = self.ln_f(x)  # every new position gets a copy key in the cache
-            copy_cache = self.copy.cache_entry(h_all, input_ids)
+            if self.cfg.copy_induction:
+                past_ids = None if past is None else past[self.cfg.n_layers][1]
+                state = self.copy.induction_state(input_ids, attention_mask, past_ids)
+            copy_cache = self.copy.cache_entry(h_all, input_ids, state)
             if past is not None and not new_only:
                 own = past[self.cfg.n_layers]
                 present.append((torch.cat([own[0], copy_cache[0]], dim=2), torch.cat([own[1], copy_cache[1]], dim=2)))
@@ -550,6 +629,16 @@ class RoleModel(nn.Module):
                 scores = torch.cat([self.copy.scores(h, own_keys), scores], dim=2)
                 past_ids = own_ids.narrow(3, 0, 1).narrow(1, 0, 1).flatten(1)  # (B, P): last axis first, less to slice
                 token_ids = torch.cat([past_ids, token_ids], dim=1)
+            if state is not None:
+                read_ids, read_turns = input_ids, state[1]
+                if logits_to_keep is not None:
+                    read_ids, read_turns = read_ids.index_select(1, kept), read_turns.index_select(1, kept)
+                previous, turns = state
+                if past is not None:
+                    cached = own_ids.narrow(1, 0, 1)
+                    previous = torch.cat([cached.narrow(3, 1, 1).flatten(1), previous], dim=1)
+                    turns = torch.cat([cached.narrow(3, 2, 1).flatten(1), turns], dim=1)
+                scores = scores + self.copy.induction_bonus(h, read_ids, read_turns, previous, turns)
             probs = self.copy.position_probs(scores, token_ids, bias[:, 0])
             logits = self.copy.mix(h, logits, probs, token_ids)
         emotion_logits = self.emotion_head(h)

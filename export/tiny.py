@@ -68,9 +68,14 @@ def tiny_corpus(n_lines: int = 300, seed: int = 0) -> list[str]:
     return lines
 
 
-def tiny_config(vocab_size: int, fusion: str = "concat", copy_head: bool = False) -> RoleModelConfig:
+#: The induction bonus of tiny bundles built with ``copy_induction`` (a score, like the copy logits it adds to).
+TINY_INDUCTION_BONUS = 4.0
+
+
+def tiny_config(vocab_size: int, fusion: str = "concat", copy_head: bool = False,
+                copy_induction: bool = False) -> RoleModelConfig:
     """Two layers, width 32, two heads, 16-pixel images, a handful of prefix tokens; with ``copy_head`` the
-    pointer head (``RoleModelConfig.copy_head``)."""
+    pointer head (``RoleModelConfig.copy_head``), with ``copy_induction`` also its induction bonus."""
     return RoleModelConfig(
         vocab_size=vocab_size,
         d_model=32,
@@ -84,13 +89,14 @@ def tiny_config(vocab_size: int, fusion: str = "concat", copy_head: bool = False
         image_size=16,
         vision_channels=(8, 16),
         fusion=fusion,
-        copy_head=copy_head,
+        copy_head=copy_head or copy_induction,
+        copy_induction=copy_induction,
         dropout=0.0,
     )
 
 
 def build_tiny_bundle(out_dir: str | Path, seed: int = 0, fusion: str = "concat", quantize: str | None = None,
-                      copy_head: bool = False) -> Path:
+                      copy_head: bool = False, copy_induction: bool = False) -> Path:
     """Write a complete tiny role-model bundle to ``out_dir`` and return it."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -104,7 +110,10 @@ def build_tiny_bundle(out_dir: str | Path, seed: int = 0, fusion: str = "concat"
         text_tokenizer = encoder.save_tokenizer(work / "text_encoder_tokenizer.json")
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            model = RoleModel(tiny_config(tokenizer.get_vocab_size(), fusion, copy_head)).eval()
+            model = RoleModel(tiny_config(tokenizer.get_vocab_size(), fusion, copy_head, copy_induction)).eval()
+        if copy_induction:
+            with torch.no_grad():  # a random init leaves the bonus near zero; make it count, so tests exercise it
+                model.copy.induction.bias.fill_(TINY_INDUCTION_BONUS)
         return write_bundle(
             model,
             tokenizer_path,

@@ -44,6 +44,12 @@ class TrainConfig:
     fusion: str | None = None
     prompt_voice: bool | None = None
     copy_head: bool | None = None
+    #: ``RoleModelConfig.copy_induction`` for this run (None: the preset's); it turns the copy head on too.
+    copy_induction: bool | None = None
+    #: Warm start: a checkpoint (or run folder) whose weights this run starts from; parameters it lacks (a new
+    #: head) start as their own initialiser says, the optimiser and schedule start fresh. Its tokenizer must be
+    #: the one this run's data builds.
+    init_from: str | None = None
     #: ``DataConfig.voice_swap``, ``.fact_swap`` and ``.emotion_labels`` for this run (None: the preset's).
     voice_swap: float | None = None
     fact_swap: float | None = None
@@ -226,6 +232,39 @@ def _init_distributed() -> _Dist:
     return info
 
 
+def _warm_start(model: Any, source: Path, tokenizer_path: Path) -> None:
+    """Load the weights of checkpoint ``source`` (or ``source/checkpoint.pt``) into ``model``.
+
+    Parameters the checkpoint lacks keep their initial values (a new induction bonus starts at zero, so the model
+    begins exactly where the checkpoint ended); one the checkpoint has but the model lacks, a shape that differs
+    or a different tokenizer is an error, since the weights would then mean something else.
+    """
+    import torch
+
+    path = source / CHECKPOINT_NAME if source.is_dir() else source
+    if not path.is_file():
+        raise FileNotFoundError(f"--init-from: no checkpoint at {path}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    saved_tokenizer = path.parent / str(state.get("extra", {}).get("tokenizer", ""))
+    if not saved_tokenizer.is_file() or saved_tokenizer.read_bytes() != tokenizer_path.read_bytes():
+        raise ValueError(f"--init-from: {path} was trained with another tokenizer than this run's data builds "
+                         f"({saved_tokenizer} vs {tokenizer_path}); use the same preset and data options")  # fmt: skip
+    own = model.state_dict()
+    extra = sorted(set(state["state_dict"]) - set(own))
+    if extra:
+        raise ValueError(f"--init-from: {path} has weights this model lacks: {', '.join(extra[:5])}; match its "
+                         "model options (--copy-head, --fusion, --no-voice)")  # fmt: skip
+    for name, tensor in state["state_dict"].items():
+        if tuple(own[name].shape) != tuple(tensor.shape):
+            raise ValueError(f"--init-from: {name} is {tuple(tensor.shape)} in {path}, {tuple(own[name].shape)} here")
+    missing = sorted(set(own) - set(state["state_dict"]))
+    model.load_state_dict(state["state_dict"], strict=False)
+    if any(name.startswith("copy.induction.") for name in missing):
+        model.copy.reset_induction()
+    log.info("warm start from %s (step %s); new parameters: %s", path, state.get("extra", {}).get("step", "?"),
+             ", ".join(missing) or "none")  # fmt: skip
+
+
 def _to(batch: Mapping[str, Any], device: Any) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
@@ -324,6 +363,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         model_cfg = replace(model_cfg, prompt_voice=cfg.prompt_voice)
     if cfg.copy_head is not None:
         model_cfg = replace(model_cfg, copy_head=cfg.copy_head)
+    if cfg.copy_induction is not None:
+        model_cfg = replace(model_cfg, copy_induction=cfg.copy_induction,
+                            copy_head=model_cfg.copy_head or cfg.copy_induction)  # fmt: skip
     data_cfg = replace(data_cfg, **{k: getattr(cfg, k) for k in SWAP_OPTIONS if getattr(cfg, k) is not None})
     if cfg.emotion_labels is not None:
         data_cfg = replace(data_cfg, emotion_labels=cfg.emotion_labels)
@@ -352,6 +394,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
                 flag = "--" + key.replace("_", "-")
                 raise ValueError(f"--resume: {ckpt_path} was trained with {key}={saved_share}; drop {flag} or train "
                                  "into another folder")  # fmt: skip
+        if cfg.copy_induction is not None and cfg.copy_induction != saved_model_cfg.copy_induction:
+            raise ValueError(f"--resume: {ckpt_path} was trained with copy_induction="
+                             f"{saved_model_cfg.copy_induction}; drop --copy-induction or train into another "
+                             "folder")  # fmt: skip
         saved_labels = saved["data_config"].get("emotion_labels", "sampled")
         if cfg.emotion_labels is not None and cfg.emotion_labels != saved_labels:
             raise ValueError(f"--resume: {ckpt_path} was trained with emotion_labels={saved_labels}; drop "
@@ -400,6 +446,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         step, epoch, batch_in_epoch = state["extra"]["step"], state["extra"]["epoch"], state["extra"]["batch_in_epoch"]
         history = list(state["extra"].get("history", []))
         log.info("resumed %s at step %d (epoch %d, batch %d)", ckpt_path, step, epoch, batch_in_epoch)
+    elif cfg.init_from is not None:
+        _warm_start(model, Path(cfg.init_from), data.tokenizer_path)
     loss_module = _loss_module(model, cfg)
     trainer = DistributedDataParallel(loss_module) if dist_info.world > 1 else loss_module
 
@@ -486,7 +534,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
     summary = {
         "steps": step, "target_steps": cfg.steps, "stopped_early": stopped_early, "fusion": model_cfg.fusion,
         "prompt_voice": model_cfg.prompt_voice, "copy_head": model_cfg.copy_head,
-        "last": last,
+        "copy_induction": model_cfg.copy_induction, "init_from": cfg.init_from, "last": last,
         "history": history, "wall_s": round(time.monotonic() - started, 1), "data_prep_s": round(prep_s, 1),
         "checkpoint": str(ckpt_path), "world_size": dist_info.world,
     }  # fmt: skip
@@ -511,6 +559,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--copy-head", action=argparse.BooleanOptionalAction, default=None,
                         help="a pointer (copy) head that mixes copying a prompt token into the next-token "
                         "distribution (default: the preset's; off in the default preset, see docs/model.md)")  # fmt: skip
+    parser.add_argument("--copy-induction", action=argparse.BooleanOptionalAction, default=None,
+                        help="the copy head's induction bonus: point at the piece that followed the piece just "
+                             "read (implies --copy-head)")  # fmt: skip
+    parser.add_argument("--init-from", type=Path, default=None, metavar="CHECKPOINT",
+                        help="warm start: begin from this checkpoint's (or run folder's) weights with a fresh "
+                             "optimiser and schedule; it must use the same tokenizer")  # fmt: skip
     parser.add_argument("--emotion-labels", choices=EMOTION_LABELS, default=None,
                         help="how the corpus sets emotion labels: drawn from the situation's weights, or the rule's "
                         "likeliest label (default: the preset's, sampled)")  # fmt: skip
@@ -540,7 +594,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                  "max_minutes": args.max_minutes, "threads": args.threads, "fusion": args.fusion,
                  "prompt_voice": False if args.no_voice else None,
-                 "copy_head": args.copy_head, "emotion_labels": args.emotion_labels, "voice_swap": args.voice_swap,
+                 "copy_head": args.copy_head, "copy_induction": args.copy_induction,
+                 "init_from": None if args.init_from is None else str(args.init_from),
+                 "emotion_labels": args.emotion_labels, "voice_swap": args.voice_swap,
                  "fact_swap": args.fact_swap, "invent_facts": args.invent_facts}  # fmt: skip
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     if args.steps is not None and args.steps < cfg.eval_every:

@@ -59,6 +59,7 @@ def test_tiny_bundle_loads_and_describes_itself(tiny_bundle: Path) -> None:
         "fusion": "concat",
         "prompt_voice": False,
         "copy_head": False,
+        "copy_induction": False,
         "kv_layers": 2,
         "max_positions": 256,
     }

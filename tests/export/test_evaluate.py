@@ -253,6 +253,8 @@ def test_ablation_table_shows_each_bundles_training_steps() -> None:
         {"name": "abl_wsum", "fusion": "weighted_sum", "steps": 1500, "corpus_matches_training": False,
          "results": {"test_seen": model}},
         {"name": "odd", "fusion": "concat", "steps": None, "results": {}},
+        {"name": "induct", "fusion": "concat", "prompt_voice": True, "copy_head": True, "copy_induction": True,
+         "steps": 2500, "results": {"test_seen": model, "test_heldout": model}},
     ]}  # fmt: skip
     lines = _ablation_section(report)
     assert "| bundle | fusion | voice | copy | steps | hits@1 |" in "\n".join(lines)
@@ -260,6 +262,7 @@ def test_ablation_table_shows_each_bundles_training_steps() -> None:
     assert rows[0].startswith("| `default` | concat | yes | yes | 5,500 | 0.600 / 0.600 |")
     assert rows[1].startswith("| `abl_wsum` | weighted_sum | no | no | 1,500 | 0.600 / – |")
     assert rows[2].startswith("| `odd` | concat | no | no | – | – / – |")
+    assert rows[3].startswith("| `induct` | concat | yes | yes, induction | 2,500 | 0.600 / 0.600 |")
     assert any("another corpus" in line and "`abl_wsum`" in line for line in lines)
 
 

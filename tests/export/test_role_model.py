@@ -11,6 +11,7 @@ import torch
 from export.role_model import FUSIONS, RoleModel, RoleModelConfig, load_checkpoint, place_prefix, save_checkpoint
 from export.tiny import TINY_VOCAB_SIZE, tiny_config
 from export.tokenizer import encode_turn, pad_id
+from npc_runtime.prompt import NPC, SPECIAL_TOKENS
 from export.torch_generate import collate_turns
 
 MakeModel = Callable[..., RoleModel]
@@ -68,6 +69,8 @@ def _row(inputs: dict[str, torch.Tensor], row: int, n: int) -> dict[str, torch.T
         {"vision_channels": ()},
         {"max_positions": 8},
         {"n_heads": True},
+        {"copy_induction": True, "copy_head": False},
+        {"copy_induction": 1, "copy_head": True},
     ],
 )
 def test_config_rejects_bad_values(overrides: dict) -> None:
@@ -128,11 +131,34 @@ def test_absent_image_ignores_visual_features(make_model: MakeModel, fusion: str
     assert not torch.allclose(seen_a, seen_b)
 
 
-@pytest.mark.parametrize(("fusion", "copy_head"), [*((f, True) for f in FUSIONS), ("concat", False)])
-def test_kv_cache_steps_equal_full_forward(make_model: MakeModel, fusion: str, copy_head: bool) -> None:
-    model = make_model(fusion, copy_head=copy_head)
+def _induction_model(make_model: MakeModel, bonus: float = 4.0) -> RoleModel:
+    model = make_model("concat", copy_head=True, copy_induction=True)
+    with torch.no_grad():
+        model.copy.induction.bias.fill_(bonus)  # a random init leaves it near zero
+    return model
+
+
+def _repeat_text(inputs: dict[str, torch.Tensor], k: int) -> None:
+    """Each row's text becomes a short sequence, ``<npc>``, and the sequence again, so readers in the second
+    turn meet tokens of the first."""
+    ids = inputs["input_ids"]
+    for row in range(ids.shape[0]):
+        start = int((inputs["attention_mask"][row] == 0).sum()) + k
+        text = ids[row, start:].clone()
+        half = len(text) // 2
+        ids[row, start:] = torch.cat([text[:half], torch.tensor([_NPC_ID]),
+                                      text[: len(text) - half - 1]])
+
+
+@pytest.mark.parametrize(("fusion", "copy_head", "induction"),
+                         [*((f, True, False) for f in FUSIONS), ("concat", False, False), ("concat", True, True)])
+def test_kv_cache_steps_equal_full_forward(make_model: MakeModel, fusion: str, copy_head: bool,
+                                           induction: bool) -> None:
+    model = _induction_model(make_model) if induction else make_model(fusion, copy_head=copy_head)
     assert len(model.forward_step(**_inputs(model, [12]))[3]) == model.cfg.kv_layers
     inputs = _inputs(model, [14, 11])
+    if induction:
+        _repeat_text(inputs, model.cfg.prefix_tokens)
     with torch.no_grad():
         full_logits, full_emotion, _, _ = model.forward_step(**inputs)
         split = 10  # prefill 10 positions (prefix included), then one position per step
@@ -169,6 +195,79 @@ def test_copy_head_mixes_a_distribution_over_visible_text_tokens(make_model: Mak
             mass = copied[row, t]
             assert float(mass[sorted(visible)].sum()) == pytest.approx(1.0, abs=1e-4)
             assert float(mass[: model.cfg.copy_min_id].sum()) < 1e-6
+
+
+_NPC_ID = SPECIAL_TOKENS.index(NPC)
+
+
+def _induction_only(make_model: MakeModel, text: list[int]) -> tuple[RoleModel, dict[str, torch.Tensor], int]:
+    """A model whose copy head scores by the induction term alone (no content scores, gate open), and one prompt
+    whose text (after the prefix slots, which start at ``k``) is ``text``; returns (model, inputs, k)."""
+    model = _induction_model(make_model, bonus=30.0)
+    with torch.no_grad():
+        model.copy.query.weight.zero_()
+        model.copy.query.bias.zero_()
+        model.copy.gate.bias.fill_(60.0)
+    inputs = _inputs(model, [14])
+    k = model.cfg.prefix_tokens
+    inputs["input_ids"][0, k:] = torch.tensor(text)
+    return model, inputs, k
+
+
+def test_copy_induction_points_after_an_earlier_copy_of_the_token_just_read(make_model: MakeModel) -> None:
+    """A reader in the NPC's reply whose token appeared before the reply copies the token that followed it
+    there; the cache keeps each position's previous id and turn in channels 1 and 2."""
+    text = [101, 202, 303, 304, _NPC_ID, 101, 202]  # the reply's 101 and 202 were seen before it, on the card
+    model, inputs, k = _induction_only(make_model, text)
+    with torch.no_grad():
+        log_probs, _, _, present = model.forward_step(**inputs)
+    ids = present[-1][1][0, 0, k:]
+    torch.testing.assert_close(ids[:, 0], torch.tensor(text, dtype=torch.float32))
+    torch.testing.assert_close(ids[:, 1], torch.tensor([7.0, *text[:-1]]))  # previous ids
+    torch.testing.assert_close(ids[:, 2], torch.tensor([0.0, 0, 0, 0, 1, 1, 1]))  # turns
+    predicted = log_probs[0, k:].argmax(-1).tolist()
+    assert predicted[5] == 202 and predicted[6] == 303  # after the reply's 101 comes 202, after 202 comes 303
+    assert float(log_probs[0, k + 6, 303].exp()) > 0.99
+    with torch.no_grad():
+        model.copy.induction.bias.fill_(0.0)  # no bonus: the same scores everywhere, copying is spread out
+        spread = model.forward_step(**inputs)[0]
+    assert float(spread[0, k + 6, 303].exp()) < 0.5
+
+
+def test_copy_induction_never_points_inside_the_reply_it_is_writing(make_model: MakeModel) -> None:
+    """A reply that repeats itself gets no bonus from its own earlier words, so it cannot feed its own loop."""
+    text = [101, 102, 103, _NPC_ID, 202, 303, 202]  # 202 then 303 said in the reply: no reason to say 303 again
+    model, inputs, k = _induction_only(make_model, text)
+    with torch.no_grad():
+        log_probs = model.forward_step(**inputs)[0]
+    assert float(log_probs[0, k + 6, 303].exp()) < 0.5
+
+
+@pytest.mark.parametrize("layout", ["left_padded", "packed_from_column_0"])
+def test_induction_state_of_a_step_carries_on_from_the_last_visible_cached_token(layout: str) -> None:
+    from export.role_model import CopyHead
+
+    npc = float(_NPC_ID)
+    ids = torch.tensor([[0.0, 0.0, 11.0, npc, 13.0], [21.0, 22.0, 0.0, 0.0, 0.0]])
+    turns = torch.tensor([[0.0, 0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0, 0.0]])
+    if layout == "left_padded":
+        mask = torch.tensor([[0, 0, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1]])
+        ids[1] = torch.tensor([0.0, 0.0, 0.0, 21.0, 22.0])
+    else:
+        mask = torch.tensor([[1, 1, 1, 0, 0, 1], [1, 1, 0, 0, 0, 1]])
+        ids[0], turns[0] = torch.tensor([11.0, npc, 13.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 1.0, 0.0, 0.0])
+    past = torch.stack([ids, torch.zeros_like(ids), turns], dim=-1).unsqueeze(1)  # (B, H=1, P, 3)
+    new = torch.tensor([[40], [int(npc)]])
+    previous, turn = CopyHead.induction_state(new, mask, past)
+    torch.testing.assert_close(previous, torch.tensor([[13.0], [22.0]]))
+    torch.testing.assert_close(turn, torch.tensor([[1.0], [1.0]]))  # carried on; the second row's own <npc>
+    nothing = torch.zeros((2, 1, 0, 3))
+    previous, turn = CopyHead.induction_state(new, mask[:, -1:], nothing)
+    torch.testing.assert_close(previous, torch.tensor([[-1.0], [-1.0]]))
+    torch.testing.assert_close(turn, torch.tensor([[0.0], [1.0]]))
+    previous, turn = CopyHead.induction_state(torch.tensor([[5, int(npc), 7]]))
+    torch.testing.assert_close(previous, torch.tensor([[-1.0, 5.0, npc]]))
+    torch.testing.assert_close(turn, torch.tensor([[0.0, 1.0, 1.0]]))
 
 
 def test_left_padded_batch_equals_each_request_alone(make_model: MakeModel) -> None:

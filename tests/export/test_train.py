@@ -236,3 +236,48 @@ def test_cli_invent_facts_is_stored_named_in_the_recipe_and_a_resume_cannot_flip
     assert main([*common, "--resume"]) == 0
     recipe = _recipe(extra["train_config"], True, {"fact_swap": 0.5, "invent_facts": True})
     assert recipe.endswith("--steps 2 --fact-swap 0.5 --invent-facts && npc-runtime export")
+
+
+def test_warm_start_begins_where_the_checkpoint_ended_and_adds_the_induction_bonus(tmp_path: Path) -> None:
+    from export.make_bundle import _recipe
+    from export.train import _warm_start
+
+    source = tmp_path / "source"
+    common = ["--preset", "tiny", "--no-progress", "--threads", "1"]
+    assert main([*common, "--out", str(source), "--steps", "2"]) == 0
+    before, source_extra = load_checkpoint(source / CHECKPOINT_NAME)
+    assert before.cfg.copy_head and not before.cfg.copy_induction
+
+    # The new model, warm-started, answers exactly as the checkpoint did: the bonus starts at zero.
+    model_cfg, _, _ = preset_configs("tiny")
+    torch.manual_seed(5)
+    warm = RoleModel(replace(model_cfg, copy_induction=True)).eval()
+    tokenizer = source / source_extra["tokenizer"]
+    _warm_start(warm, source, tokenizer)
+    assert float(warm.copy.induction.weight.detach().abs().sum()) == 0.0
+    batch = {"input_ids": torch.tensor([[30, 31, 32, 30, 31]]), "prefix_embeds": torch.zeros(1, 5, model_cfg.d_model),
+             "prefix_mask": torch.zeros(1, 5), "attention_mask": torch.ones(1, 5, dtype=torch.long),
+             "position_ids": torch.arange(5).unsqueeze(0)}  # fmt: skip
+    with torch.no_grad():
+        torch.testing.assert_close(warm.forward_step(**batch)[0], before.forward_step(**batch)[0])
+
+    out = tmp_path / "warm"
+    assert main([*common, "--out", str(out), "--steps", "2", "--copy-induction", "--init-from", str(source),
+                 "--lr", "0.001"]) == 0  # fmt: skip
+    trained, extra = load_checkpoint(out / CHECKPOINT_NAME)
+    assert trained.cfg.copy_induction and trained.cfg.copy_head
+    assert float(trained.copy.induction.weight.detach().abs().sum()) > 0.0  # it trained
+    assert extra["train_config"]["init_from"] == str(source)
+    recipe = _recipe(extra["train_config"], True, None, copy_head=True, copy_induction=True)
+    assert recipe.endswith(f"--steps 2 --lr 0.001 --copy-induction --init-from {source} && npc-runtime export")
+    with pytest.raises(ValueError, match="copy_induction"):
+        main([*common, "--out", str(out), "--resume", "--no-copy-induction"])
+
+    with pytest.raises(ValueError, match="lacks"):  # weights the new model has no place for
+        _warm_start(RoleModel(replace(model_cfg, copy_head=False)), source, tokenizer)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        _warm_start(warm, tmp_path / "nowhere", tokenizer)
+    other = tmp_path / "other_tokenizer.json"
+    other.write_text(tokenizer.read_text(encoding="utf-8").replace('"<pad>"', '"<PAD>"', 1), encoding="utf-8")
+    with pytest.raises(ValueError, match="another tokenizer"):
+        _warm_start(warm, source, other)

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from npc_runtime.batch import png_image
-from npc_runtime.engine import ByteLRU, _Request
+from npc_runtime.bundle import load_bundle
+from npc_runtime.engine import ByteLRU, RoleModelEngine, _Request
 from npc_runtime.errors import ImageError
+from npc_runtime.ort_backend import RuntimeOptions
 from npc_runtime.personas import PersonaPack, default_pack_dir
 from npc_runtime.prompt import build_decoder_text
 from npc_runtime.protocol import ImageInput
@@ -61,7 +63,19 @@ def test_warm_personas_embeds_each_card_once(tiny_engine) -> None:
     assert tiny_engine.persona_cache.misses == misses  # every first use was already a cache hit
 
 
-def test_in_place_cache_steps_equal_grown_arrays(tiny_engine) -> None:
+@pytest.fixture(scope="module")
+def induction_engine(tmp_path_factory: pytest.TempPathFactory) -> RoleModelEngine:
+    """A tiny bundle whose copy head has the induction bonus, which reads each row's last cached token id."""
+    from export.tiny import build_tiny_bundle
+
+    bundle = build_tiny_bundle(tmp_path_factory.mktemp("induction") / "b", seed=3, copy_induction=True)
+    return RoleModelEngine(load_bundle(bundle), RuntimeOptions(device="cpu", intra_op_threads=1))
+
+
+@pytest.mark.parametrize("which", ["plain", "copy_induction"])
+def test_in_place_cache_steps_equal_grown_arrays(request: pytest.FixtureRequest, which: str) -> None:
+    """Rows packed from column 0 with masked room after them (in place) give what left-padded rows give."""
+    tiny_engine = request.getfixturevalue("tiny_engine" if which == "plain" else "induction_engine")
     reqs = _requests()[:4]
     prepared = tiny_engine.prepare_batch(reqs)
     result = tiny_engine.prefill(prepared)
