@@ -403,11 +403,6 @@ class CopyHead(nn.Module):
         if cfg.copy_induction:
             self.induction = nn.Linear(cfg.d_model, 1)
 
-    def reset_induction(self) -> None:
-        """Zero the induction bonus, so a model warm-started without one begins exactly where it was."""
-        nn.init.zeros_(self.induction.weight)
-        nn.init.zeros_(self.induction.bias)
-
     def cache_entry(self, h: Tensor, input_ids: Tensor, state: tuple[Tensor, Tensor] | None = None
                     ) -> tuple[Tensor, Tensor]:
         """(B, T, D) final hidden states and (B, T) ids -> keys and ids as a cache pair, each (B, H, T, Dh).
@@ -543,6 +538,11 @@ class RoleModel(nn.Module):
         if cfg.copy_head:
             self.copy = CopyHead(cfg)
         self.apply(self._init_weights)
+        if cfg.copy_induction:
+            # The bonus starts at zero: a new model learns it from nothing, and one warm-started from a checkpoint
+            # without it begins exactly where that checkpoint ended.
+            nn.init.zeros_(self.copy.induction.weight)
+            nn.init.zeros_(self.copy.induction.bias)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.tok_emb.weight
 

@@ -235,7 +235,7 @@ def _init_distributed() -> _Dist:
 def _warm_start(model: Any, source: Path, tokenizer_path: Path) -> None:
     """Load the weights of checkpoint ``source`` (or ``source/checkpoint.pt``) into ``model``.
 
-    Parameters the checkpoint lacks keep their initial values (a new induction bonus starts at zero, so the model
+    Parameters the checkpoint lacks keep their initial values (the induction bonus starts at zero, so the model
     begins exactly where the checkpoint ended); one the checkpoint has but the model lacks, a shape that differs
     or a different tokenizer is an error, since the weights would then mean something else.
     """
@@ -259,8 +259,6 @@ def _warm_start(model: Any, source: Path, tokenizer_path: Path) -> None:
             raise ValueError(f"--init-from: {name} is {tuple(tensor.shape)} in {path}, {tuple(own[name].shape)} here")
     missing = sorted(set(own) - set(state["state_dict"]))
     model.load_state_dict(state["state_dict"], strict=False)
-    if any(name.startswith("copy.induction.") for name in missing):
-        model.copy.reset_induction()
     log.info("warm start from %s (step %s); new parameters: %s", path, state.get("extra", {}).get("step", "?"),
              ", ".join(missing) or "none")  # fmt: skip
 
