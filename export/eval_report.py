@@ -424,6 +424,16 @@ def _decoding(settings: Mapping[str, Any]) -> str:
     return f"sampled at temperature {temperature} (the server's top-p and top-k, seed {settings.get('seed')})"
 
 
+def _constraints(settings: Mapping[str, Any]) -> str:
+    """The server's decoding constraints as the run applied them (reports from before them have neither key)."""
+    parts = []
+    if settings.get("no_repeat_ngram"):
+        parts.append(f"no {settings['no_repeat_ngram']} tokens said twice")
+    if "spelling" in settings:
+        parts.append("spelling constraint " + ("on where the bundle has a lexicon" if settings["spelling"] else "off"))
+    return "".join(f", {p}" for p in parts)
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     """The generated results section of ``docs/eval.md`` (without the markers)."""
     bundle = report["bundle"]
@@ -432,7 +442,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"Bundle `{bundle['name']}` (fusion {bundle.get('fusion')}, {bundle.get('precision')}), provider "
         f"{report.get('provider')}; examples: {counts}; {_decoding(report['settings'])}, at most "
         f"{report['settings']['max_new_tokens']} new tokens, repetition penalty "
-        f"{report['settings']['repetition_penalty']}; {report.get('elapsed_s')} s.",
+        f"{report['settings']['repetition_penalty']}{_constraints(report['settings'])}; {report.get('elapsed_s')} s.",
         "",
         "### Targets",
         "",

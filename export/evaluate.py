@@ -30,6 +30,7 @@ from npc_runtime.engine import RoleModelEngine
 from npc_runtime.errors import ConfigError, NpcRuntimeError
 from npc_runtime.ort_backend import DEVICES, RuntimeOptions
 from npc_runtime.personas import PersonaCard
+from npc_runtime.sampling import DEFAULT_NO_REPEAT_NGRAM
 from npc_runtime.scheduler import GenOptions
 
 from .eval_attribution import FeatureConfig, PersonaClassifier
@@ -86,6 +87,8 @@ class EvalConfig:
     seed: int = 0  # example selection and the wrong-persona draw
     max_new_tokens: int | None = None  # None: the bundle's limit
     repetition_penalty: float = 1.1  # the server's default, so the figures are what a game gets
+    no_repeat_ngram: int = DEFAULT_NO_REPEAT_NGRAM  # the server's n-gram ban (0: off)
+    spelling: bool = True  # the bundle's spelling constraint, as the server applies it
     #: 0: greedy (the default, so a run is reproducible); above 0: sampled with the server's top-p and top-k and
     #: a fixed seed per reply, as a game gets its lines.
     temperature: float = 0.0
@@ -105,6 +108,8 @@ class EvalConfig:
             raise ValueError(f"temperature must be in [0, 2], got {self.temperature}")
         if not self.repetition_penalty > 0:
             raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+        if self.no_repeat_ngram < 0:
+            raise ValueError(f"no_repeat_ngram must be >= 0, got {self.no_repeat_ngram}")
         if self.max_in_flight < 1:
             raise ValueError(f"max_in_flight must be >= 1, got {self.max_in_flight}")
         if self.reference_per_persona < 2:
@@ -256,7 +261,8 @@ def _make_encoder(kind: str, engine: RoleModelEngine) -> Callable[[Sequence[str]
 def _bundle_info(bundle: Bundle) -> dict[str, Any]:
     """What the report says about a bundle; ``steps`` is the training budget its manifest records (None if not),
     ``prompt_voice`` whether its model reads the card's voice on the ``<know>`` line, ``copy_head`` whether its
-    decoder has the pointer head, ``copy_induction`` whether that head has the induction bonus."""
+    decoder has the pointer head, ``copy_induction`` whether that head has the induction bonus, ``lexicon`` whether
+    it has the spelling constraint's word list."""
     training = bundle.manifest.get("training")
     steps = training.get("steps") if isinstance(training, Mapping) else None
     return {
@@ -266,6 +272,7 @@ def _bundle_info(bundle: Bundle) -> dict[str, Any]:
         "prompt_voice": bool(bundle.model.get("prompt_voice", False)),
         "copy_head": bool(bundle.model.get("copy_head", False)),
         "copy_induction": bool(bundle.model.get("copy_induction", False)),
+        "lexicon": "lexicon" in bundle.manifest.get("assets", {}),
         "precision": bundle.manifest.get("precision"),
         "steps": steps if isinstance(steps, int) and not isinstance(steps, bool) else None,
     }
@@ -301,6 +308,7 @@ def _gen_options(engine: RoleModelEngine, config: EvalConfig) -> GenOptions:
         top_k=server.top_k if config.temperature > 0 else 0,
         seed=config.seed,
         repetition_penalty=config.repetition_penalty,
+        no_repeat_ngram=config.no_repeat_ngram,
         timeout_ms=3_600_000,
     )
 
@@ -378,7 +386,7 @@ def evaluate(
     """The whole evaluation of ``bundle`` (and the ablation bundles) on ``corpus``; returns the report."""
     started = time.monotonic()
     runtime = runtime or RuntimeOptions(device="cpu")
-    engine = RoleModelEngine(bundle, runtime)
+    engine = RoleModelEngine(bundle, runtime, spelling=config.spelling)
     bundled = {pid: corpus.cards[pid] for pid in corpus.bundled_ids}
     pool = tuple(corpus.bundled_ids)
     selected = {split: select_examples(corpus.splits[split], config.limit, config.seed) for split in EVAL_SPLITS}
@@ -403,7 +411,7 @@ def evaluate(
     ablation_rows = [{**_bundle_info(bundle), "results": {s: headline(r["model"]) for s, r in results.items()}}]
     for other in ablation:
         provenance = _corpus_provenance(other, corpus)  # warns when this bundle was trained on another corpus
-        other_engine = RoleModelEngine(other, runtime)
+        other_engine = RoleModelEngine(other, runtime, spelling=config.spelling)
         other_generated = _run_bundle(other_engine, selected, ("model",), config, bundled, images)
         scored = _score_all(selected, other_generated, classifier, pool, with_reference=False)
         ablation_rows.append({**_bundle_info(other), "corpus_matches_training": provenance["matches_training"],
@@ -495,6 +503,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--max-new-tokens", type=int, default=None, help="reply length limit (default: the bundle's)")
     parser.add_argument("--repetition-penalty", type=float, default=1.1, help="as the server uses (%(default)s)")
+    parser.add_argument("--no-repeat-ngram", type=int, default=DEFAULT_NO_REPEAT_NGRAM, metavar="N",
+                        help="the server's ban on saying the same N tokens twice; 0 turns it off (%(default)s)")
+    parser.add_argument("--no-spelling", action="store_true",
+                        help="turn off the bundles' spelling constraint (the server applies it)")
     parser.add_argument("--temperature", type=float, default=0.0,
                         help="0: greedy (default, reproducible); above 0: sampled with the server's top-p/top-k and "
                         "a fixed seed, as a game gets its lines (the server's default is 0.7)")  # fmt: skip
@@ -535,6 +547,8 @@ def _run(args: argparse.Namespace) -> int:
             seed=0 if args.seed is None else args.seed,
             max_new_tokens=args.max_new_tokens,
             repetition_penalty=args.repetition_penalty,
+            no_repeat_ngram=args.no_repeat_ngram,
+            spelling=not args.no_spelling,
             temperature=args.temperature,
             max_in_flight=args.batch,
             controls=not args.no_controls,

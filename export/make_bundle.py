@@ -28,6 +28,8 @@ __all__ = ["BundleConfig", "QualityReport", "make_bundle", "evaluate_bundle", "m
 
 log = logging.getLogger(__name__)
 
+#: The spelling constraint's word list in a bundle (``npc_runtime.spelling``).
+LEXICON_FILE = "lexicon.txt"
 #: Graphs int8 may touch, in the order they are tried; the vision encoder is a handful of convs and stays fp32.
 _QUANTISABLE = ("text_encoder", "prefix_encoder", "decoder")
 
@@ -81,14 +83,40 @@ class QualityReport:
         }
 
 
-def _eval_examples(data_config: Any, count: int, seed: int = 0) -> tuple[list[Any], str]:
-    """A fixed sample of validation turns (and the corpus digest, to compare with the run's)."""
+def _eval_examples(data_config: Any, count: int, seed: int = 0) -> tuple[list[Any], str, set[str]]:
+    """A fixed sample of validation turns, the corpus digest (to compare with the run's) and the corpus's
+    lexicon (:func:`corpus_lexicon`)."""
     from export.corpus import build_corpus
 
     corpus = build_corpus(data_config.corpus_config())
     val = list(corpus.splits["val"])
     random.Random(seed).shuffle(val)
-    return val[:count], corpus.digest()
+    return val[:count], corpus.digest(), corpus_lexicon(corpus.splits["train"])
+
+
+def corpus_lexicon(examples: Sequence[Any]) -> set[str]:
+    """The words the spelling constraint lets a reply use besides its request's own (``npc_runtime.spelling``):
+    every word of the training turns' replies, player lines and history. The fact swap's invented names are not
+    in it: the corpus as built, before any swap, is what the model should speak."""
+    from npc_runtime.spelling import lexicon_words
+
+    return lexicon_words(
+        text for ex in examples for text in (ex.reply, ex.player, *(t for turn in ex.history for t in turn))
+    )
+
+
+def add_lexicon(bundle_dir: str | Path, words: Sequence[str] | set[str]) -> Path:
+    """Write ``words`` as the bundle's lexicon (``lexicon.txt``, manifest ``assets["lexicon"]``) and refresh the
+    manifest's checksums."""
+    from npc_runtime.bundle import MANIFEST_NAME
+    from npc_runtime.spelling import write_lexicon
+
+    out = Path(bundle_dir)
+    write_lexicon(words, out / LEXICON_FILE)
+    manifest = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
+    files = {**manifest["files"], LEXICON_FILE: {}}
+    _rewrite_manifest(out, {"assets": {**manifest.get("assets", {}), "lexicon": LEXICON_FILE}, "files": files})
+    return out / LEXICON_FILE
 
 
 def evaluate_bundle(bundle_dir: str | Path, examples: Sequence[Any], max_new_tokens: int = 48) -> QualityReport:
@@ -403,7 +431,7 @@ def make_bundle(run_dir: str | Path, out_dir: str | Path, config: BundleConfig |
     model, extra = load_checkpoint(run / CHECKPOINT_NAME)
     data_config = DataConfig.from_dict(extra["data_config"])
     tokenizer_path = run / extra["tokenizer"]
-    examples, digest = _eval_examples(data_config, config.eval_examples)
+    examples, digest, lexicon = _eval_examples(data_config, config.eval_examples)
     if digest != extra.get("corpus_digest"):
         log.warning("the corpus code changed since training (digest %s, run %s): quality is measured on today's "
                     "corpus", digest[:12], str(extra.get("corpus_digest"))[:12])  # fmt: skip
@@ -434,6 +462,7 @@ def make_bundle(run_dir: str | Path, out_dir: str | Path, config: BundleConfig |
             )
             write_bundle(model, tokenizer_path, text_onnx, text_tokenizer, build, name=config.name, description=description,
                          quantize=None, limits=limits)  # fmt: skip
+            add_lexicon(build, lexicon)
             fp32_dir = work / "fp32"
             fp32_dir.mkdir()
             for name in GRAPH_FILES:

@@ -64,6 +64,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from .server import NpcServer, ServerConfig
     from .sessions import SessionStore
 
+    if args.no_repeat_ngram < 0:
+        raise SystemExit(f"npc-runtime serve: --no-repeat-ngram must be 0 (off) or more, got {args.no_repeat_ngram}")
     model_dir = Path(args.model) if args.model else default_bundle_dir()
     bundle = load_bundle(model_dir)
     personas = PersonaPack.load(args.personas or default_pack_dir())
@@ -74,7 +76,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         intra_op_threads=args.threads,
         optimized_cache_dir=str(data_dir / "ort-cache") if args.cache_optimized else None,
     )
-    engine = load_engine(bundle, options)
+    engine = load_engine(bundle, options, spelling=not args.no_spelling)
     if engine.provider == "CUDAExecutionProvider":
         log.info("execution provider: CUDAExecutionProvider")
     else:
@@ -82,7 +84,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         log.info("execution provider: CPUExecutionProvider%s", why)
     config = ServerConfig(
         limits=Limits(),
-        defaults=GenOptions(ignore_eos=args.ignore_eos),
+        defaults=GenOptions(ignore_eos=args.ignore_eos, no_repeat_ngram=args.no_repeat_ngram),
         scheduler=SchedulerConfig(max_batch=args.max_batch, max_queue=args.max_queue),
         history_turns=args.history_turns,
     )
@@ -110,6 +112,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
+    from .sampling import DEFAULT_NO_REPEAT_NGRAM  # numpy only: --help stays fast
     p = sub.add_parser("serve", help="serve NPC dialogue over ZeroMQ", description="Serve protocol v1 over ZeroMQ.")
     p.add_argument("--bind", default="tcp://127.0.0.1:5555", help="ZeroMQ endpoint (default: %(default)s)")
     p.add_argument("--model", help="model bundle directory (default: the bundled default model)")
@@ -122,6 +125,14 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--history-turns", type=int, default=8, help="exchanges of history kept per session")
     p.add_argument("--cache-optimized", action="store_true", help="cache ONNX Runtime's optimised graphs on disk")
     p.add_argument("--ready-file", help="write the bound endpoint to this file once serving (for scripts)")
+    p.add_argument(
+        "--no-repeat-ngram", type=int, default=DEFAULT_NO_REPEAT_NGRAM, metavar="N",
+        help="a reply never says the same N tokens twice; 0 turns it off (default: %(default)s)",
+    )
+    p.add_argument(
+        "--no-spelling", action="store_true",
+        help="turn off the bundle's spelling constraint (replies may then spell words the model never learned)",
+    )
     p.add_argument(
         "--ignore-eos", action="store_true", help="always generate max_tokens (fixed-length replies for benchmarks)"
     )

@@ -31,6 +31,7 @@ from .ort_backend import OrtGraph, RuntimeOptions, resolve_providers
 from .personas import PersonaCard
 from .protocol import ImageInput
 from .sentence_encoder import SentenceEncoder
+from .spelling import Lexicon, RowSpelling, read_lexicon
 
 __all__ = ["RoleModelEngine", "Prepared", "PrefillResult", "ByteLRU", "load_engine"]
 
@@ -123,7 +124,10 @@ class RoleModelEngine:
         options: RuntimeOptions | None = None,
         persona_cache_bytes: int = 8 << 20,
         image_cache_bytes: int = 32 << 20,
+        spelling: bool = True,
     ) -> None:
+        """``spelling=False`` turns off the bundle's spelling constraint (``npc_runtime.spelling``), for
+        comparisons; bundles without a lexicon have none."""
         if bundle.kind != "role-model":
             raise BundleError(f"{bundle.root}: engine needs a role-model bundle, got {bundle.kind}")
         self.bundle = bundle
@@ -180,9 +184,22 @@ class RoleModelEngine:
                 raise BundleError(f"{bundle.root}: manifest special_tokens lacks '{name}'")
         self.eos_id = self.token_id["eos"]
         #: Tokens a reply may never contain (structure tokens); <eos> is allowed and ends the reply.
+        #: The prompt's field separator is never said either: a copy that runs past the end of a card's field
+        #: would otherwise carry it into the reply ("Corwin Ashgrove |").
+        vocab = self.tokenizer.get_vocab_size()
+        pieces = [self.tokenizer.decode([i], skip_special_tokens=False) for i in range(vocab)]
+        separators = [i for i, piece in enumerate(pieces) if prompt.FIELD_SEPARATOR.strip() in piece]
         self.banned_ids = np.array(
-            sorted(v for k, v in self.token_id.items() if k != "eos"), dtype=np.int64
+            sorted({v for k, v in self.token_id.items() if k != "eos"} | set(separators)), dtype=np.int64
         )
+        #: The spelling constraint's lexicon, where the bundle has one (``assets["lexicon"]``) and it is on.
+        self.lexicon: Lexicon | None = None
+        if spelling and "lexicon" in bundle.manifest.get("assets", {}):
+            try:
+                words = read_lexicon(bundle.file("lexicon"))
+            except (OSError, UnicodeDecodeError) as exc:
+                raise BundleError(f"{bundle.root}: cannot read the lexicon: {exc}") from exc
+            self.lexicon = Lexicon(words, pieces, self.eos_id)
         #: Tokens that end a reply if sampled despite the ban (a turn marker means the reply is over).
         self.persona_cache = ByteLRU(persona_cache_bytes)
         self.image_cache = ByteLRU(image_cache_bytes)
@@ -479,14 +496,23 @@ class RoleModelEngine:
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
+    def spelling(
+        self, knowledge: str, context: Mapping[str, str], history: Sequence[tuple[str, str]], player_text: str
+    ) -> RowSpelling | None:
+        """A reply's spelling constraint: the bundle's lexicon plus the words of this request; None without one."""
+        if self.lexicon is None:
+            return None
+        texts = [knowledge, player_text, *context.values(), *(text for turn in history for text in turn)]
+        return self.lexicon.row(texts)
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.bundle.name, "kind": self.bundle.kind}
 
 
-def load_engine(bundle: Bundle, options: RuntimeOptions | None = None) -> Any:
+def load_engine(bundle: Bundle, options: RuntimeOptions | None = None, spelling: bool = True) -> Any:
     """The engine for the bundle's kind: :class:`RoleModelEngine` or the causal-LM engine."""
     if bundle.kind == "role-model":
-        return RoleModelEngine(bundle, options)
+        return RoleModelEngine(bundle, options, spelling=spelling)
     if bundle.kind == "causal-lm":
         try:
             from .causal_engine import CausalLMEngine

@@ -21,6 +21,7 @@ from typing import Any
 
 from .emotion import EMOTIONS, NEUTRAL
 from .errors import PersonaError
+from .prompt import FIELD_SEPARATOR
 
 __all__ = [
     "ID_PATTERN",
@@ -255,7 +256,7 @@ class PersonaCard:
         knows = [f"{_one_line(who)} ({_one_line(what)})" for who, what in self.relationships.items()]
         voiced = self.voice_sections() if voice else []
         if voiced:
-            max_chars += sum(len(v) + 3 for v in voiced)  # each section costs itself plus " | "
+            max_chars += sum(len(v) + len(FIELD_SEPARATOR) for v in voiced)  # each section and its separator
 
         def render() -> str:
             sections = [f"name: {_one_line(self.name)}", f"role: {_one_line(self.role)}", *voiced]
@@ -277,7 +278,7 @@ class PersonaCard:
                 sections.append("rumours: " + ", ".join(rumours))
             if knows:
                 sections.append("knows: " + ", ".join(knows))
-            return " | ".join(sections)
+            return FIELD_SEPARATOR.join(sections)
 
         text = render()
         for items in (knows, rumours, facts):

@@ -46,6 +46,9 @@ PREFIX = "<prefix>"
 #: Special tokens in their fixed id order: a tokenizer trained by ``export/`` gives them ids 0..len-1.
 SPECIAL_TOKENS: tuple[str, ...] = (PAD, UNK, BOS, EOS, CTX, PLAYER, NPC, PREFIX, KNOW)
 
+#: Between the fields of the ``<know>`` and ``<ctx>`` lines; replies never contain it (``RoleModelEngine.banned_ids``).
+FIELD_SEPARATOR = " | "
+
 #: Well-known scene facts come first, in this order; other keys follow sorted by name.
 CONTEXT_ORDER: tuple[str, ...] = ("time_of_day", "weather", "location", "nearby", "player_item")
 
@@ -68,7 +71,7 @@ def format_context(context: Mapping[str, str] | None) -> str:
         value = _clean(str(context[key]))
         if value:
             parts.append(f"{_clean(key)}: {value}")
-    return " | ".join(parts)
+    return FIELD_SEPARATOR.join(parts)
 
 
 def history_pairs(turns: Sequence[Mapping[str, str]]) -> list[tuple[str, str]]:

@@ -6,13 +6,21 @@ own generator, never on the other rows, so a seeded request repeats exactly what
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import chain
-from typing import Protocol
+from typing import Optional, Protocol
 
 import numpy as np
 
-__all__ = ["SamplingOptions", "sample_tokens", "sample_token"]
+__all__ = ["SamplingOptions", "Allowed", "sample_tokens", "sample_token"]
+
+#: Per row, whether a token may come next (``npc_runtime.spelling``); None: any token.
+Allowed = Optional[Callable[[int], bool]]
+#: The server's n-gram ban: no reply says the same 4 tokens twice ("the landing; the landing; the landing").
+DEFAULT_NO_REPEAT_NGRAM = 4
+#: How many of a row's best tokens a constrained greedy row tries at first, and how many draws a sampled one; past
+#: them the whole vocabulary is searched, best first.
+CONSTRAINED_CANDIDATES = 64
 
 
 class SamplingOptions(Protocol):
@@ -20,6 +28,7 @@ class SamplingOptions(Protocol):
     top_k: int
     top_p: float
     repetition_penalty: float
+    no_repeat_ngram: int
 
 
 def _penalise(x: np.ndarray, generated: Sequence[Sequence[int]], penalty: np.ndarray) -> None:
@@ -35,25 +44,57 @@ def _penalise(x: np.ndarray, generated: Sequence[Sequence[int]], penalty: np.nda
     x[rows, cols] = np.where(vals > 0, vals / p, vals * p)  # duplicates write the same value
 
 
+def _ban_repeats(
+    x: np.ndarray, generated: Sequence[Sequence[int]], sizes: Sequence[int]
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """No row says the same ``sizes[i]`` tokens twice: a token that would end a repeat of an n-gram already in
+    the row's reply is made impossible for that row (in place; 0 turns it off). Returns, per row it touched, the
+    banned tokens and their scores before the ban, so that a spelling constraint with nothing else left can still
+    finish its word."""
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for row, (tokens, n) in enumerate(zip(generated, sizes)):
+        if n <= 0 or len(tokens) < n:
+            continue
+        tail = list(tokens[len(tokens) - n + 1 :])
+        ends = {tokens[start + n - 1] for start in range(len(tokens) - n + 1)
+                if list(tokens[start : start + n - 1]) == tail}  # fmt: skip
+        if ends:
+            cols = np.fromiter(sorted(ends), dtype=np.int64, count=len(ends))
+            out[row] = (cols, x[row, cols].copy())
+            x[row, cols] = -np.inf
+    return out
+
+
 def sample_tokens(
     logits: np.ndarray,
     generated: Sequence[Sequence[int]],
     options: Sequence[SamplingOptions],
     rngs: Sequence[np.random.Generator],
     banned: np.ndarray,
+    allowed: Sequence[Allowed] | None = None,
 ) -> np.ndarray:
-    """One token per row of ``logits (B, V)``: repetition penalty, then greedy (temperature 0) or temperature,
-    top-k and top-p (nucleus) sampling. Returns int64 ``(B,)``."""
+    """One token per row of ``logits (B, V)``: repetition penalty and n-gram ban, then greedy (temperature 0) or
+    temperature, top-k and top-p (nucleus) sampling. Returns int64 ``(B,)``.
+
+    ``allowed[i]``, where given, constrains row i: greedy takes the best token it allows; sampling draws again
+    from what top-k and top-p left, without what was refused, and past a few refusals takes the best allowed token
+    of the whole vocabulary. A row keeps its unconstrained choice only when no token at all is allowed."""
     x = logits.astype(np.float64)  # a copy
     batch, vocab = x.shape
     if banned.size:
         x[:, banned] = -np.inf
     _penalise(x, generated, np.array([o.repetition_penalty for o in options], dtype=np.float64))
+    repeats = _ban_repeats(x, generated, [getattr(o, "no_repeat_ngram", 0) for o in options])
     temperature = np.array([o.temperature for o in options], dtype=np.float64)
     out = np.empty(batch, dtype=np.int64)
     greedy = temperature == 0.0
     if greedy.any():
         out[greedy] = np.argmax(x[greedy], axis=1)
+        if allowed is not None:
+            for i in np.flatnonzero(greedy):
+                check = allowed[i]
+                if check is not None and not check(int(out[i])):
+                    out[i] = _best_allowed(x[i], check, int(out[i]), repeats.get(i))
     rows = np.flatnonzero(~greedy)
     if not rows.size:
         return out
@@ -79,7 +120,49 @@ def sample_tokens(
         u = rngs[i].random() * cdf[j, -1]
         pick = min(int(np.searchsorted(cdf[j], u, side="right")), k_max - 1)
         out[i] = candidates[j, pick]
+        check = allowed[i] if allowed is not None else None
+        if check is not None and not check(int(out[i])):
+            drawn = _draw_allowed(probs[j], candidates[j], pick, check, rngs[i])
+            out[i] = drawn if drawn is not None else _best_allowed(x[i], check, int(out[i]), repeats.get(i))
     return out
+
+
+def _best_allowed(row: np.ndarray, check: Callable[[int], bool], fallback: int,
+                  repeats: tuple[np.ndarray, np.ndarray] | None = None) -> int:
+    """The best token of ``row`` (V,) that ``check`` allows: among its best few first, then all of them, then the
+    tokens the n-gram ban took away (``repeats``: tokens and their scores); the unconstrained ``fallback`` when
+    none is (the constraint never stalls a reply)."""
+    n = min(CONSTRAINED_CANDIDATES, row.shape[0])
+    best = np.argpartition(-row, n - 1)[:n]
+    tried = best[np.argsort(-row[best], kind="stable")]
+    orders = [tried, np.argsort(-row, kind="stable")[n:]]
+    if repeats is not None:
+        orders.append(repeats[0][np.argsort(-repeats[1], kind="stable")])
+    for order, scores in zip(orders, (row, row, dict(zip(*repeats)) if repeats is not None else {})):
+        for token in order:
+            if scores[token] == -np.inf:
+                break
+            if check(int(token)):
+                return int(token)
+    return fallback
+
+
+def _draw_allowed(probs: np.ndarray, candidates: np.ndarray, refused: int, check: Callable[[int], bool],
+                  rng: np.random.Generator) -> int | None:
+    """Draw from ``probs`` over ``candidates`` again without the refused draw (index ``refused``) and each one
+    refused after it, up to a few times; None when nothing drawn was allowed."""
+    p = probs.copy()
+    p[refused] = 0.0
+    for _ in range(CONSTRAINED_CANDIDATES):
+        total = p.sum()
+        if total <= 0.0:
+            return None
+        pick = min(int(np.searchsorted(np.cumsum(p), rng.random() * total, side="right")), p.shape[0] - 1)
+        token = int(candidates[pick])
+        if check(token):
+            return token
+        p[pick] = 0.0
+    return None
 
 
 def sample_token(
@@ -88,6 +171,7 @@ def sample_token(
     options: SamplingOptions,
     rng: np.random.Generator,
     banned: np.ndarray,
+    allowed: Allowed = None,
 ) -> int:
     """:func:`sample_tokens` for one row ``logits (V,)``."""
-    return int(sample_tokens(logits[None], [generated], [options], [rng], banned)[0])
+    return int(sample_tokens(logits[None], [generated], [options], [rng], banned, [allowed])[0])

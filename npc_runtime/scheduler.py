@@ -8,6 +8,7 @@ reports through a sink callback, so the socket loop never waits on inference.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -21,7 +22,7 @@ from .emotion import summarise
 from .engine import PrefillResult, RoleModelEngine
 from .errors import ImageError, InferenceError
 from .protocol import ImageInput, SayOptions
-from .sampling import sample_tokens
+from .sampling import DEFAULT_NO_REPEAT_NGRAM, sample_tokens
 
 __all__ = ["GenRequest", "GenOptions", "Scheduler", "SchedulerConfig", "Overloaded"]
 
@@ -43,6 +44,9 @@ class GenOptions:
     seed: int | None = None
     stream: bool = False
     repetition_penalty: float = 1.1
+    #: A reply never says the same this many tokens twice (0: off); not settable over the protocol, a server
+    #: setting (``npc-runtime serve --no-repeat-ngram``).
+    no_repeat_ngram: int = DEFAULT_NO_REPEAT_NGRAM
     stop: tuple[str, ...] = ()
     timeout_ms: int = 30_000
     #: Not settable over the protocol: benchmarks and tests use it for replies of a fixed length.
@@ -113,6 +117,15 @@ def length_groups(lengths: Sequence[int], slack: float = 1.25) -> list[list[int]
     return groups
 
 
+_OPEN_WORD = re.compile(r"\w+(?:['\u2019]\w*)*$")
+
+
+def _open_word_chars(text: str) -> int:
+    """How many characters of ``text``'s end belong to a word that may still go on."""
+    match = _OPEN_WORD.search(text)
+    return len(match.group(0)) if match else 0
+
+
 @dataclass
 class _Live:
     """Per-request generation state inside the running batch."""
@@ -131,6 +144,7 @@ class _Live:
     text: str = ""
     done: bool = False
     broke_character: bool = False  # the engine's guard cut an out-of-character span from the reply
+    spelling: Any = None  # the reply's spelling constraint (spelling.RowSpelling) where the engine has one
 
 
 class Scheduler:
@@ -318,6 +332,7 @@ class Scheduler:
         result = self.engine.prefill(prepared)
         admitted = time.monotonic()
         new_rows = []
+        spelling = getattr(self.engine, "spelling", None)  # engines of imported chat models have none
         for row, (req, prep) in enumerate(zip(ready, prepared)):
             emotion = summarise(
                 result.emotion_logits[row].tolist(), float(result.emotion_intensity[row]), self.engine.bundle.emotions
@@ -332,6 +347,8 @@ class Scheduler:
                 emotion=emotion,
                 position=len(prep.ids),
             )
+            if spelling is not None:
+                live.spelling = spelling(req.knowledge, req.context, req.history, req.text)
             new_rows.append(live)
         for live, token in zip(new_rows, self._sample(new_rows, result.logits)):
             self._accept(live, int(token))
@@ -362,6 +379,7 @@ class Scheduler:
             [live.req.options for live in rows],
             [live.rng for live in rows],
             self.engine.banned_ids,
+            [live.spelling.allows if live.spelling is not None else None for live in rows],
         )
 
     def _accept(self, live: _Live, token: int) -> None:
@@ -372,6 +390,8 @@ class Scheduler:
             self._finish_reply(live)
             return
         live.generated.append(token)
+        if live.spelling is not None:
+            live.spelling.advance(token)
         # Byte-level tokens can split a character; undecodable bytes are dropped everywhere, the same way in
         # chunks and in the final text, so the chunks always concatenate to the reply.
         text = self.engine.decode(live.generated).replace("\ufffd", "").lstrip()
@@ -387,10 +407,14 @@ class Scheduler:
             return
         live.text = text
         if len(live.generated) >= live.max_new:
+            if live.spelling is not None and not live.spelling.ends_ok():
+                live.text = text[: len(text) - _open_word_chars(text)]  # cut mid-word: end at the last whole word
             self._finish_reply(live)
             return
         if live.req.options.stream:
             safe = text.rstrip()
+            if live.spelling is not None:  # a word is streamed once it is whole, so a cut reply never shows half
+                safe = safe[: len(safe) - _open_word_chars(safe)]
             hold = max((len(s) - 1 for s in live.req.options.stop), default=0)
             if guard is not None:
                 hold = max(hold, guard.hold_chars)

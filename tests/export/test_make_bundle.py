@@ -9,12 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export.make_bundle import BundleConfig, make_bundle
+from export.corpus import build_corpus
+from export.make_bundle import BundleConfig, corpus_lexicon, make_bundle
 from export.train import preset_configs, train
 from npc_runtime.bundle import load_bundle
 from npc_runtime.engine import RoleModelEngine
 from npc_runtime.ort_backend import RuntimeOptions
 from npc_runtime.personas import PersonaPack, default_pack_dir
+from npc_runtime.spelling import lexicon_words
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +53,12 @@ def test_int8_bundle_loads_and_answers(tiny_run: Path, tmp_path: Path) -> None:
 
     bundle = load_bundle(out)  # checksums were refreshed after quantisation
     engine = RoleModelEngine(bundle, RuntimeOptions(device="cpu", intra_op_threads=1))
+    # the spelling constraint's lexicon: the words of the training replies, nothing else of the run
+    assert manifest["assets"] == {"lexicon": "lexicon.txt"} and "lexicon.txt" in manifest["files"]
+    _, data_cfg, _ = preset_configs("tiny")
+    turns = build_corpus(data_cfg.corpus_config()).splits["train"]
+    assert engine.lexicon is not None and engine.lexicon.words == corpus_lexicon(turns)
+    assert lexicon_words([turns[0].reply]) <= engine.lexicon.words and "ottilie" not in engine.lexicon.words
     card = PersonaPack.load(default_pack_dir()).get("blacksmith")
     prepared = engine.prepare(card.fingerprint(), card.card_text(), card.knowledge_text(), {"time_of_day": "night"},
                               [], "Do you sell swords?", None)  # fmt: skip

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from npc_runtime.engine import ByteLRU
+from npc_runtime.bundle import load_bundle
+from npc_runtime.engine import ByteLRU, RoleModelEngine
 from npc_runtime.errors import InferenceError
+from npc_runtime.ort_backend import RuntimeOptions
 from npc_runtime.personas import PersonaPack, default_pack_dir
 from npc_runtime.sampling import sample_token, sample_tokens
 from npc_runtime.scheduler import GenOptions, GenRequest, Scheduler, SchedulerConfig, length_groups
+from npc_runtime.spelling import lexicon_words, read_lexicon
 
 
 class Collector:
@@ -207,3 +212,55 @@ def test_prefill_groups_bound_padding() -> None:
 def test_config_validation() -> None:
     with pytest.raises(ValueError):
         SchedulerConfig(max_batch=0)
+
+
+@pytest.fixture(scope="module")
+def spelled_bundle(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny bundle with a lexicon of a few dozen words."""
+    from export.make_bundle import add_lexicon
+    from export.tiny import tiny_corpus
+
+    out = tmp_path_factory.mktemp("spelled") / "bundle"
+    shutil.copytree(tiny_bundle, out)
+    replies = [line.split("<npc>")[-1] for line in tiny_corpus()]
+    add_lexicon(out, lexicon_words(replies))
+    return out
+
+
+def _reply_words_outside(lexicon: frozenset[str], done: dict, reqs: list[GenRequest]) -> list[str]:
+    outside = []
+    for req in reqs:
+        kind, payload = done[req.key]
+        assert kind == "reply", payload
+        own = lexicon_words([req.knowledge, req.text, *req.context.values()])
+        outside += [w for w in lexicon_words([payload["text"]]) if w not in lexicon and w not in own]
+    return outside
+
+
+def test_the_scheduler_spells_only_lexicon_and_request_words(spelled_bundle: Path) -> None:
+    bundle = load_bundle(spelled_bundle)
+    assert read_lexicon(bundle.file("lexicon"))
+    options = RuntimeOptions(device="cpu", intra_op_threads=1)
+    engine = RoleModelEngine(bundle, options)
+    reqs = [
+        GenRequest(key=i, fingerprint=f"card-{i}", card_text="A tollkeeper.", knowledge="name: Ottilie Brackenridge",
+                   text=text, context={"weather": "fog"}, history=[], image=None,
+                   options=GenOptions(temperature=temperature, seed=i, max_tokens=24, stream=True))
+        for i, (text, temperature) in enumerate([("Who are you?", 0.0), ("Any work?", 0.8), ("Hello!", 1.2)])
+    ]  # fmt: skip
+    sink = Collector()
+    scheduler = Scheduler(engine, sink, SchedulerConfig(max_batch=4))
+    scheduler.start()
+    try:
+        for req in reqs:
+            scheduler.submit(req)
+        sink.wait(len(reqs))
+    finally:
+        scheduler.stop()
+    assert _reply_words_outside(engine.lexicon.words, sink.done, reqs) == []
+    for req in reqs:  # whole words only are streamed, so the chunks are the reply even when it is cut mid-word
+        assert "".join(sink.chunks.get(req.key, [])) == sink.done[req.key][1]["text"]
+    # the control: the same random model without the constraint spells words it was never given
+    loose = RoleModelEngine(bundle, options, spelling=False)
+    assert loose.lexicon is None and loose.spelling("", {}, [], "") is None
+    assert _reply_words_outside(engine.lexicon.words, _run(loose, reqs, SchedulerConfig(max_batch=4)), reqs)
