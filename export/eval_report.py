@@ -406,7 +406,10 @@ def _handwritten_section(probes: Mapping[str, Any]) -> list[str]:
              "replies per bundle, same decoding as above). Facts: share of replies carrying the card's name, the price "
              "of its first ware, the way to its first place, its quest reward, or the scene's weather; non-words: "
              "share of reply words found in no training reply or player line and not on the card (a word copied "
-             "piece by piece into a loop, such as \"Tomomom\").")
+             "piece by piece into a loop, such as \"Tomomom\"). Rows ending in \"model alone\" are the same bundle "
+             "decoded without the server's constraints (spelling, no 4 tokens said twice; docs/architecture.md): with "
+             "spelling on, a non-word can only come from a reply cut mid-word, so the model alone is what shows how "
+             "often the model itself misspells.")
     samples = [f"- `{first_name}` to {s['card']}: \"{s['player']}\" → \"{s['reply']}\""
                for first_name, probe in probes.items() for s in probe.get("samples", [])[:3]]
     return [intro, "", *_table(header, rows), "", "First replies of each bundle:", "", *samples]

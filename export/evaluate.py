@@ -258,6 +258,24 @@ def _make_encoder(kind: str, engine: RoleModelEngine) -> Callable[[Sequence[str]
     raise ConfigError(f"unknown encoder {kind!r}; expected bundle, minilm or none")
 
 
+#: The suffix of a hand-written-card probe run without the server's decoding constraints.
+MODEL_ALONE = ", model alone"
+
+
+def _handwritten_probes(engine: RoleModelEngine, runtime: RuntimeOptions, config: EvalConfig,
+                        vocabulary: frozenset[str]) -> dict[str, Any]:
+    """The hand-written-card probe of one bundle as the server decodes, and, where the server's decoding
+    constraints (spelling, n-gram ban) are on, again without them: the model alone, so that the constraints'
+    share of its fluency stays visible (with spelling on, non-words are near zero by construction)."""
+    name = engine.bundle.name
+    out = {name: run_probe(engine, _gen_options(engine, config), vocabulary, config.max_in_flight)}
+    if engine.lexicon is not None or config.no_repeat_ngram:
+        loose = engine if engine.lexicon is None else RoleModelEngine(engine.bundle, runtime, spelling=False)
+        options = dataclasses.replace(_gen_options(loose, config), no_repeat_ngram=0)
+        out[name + MODEL_ALONE] = run_probe(loose, options, vocabulary, config.max_in_flight)
+    return out
+
+
 def _bundle_info(bundle: Bundle) -> dict[str, Any]:
     """What the report says about a bundle; ``steps`` is the training budget its manifest records (None if not),
     ``prompt_voice`` whether its model reads the card's voice on the ``<know>`` line, ``copy_head`` whether its
@@ -407,7 +425,7 @@ def evaluate(
     # Cards written by hand after training, asked by every bundle; a word is a word if the corpus has used it.
     train = corpus.splits["train"]
     vocabulary = known_words([*(ex.reply for ex in train), *(ex.player for ex in train)])
-    handwritten = {bundle.name: run_probe(engine, _gen_options(engine, config), vocabulary, config.max_in_flight)}
+    handwritten = _handwritten_probes(engine, runtime, config, vocabulary)
     ablation_rows = [{**_bundle_info(bundle), "results": {s: headline(r["model"]) for s, r in results.items()}}]
     for other in ablation:
         provenance = _corpus_provenance(other, corpus)  # warns when this bundle was trained on another corpus
@@ -417,8 +435,7 @@ def evaluate(
         ablation_rows.append({**_bundle_info(other), "corpus_matches_training": provenance["matches_training"],
                               "results": {s: headline(r["model"]) for s, r in scored.items()}})  # fmt: skip
         if other.name not in handwritten:  # a report keys bundles by name: one probe per name
-            handwritten[other.name] = run_probe(other_engine, _gen_options(other_engine, config), vocabulary,
-                                                config.max_in_flight)  # fmt: skip
+            handwritten.update(_handwritten_probes(other_engine, runtime, config, vocabulary))
 
     probe = None
     if config.controls and "test_heldout" in selected:

@@ -362,8 +362,10 @@ def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, A
         words.append("--no-voice")
     if preset_model is not None and copy_head is not None and copy_head != preset_model.copy_head:
         words.append("--copy-head" if copy_head else "--no-copy-head")
-    if copy_induction:
+    if preset_model is None and copy_induction:
         words.append("--copy-induction")
+    elif preset_model is not None and copy_induction != preset_model.copy_induction and copy_head is not False:
+        words.append("--copy-induction" if copy_induction else "--no-copy-induction")
     if train_config.get("init_from"):
         words.append(f"--init-from {train_config['init_from']}")
     labels = (swaps or {}).get("emotion_labels")

@@ -359,8 +359,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         model_cfg = replace(model_cfg, fusion=cfg.fusion)
     if cfg.prompt_voice is not None:
         model_cfg = replace(model_cfg, prompt_voice=cfg.prompt_voice)
-    if cfg.copy_head is not None:
-        model_cfg = replace(model_cfg, copy_head=cfg.copy_head)
+    if cfg.copy_head is not None:  # no copy head: no induction bonus either (unless --copy-induction asks for both)
+        model_cfg = replace(model_cfg, copy_head=cfg.copy_head,
+                            copy_induction=model_cfg.copy_induction and cfg.copy_head)  # fmt: skip
     if cfg.copy_induction is not None:
         model_cfg = replace(model_cfg, copy_induction=cfg.copy_induction,
                             copy_head=model_cfg.copy_head or cfg.copy_induction)  # fmt: skip

@@ -343,6 +343,7 @@ def _engine_parts(config: BenchConfig) -> dict[str, Any]:
         "prefill_ms": round(prefill_ms, 3),
         "step_ms_batch1": step_summary,
         "step_ms_by_batch": steps_by_batch,
+        "sampling_ms_by_batch": _sampling_cost(engine, pre, prep, card, config.max_tokens),
         "roofline": {
             "decoder_weight_bytes": decoder_bytes,
             "kv_bytes_per_step": kv_bytes,
@@ -354,6 +355,44 @@ def _engine_parts(config: BenchConfig) -> dict[str, Any]:
         "engine": engine,
         "cards": cards,
     }
+
+
+def _sampling_cost(engine: Any, pre: Any, prep: Any, card: Any, tokens: int) -> dict[str, dict[str, float]]:
+    """p50 ms of choosing one token per row, by batch: greedy with the repetition penalty only, with the n-gram ban,
+    and with the ban and the spelling constraint (where the bundle has a lexicon). The decoder follows the fully
+    constrained choices, as the server's rows do; the other variants are timed on the same logits."""
+    from .sampling import DEFAULT_NO_REPEAT_NGRAM, sample_tokens
+    from .scheduler import GenOptions
+
+    plain = GenOptions(temperature=0.0, no_repeat_ngram=0)
+    banned = GenOptions(temperature=0.0, no_repeat_ngram=DEFAULT_NO_REPEAT_NGRAM)
+    out: dict[str, dict[str, float]] = {}
+    for batch in (1, 64):
+        cache = engine.new_cache()
+        for _ in range(batch):
+            cache.append(pre.kv, pre.mask)
+        rows = [engine.spelling(engine.knowledge_of(card), CONTEXTS[0], [], LINES[0]) for _ in range(batch)]
+        rngs = [np.random.default_rng(i) for i in range(batch)]
+        generated: list[list[int]] = [[] for _ in range(batch)]
+        logits = pre.logits[[0] * batch]
+        position = np.full(batch, len(prep.ids), dtype=np.int64)
+        times: dict[str, list[float]] = {"plain": [], "no_repeat_ngram": [], "no_repeat_ngram_and_spelling": []}
+        for _ in range(tokens):
+            for name, options, allowed in (("plain", plain, None), ("no_repeat_ngram", banned, None),
+                                           ("no_repeat_ngram_and_spelling", banned,
+                                            [r.allows if r is not None else None for r in rows])):  # fmt: skip
+                start = time.perf_counter()
+                picks = sample_tokens(logits, generated, [options] * batch, rngs, engine.banned_ids, allowed)
+                times[name].append((time.perf_counter() - start) * 1000.0)
+            for row, token, spelling in zip(generated, picks, rows):
+                row.append(int(token))
+                if spelling is not None:
+                    spelling.advance(int(token))
+            logits = engine.decode_step(picks.astype(np.int64), position, cache)
+            position += 1
+        out[str(batch)] = {name: round(percentile(values, 50), 4) for name, values in times.items()}
+        out[str(batch)]["lexicon"] = rows[0] is not None
+    return out
 
 
 def _peer_spec(config: BenchConfig, engine: Any, cards: Sequence[Any]) -> dict[str, Any]:
@@ -508,6 +547,17 @@ def _ratios(report: dict[str, Any]) -> None:
     report["ratios"] = ratios
 
 
+def _sampling_lines(cost: dict[str, dict[str, Any]]) -> list[str]:
+    if not cost:
+        return []
+    parts = [f"batch {b}: {c['plain']:.3f} ms plain, {c['no_repeat_ngram']:.3f} ms with the n-gram ban, "
+             f"{c['no_repeat_ngram_and_spelling']:.3f} ms with the ban and "
+             + ("the spelling constraint" if c.get("lexicon") else "no lexicon in this bundle")
+             for b, c in cost.items()]  # fmt: skip
+    return [f"- Choosing the next token per step (greedy, decoding constraints; `sampling_ms_by_batch`): "
+            + "; ".join(parts) + "."]
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     eng = report["engine"]
     roof = eng["roofline"]
@@ -543,6 +593,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{roof['kv_bytes_per_step'] / 1e6:.2f} MB of KV per step over {roof['memory_bandwidth_gbs']:.1f} GB/s "
         f"measured copy bandwidth = {roof['bound_ms']:.3f} ms lower bound; measured {roof['measured_ms']:.3f} ms "
         f"({roof['ratio']}× the bound).",
+        *_sampling_lines(eng.get("sampling_ms_by_batch", {})),
         f"- Server memory: RSS {mem.get('VmRSS', 'n/a')} MB, peak {mem.get('VmHWM', 'n/a')} MB.",
     ]
     ratios = report["ratios"]

@@ -23,6 +23,7 @@ from export.eval_report import (
 from export.eval_scoring import Answer, score_answers
 from export.eval_metrics import voice_markers
 from export.evaluate import (
+    MODEL_ALONE,
     NOVEL_ADDRESSES,
     NOVEL_CATCHPHRASES,
     build_prompts,
@@ -317,10 +318,14 @@ def test_main_writes_json_and_markdown_reports(tiny_bundle: Path, tmp_path: Path
     assert text.startswith("# Evaluation\n\nHow to read it.")
     assert "### Targets" in text and "### Fusion ablation" in text and END_MARK in text
     assert "| card rewritten with a new catchphrase and address | – |" in text
-    (probe,) = report["handwritten"].values()  # the ablation bundle is the same bundle: asked once
+    # the ablation bundle is the same bundle: asked once, as the server decodes and without its n-gram ban
+    name = report["bundle"]["name"]
+    assert list(report["handwritten"]) == [name, name + MODEL_ALONE]
+    probe = report["handwritten"][name]
+    assert report["settings"]["no_repeat_ngram"] == 4 and report["settings"]["spelling"] is True
     asked = [q for card in load_cards() for q in questions(card)]
     assert probe["n"] == len(asked) == 36 and probe["errors"] == 0 and set(probe["by_kind"]) >= {"name", "price", "weather"}
-    assert "### Cards written by hand" in text and "non-words" in text
+    assert "### Cards written by hand" in text and "non-words" in text and "model alone" in text
     assert "role consistency" in capsys.readouterr().out
 
 

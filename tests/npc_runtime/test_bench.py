@@ -23,6 +23,10 @@ def test_bench_writes_json_and_markdown(tiny_bundle: Path, tmp_path: Path) -> No
     assert [lv["replies"] for lv in levels] == [1, 3]
     assert all(lv["tokens"] == lv["replies"] * 6 for lv in levels)  # fixed-length replies
     assert report["engine"]["roofline"]["bound_ms"] > 0
+    cost = report["engine"]["sampling_ms_by_batch"]
+    assert set(cost) == {"1", "64"} and cost["64"]["lexicon"] is False  # the tiny bundle has no lexicon
+    assert all(c[k] > 0 for c in cost.values() for k in ("plain", "no_repeat_ngram", "no_repeat_ngram_and_spelling"))
+    assert "Choosing the next token" in out_md.read_text()
     assert "throughput_vs_one_npc" in report["ratios"]
     assert "| 3 |" in out_md.read_text()
 
