@@ -234,6 +234,15 @@ def _text_cosine(bundle_dir: Path, fp32_text_encoder: Path, texts: Sequence[str]
     return {"min": round(float(cosine.min()), 4), "mean": round(float(cosine.mean()), 4), "texts": len(texts)}
 
 
+def _layer_matmuls(onnx_path: Path, layers: Sequence[int] | range) -> list[str]:
+    """Names of the weight MatMuls (attention projections and MLP) of the role model's decoder ``layers``."""
+    import onnx
+
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    marks = tuple(f"/blocks.{i}/{part}/" for i in layers for part in ("attn/qkv", "attn/out", "mlp/fc", "mlp/proj"))
+    return [n.name for n in graph.node if n.op_type == "MatMul" and any(m in n.name for m in marks)]
+
+
 def _ffn_matmuls(onnx_path: Path, layer: int) -> list[str]:
     """Names of the feed-forward MatMuls of one BERT layer (Hugging Face export naming)."""
     import onnx
@@ -481,16 +490,28 @@ def make_bundle(run_dir: str | Path, out_dir: str | Path, config: BundleConfig |
                 quality["text_encoder_int8_cosine"] = cosine
                 graph_precision["text_encoder"] = "int8"
                 text_only = evaluate_bundle(build, examples, config.max_new_tokens)
-                quantize_graphs(build, names=["prefix_encoder", "decoder"])
-                all_int8 = evaluate_bundle(build, examples, config.max_new_tokens)
-                verdict = {
-                    "reply_loss_delta": round(all_int8.reply_loss - text_only.reply_loss, 4),
-                    "fact_recall_drop": round(text_only.fact_recall - all_int8.fact_recall, 4),
-                    "emotion_accuracy_drop": round(text_only.emotion_accuracy - all_int8.emotion_accuracy, 4),
-                    "greedy_agreement": round(_agreement(text_only, all_int8), 4),
-                }
-                keep = (verdict["reply_loss_delta"] <= config.max_reply_loss_delta
-                        and verdict["fact_recall_drop"] <= config.max_fact_recall_drop)  # fmt: skip
+                # The whole decoder in int8 first; where that costs too much, its first layers stay fp32, one more
+                # at a time (the first layer's errors pass through every later one).
+                for fp32_layers in range(model.cfg.n_layers):
+                    for name in ("prefix_encoder", "decoder"):
+                        shutil.copyfile(fp32_dir / GRAPH_FILES[name], build / GRAPH_FILES[name])
+                    quantize_graphs(build, names=["prefix_encoder"])
+                    quantize_graphs(build, names=["decoder"],
+                                    keep_fp32=_layer_matmuls(build / GRAPH_FILES["decoder"], range(fp32_layers)))
+                    all_int8 = evaluate_bundle(build, examples, config.max_new_tokens)
+                    verdict = {
+                        "reply_loss_delta": round(all_int8.reply_loss - text_only.reply_loss, 4),
+                        "fact_recall_drop": round(text_only.fact_recall - all_int8.fact_recall, 4),
+                        "emotion_accuracy_drop": round(text_only.emotion_accuracy - all_int8.emotion_accuracy, 4),
+                        "greedy_agreement": round(_agreement(text_only, all_int8), 4),
+                        "fp32_layers": fp32_layers,
+                    }
+                    keep = (verdict["reply_loss_delta"] <= config.max_reply_loss_delta
+                            and verdict["fact_recall_drop"] <= config.max_fact_recall_drop)  # fmt: skip
+                    if keep:
+                        break
+                    log.info("int8 decoder with %d fp32 layers costs too much (%s): one more in fp32",
+                             fp32_layers, verdict)  # fmt: skip
                 quality["int8_text_encoder_only"] = {**text_only.summary(), "greedy_agreement_with_fp32": round(_agreement(fp32, text_only), 4)}
                 quality["int8_all"] = {**all_int8.summary(), "greedy_agreement_with_fp32": round(_agreement(fp32, all_int8), 4)}
                 quality["decoder_int8_cost"] = verdict
@@ -546,6 +567,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--eval-examples", type=int, default=128, help="validation turns for the quality check")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # ONNX Runtime's quantisation tool logs every tensor it skips, at INFO, on the root logger: hundreds of lines
+    # that bury the export's own. Its warnings still show.
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(lambda record: record.name != "root" or record.levelno >= logging.WARNING)
     config = BundleConfig(name=args.name, quantize=None if args.quantize == "none" else "int8",
                           eval_examples=args.eval_examples)  # fmt: skip
     report = make_bundle(args.run, args.out or default_bundle_dir(), config)

@@ -336,12 +336,14 @@ def check_parity(model: RoleModel, bundle_dir: str | Path, steps: int = 6, stric
 
 
 def quantize_graphs(
-    bundle_dir: str | Path, names: Sequence[str] = ("decoder", "prefix_encoder", "text_encoder")
+    bundle_dir: str | Path, names: Sequence[str] = ("decoder", "prefix_encoder", "text_encoder"),
+    keep_fp32: Sequence[str] = (),
 ) -> None:
     """int8 dynamic quantisation (per-channel weights) of the named graphs, in place.
 
     The decoder and prefix encoder quantise MatMul weights only (the decoder's tied embedding stays one fp32
-    table); the text encoder also quantises its word-embedding table (``text_encoder.INT8_OP_TYPES``).
+    table); the text encoder also quantises its word-embedding table (``text_encoder.INT8_OP_TYPES``). Nodes named
+    in ``keep_fp32`` stay fp32.
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -351,7 +353,8 @@ def quantize_graphs(
         tmp = path.with_suffix(".int8.onnx")
         op_types = list(INT8_OP_TYPES) if name == "text_encoder" else ["MatMul"]
         quantize_dynamic(
-            str(path), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=op_types, per_channel=True
+            str(path), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=op_types, per_channel=True,
+            nodes_to_exclude=list(keep_fp32),
         )
         tmp.replace(path)
         log.info("quantised %s to int8", path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -45,6 +46,7 @@ def test_int8_bundle_loads_and_answers(tiny_run: Path, tmp_path: Path) -> None:
     quality = manifest["quality"]
     for key in ("fp32", "int8_all", "decoder_int8_cost", "text_encoder_int8_cosine"):
         assert key in quality, key
+    assert quality["decoder_int8_cost"]["fp32_layers"] in range(manifest["model"]["n_layers"])
     assert quality["fp32"]["examples"] == 2
     assert manifest["training"]["steps"] == 2
     assert manifest["training"]["recipe"] == "npc-runtime train --preset tiny --steps 2 && npc-runtime export"
@@ -143,3 +145,19 @@ def test_quality_check_trims_history_like_training(tiny_run: Path, tmp_path: Pat
     long = replace(ex, history=(chatter,) * 40)
     report = evaluate_bundle(out, [long], max_new_tokens=4)
     assert np.isfinite(report.reply_loss) and report.examples == 1
+
+
+def test_decoder_layers_kept_fp32_stay_fp32_and_the_rest_is_int8(tiny_bundle: Path, tmp_path: Path) -> None:
+    import onnx
+
+    from export.make_bundle import _layer_matmuls
+    from export.onnx_export import quantize_graphs
+
+    shutil.copyfile(tiny_bundle / "decoder.onnx", tmp_path / "decoder.onnx")
+    first = _layer_matmuls(tmp_path / "decoder.onnx", [0])
+    assert first and all("/blocks.0/" in name for name in first)
+    assert len(_layer_matmuls(tmp_path / "decoder.onnx", range(2))) == 2 * len(first)
+    quantize_graphs(tmp_path, names=["decoder"], keep_fp32=first)
+    nodes = {n.name: n.op_type for n in onnx.load(str(tmp_path / "decoder.onnx")).graph.node}
+    assert all(nodes.get(name) == "MatMul" for name in first)  # untouched
+    assert "/blocks.1/mlp/fc/MatMul" not in nodes and any(op == "MatMulInteger" for op in nodes.values())

@@ -281,3 +281,20 @@ def test_warm_start_begins_where_the_checkpoint_ended_and_adds_the_induction_bon
     other.write_text(tokenizer.read_text(encoding="utf-8").replace('"<pad>"', '"<PAD>"', 1), encoding="utf-8")
     with pytest.raises(ValueError, match="another tokenizer"):
         _warm_start(warm, source, other)
+
+
+def test_recipe_of_the_default_preset_names_only_what_a_run_changed() -> None:
+    from export.make_bundle import _recipe
+
+    shipped = {"fact_swap": 0.8, "invent_facts": True, "emotion_labels": "rule"}
+    run = {"preset": "default", "steps": 4400, "seed": 0}
+    assert _recipe(run, True, shipped, copy_head=True, copy_induction=True) == (
+        "npc-runtime train --preset default && npc-runtime export")  # fmt: skip
+    assert _recipe(run, True, shipped, copy_head=True, copy_induction=False).endswith(
+        "--preset default --no-copy-induction && npc-runtime export")  # fmt: skip
+    # without a copy head there is no bonus to turn off: --no-copy-head says both
+    plain = _recipe({**run, "steps": 7000}, True, {"emotion_labels": "sampled", "invent_facts": False}, copy_head=False)
+    assert plain == ("npc-runtime train --preset default --steps 7000 --no-copy-head --emotion-labels sampled "
+                     "--fact-swap 0 --no-invent-facts && npc-runtime export")  # fmt: skip
+    model_cfg, _, train_cfg = preset_configs("default")
+    assert model_cfg.copy_head and model_cfg.copy_induction and train_cfg.steps == 4400
