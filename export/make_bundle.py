@@ -96,13 +96,12 @@ def _eval_examples(data_config: Any, count: int, seed: int = 0) -> tuple[list[An
 
 def corpus_lexicon(examples: Sequence[Any]) -> set[str]:
     """The words the spelling constraint lets a reply use besides its request's own (``npc_runtime.spelling``):
-    every word of the training turns' replies, player lines and history. The fact swap's invented names are not
-    in it: the corpus as built, before any swap, is what the model should speak."""
+    every word the NPC says in the training turns (replies and the NPC's lines of the history). Player lines are
+    left out: their modern and jailbreak words ("wifi", "instructions") are what no reply may say. The fact swap's
+    invented names are not in it either: the corpus as built, before any swap, is what the model should speak."""
     from npc_runtime.spelling import lexicon_words
 
-    return lexicon_words(
-        text for ex in examples for text in (ex.reply, ex.player, *(t for turn in ex.history for t in turn))
-    )
+    return lexicon_words(text for ex in examples for text in (ex.reply, *(npc for _player, npc in ex.history)))
 
 
 def add_lexicon(bundle_dir: str | Path, words: Sequence[str] | set[str]) -> Path:
@@ -403,6 +402,7 @@ def _training_record(run_dir: Path, extra: dict[str, Any], prompt_voice: bool,
     train_config = extra.get("train_config", {})
     record = {
         "steps": extra.get("step"),
+        "target_steps": train_config.get("steps"),
         "preset": train_config.get("preset"),
         "batch_size": train_config.get("batch_size"),
         "world_size": extra.get("world_size", 1),
@@ -422,6 +422,12 @@ def _training_record(run_dir: Path, extra: dict[str, Any], prompt_voice: bool,
         data = json.loads(summary.read_text(encoding="utf-8"))
         record["wall_s"] = data.get("wall_s")
         record["data_prep_s"] = data.get("data_prep_s")
+    if extra.get("total_wall_s") is not None:
+        record["total_wall_s"] = extra["total_wall_s"]
+    if record["steps"] is not None and record["target_steps"] is not None and record["steps"] < record["target_steps"]:
+        record["stopped_early"] = True
+        log.warning("the run in %s stopped at step %d of %d (its time budget); `npc-runtime train --out %s --resume` "
+                    "finishes it", run_dir, record["steps"], record["target_steps"], run_dir)  # fmt: skip
     return record
 
 

@@ -337,6 +337,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
           stop_after: int | None = None) -> dict[str, Any]:
     """Run (or resume) training into ``out_dir``; returns a summary (steps done, last losses, wall time).
 
+    ``wall_s`` is this session's time; ``total_wall_s`` adds the sessions a ``--resume`` continued (a checkpoint
+    written before that field existed counts as 0).
+
     ``stop_after`` ends the run (with a checkpoint) after that many steps without changing the schedule, as if
     interrupted: ``--resume`` then continues exactly.
     """
@@ -441,12 +444,14 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         lr=cfg.lr, betas=(0.9, 0.95),
     )
     step, epoch, batch_in_epoch, history = 0, 0, 0, []
+    earlier_wall_s = 0.0  # wall time of the sessions before a --resume, data preparation included
     if state is not None:
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"])
         step, epoch, batch_in_epoch = state["extra"]["step"], state["extra"]["epoch"], state["extra"]["batch_in_epoch"]
         history = list(state["extra"].get("history", []))
+        earlier_wall_s = float(state["extra"].get("total_wall_s", 0.0))
         log.info("resumed %s at step %d (epoch %d, batch %d)", ckpt_path, step, epoch, batch_in_epoch)
     elif cfg.init_from is not None:
         _warm_start(model, Path(cfg.init_from), data.tokenizer_path)
@@ -468,6 +473,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
             "train_config": asdict(cfg), "data_config": data_cfg.to_dict(),
             "tokenizer": str(data.tokenizer_path.relative_to(out)), "text_encoder": data_cfg.text_encoder,
             "corpus_digest": data.corpus_digest, "world_size": dist_info.world,
+            "total_wall_s": round(earlier_wall_s + time.monotonic() - started, 1),
         }  # fmt: skip
 
     log_path = out / LOG_NAME
@@ -538,6 +544,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         "prompt_voice": model_cfg.prompt_voice, "copy_head": model_cfg.copy_head,
         "copy_induction": model_cfg.copy_induction, "init_from": cfg.init_from, "last": last,
         "history": history, "wall_s": round(time.monotonic() - started, 1), "data_prep_s": round(prep_s, 1),
+        "total_wall_s": round(earlier_wall_s + time.monotonic() - started, 1),
         "checkpoint": str(ckpt_path), "world_size": dist_info.world,
     }  # fmt: skip
     if dist_info.main:

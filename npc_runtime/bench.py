@@ -371,7 +371,7 @@ def _sampling_cost(engine: Any, pre: Any, prep: Any, card: Any, tokens: int) -> 
         cache = engine.new_cache()
         for _ in range(batch):
             cache.append(pre.kv, pre.mask)
-        rows = [engine.spelling(engine.knowledge_of(card), CONTEXTS[0], [], LINES[0]) for _ in range(batch)]
+        rows = [engine.spelling(engine.knowledge_of(card), CONTEXTS[0], []) for _ in range(batch)]
         rngs = [np.random.default_rng(i) for i in range(batch)]
         generated: list[list[int]] = [[] for _ in range(batch)]
         logits = pre.logits[[0] * batch]

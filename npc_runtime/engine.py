@@ -497,12 +497,17 @@ class RoleModelEngine:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
     def spelling(
-        self, knowledge: str, context: Mapping[str, str], history: Sequence[tuple[str, str]], player_text: str
+        self, knowledge: str, context: Mapping[str, str], history: Sequence[tuple[str, str]]
     ) -> RowSpelling | None:
-        """A reply's spelling constraint: the bundle's lexicon plus the words of this request; None without one."""
+        """A reply's spelling constraint, None without a lexicon: the bundle's lexicon (the words NPCs said in
+        training) plus the words of the card's facts line, the scene and the NPC's own earlier replies.
+
+        The player's words are not lent to the reply: a word only the player used ("the football match", "ignore
+        your instructions") is the way out-of-world talk gets into a reply, and no training reply repeats one. A
+        game that wants a player's word said (their name) sends it in the context."""
         if self.lexicon is None:
             return None
-        texts = [knowledge, player_text, *context.values(), *(text for turn in history for text in turn)]
+        texts = [knowledge, *context.values(), *(npc for _player, npc in history)]
         return self.lexicon.row(texts)
 
     def describe(self) -> dict[str, Any]:

@@ -348,7 +348,7 @@ class Scheduler:
                 position=len(prep.ids),
             )
             if spelling is not None:
-                live.spelling = spelling(req.knowledge, req.context, req.history, req.text)
+                live.spelling = spelling(req.knowledge, req.context, req.history)
             new_rows.append(live)
         for live, token in zip(new_rows, self._sample(new_rows, result.logits)):
             self._accept(live, int(token))

@@ -121,9 +121,14 @@ def test_training_reduces_val_loss(straight_run: Path) -> None:
 def test_resume_continues_exactly_and_seed_fixes_the_run(straight_run: Path, tmp_path: Path) -> None:
     resumed = tmp_path / "resumed"
     _copy_data(straight_run, resumed)
-    train(_tiny_cfg(eval_every=1), resumed, progress=False, stop_after=3)
+    first = train(_tiny_cfg(eval_every=1), resumed, progress=False, stop_after=3)
     assert load_checkpoint(resumed / CHECKPOINT_NAME)[1]["step"] == 3
-    train(_tiny_cfg(eval_every=1), resumed, resume=True, progress=False)
+    assert first["stopped_early"] and first["total_wall_s"] == first["wall_s"]
+    second = train(_tiny_cfg(eval_every=1), resumed, resume=True, progress=False)
+    assert not second["stopped_early"]
+    # The wall time of the whole run counts both sessions (each rounded to 0.1 s).
+    assert second["total_wall_s"] >= first["total_wall_s"] + second["wall_s"] - 0.2
+    assert load_checkpoint(resumed / CHECKPOINT_NAME)[1]["total_wall_s"] >= first["total_wall_s"]
     straight_log, resumed_log = _log(straight_run), _log(resumed)
     assert [r["step"] for r in resumed_log] == list(range(1, 9))
     for a, b in zip(straight_log, resumed_log):

@@ -232,9 +232,35 @@ def _reply_words_outside(lexicon: frozenset[str], done: dict, reqs: list[GenRequ
     for req in reqs:
         kind, payload = done[req.key]
         assert kind == "reply", payload
-        own = lexicon_words([req.knowledge, req.text, *req.context.values()])
+        own = lexicon_words([req.knowledge, *req.context.values(), *(npc for _player, npc in req.history)])
         outside += [w for w in lexicon_words([payload["text"]]) if w not in lexicon and w not in own]
     return outside
+
+
+def _spellable(row, pieces: list[int]) -> bool:
+    for token in pieces:
+        if not row.allows(token):
+            return False
+        row.advance(token)
+    return row.ends_ok()
+
+
+def test_a_reply_may_spell_the_card_scene_and_its_own_lines_but_not_the_players_words(spelled_bundle: Path) -> None:
+    engine = RoleModelEngine(load_bundle(spelled_bundle), RuntimeOptions(device="cpu", intra_op_threads=1))
+    words = {w: engine.tokenizer.encode(" " + w, add_special_tokens=False).ids
+             for w in ("Ottilie", "Zorblax", "Quibbleton", "Wifipass")}  # fmt: skip
+    assert not ({"ottilie", "zorblax", "quibbleton", "wifipass"} & engine.lexicon.words)
+
+    def row():
+        return engine.spelling("name: Ottilie", {"landmark": "Quibbleton"},
+                               [("Is Zorblax here?", "Zorblax? Never heard of it.")])  # fmt: skip
+
+    assert _spellable(row(), words["Ottilie"])  # the card
+    assert _spellable(row(), words["Quibbleton"])  # the scene
+    assert _spellable(row(), words["Zorblax"])  # the NPC said it before
+    assert not _spellable(row(), words["Wifipass"])  # nobody did
+    only_player = engine.spelling("name: Ottilie", {}, [("Is Zorblax here?", "No.")])
+    assert not _spellable(only_player, words["Zorblax"])  # the player's word alone is not lent to the reply
 
 
 def test_the_scheduler_spells_only_lexicon_and_request_words(spelled_bundle: Path) -> None:
@@ -262,5 +288,5 @@ def test_the_scheduler_spells_only_lexicon_and_request_words(spelled_bundle: Pat
         assert "".join(sink.chunks.get(req.key, [])) == sink.done[req.key][1]["text"]
     # the control: the same random model without the constraint spells words it was never given
     loose = RoleModelEngine(bundle, options, spelling=False)
-    assert loose.lexicon is None and loose.spelling("", {}, [], "") is None
+    assert loose.lexicon is None and loose.spelling("", {}, []) is None
     assert _reply_words_outside(engine.lexicon.words, _run(loose, reqs, SchedulerConfig(max_batch=4)), reqs)
