@@ -233,22 +233,23 @@ def _text_cosine(bundle_dir: Path, fp32_text_encoder: Path, texts: Sequence[str]
     return {"min": round(float(cosine.min()), 4), "mean": round(float(cosine.mean()), 4), "texts": len(texts)}
 
 
-def _layer_matmuls(onnx_path: Path, layers: Sequence[int] | range) -> list[str]:
-    """Names of the weight MatMuls (attention projections and MLP) of the role model's decoder ``layers``."""
+def _matmuls_named(onnx_path: Path, marks: Sequence[str]) -> list[str]:
+    """Names of the graph's MatMul nodes whose name contains one of ``marks``."""
     import onnx
 
     graph = onnx.load(str(onnx_path), load_external_data=False).graph
-    marks = tuple(f"/blocks.{i}/{part}/" for i in layers for part in ("attn/qkv", "attn/out", "mlp/fc", "mlp/proj"))
     return [n.name for n in graph.node if n.op_type == "MatMul" and any(m in n.name for m in marks)]
+
+
+def _layer_matmuls(onnx_path: Path, layers: Sequence[int] | range) -> list[str]:
+    """Names of the weight MatMuls (attention projections and MLP) of the role model's decoder ``layers``."""
+    parts = ("attn/qkv", "attn/out", "mlp/fc", "mlp/proj")
+    return _matmuls_named(onnx_path, [f"/blocks.{i}/{part}/" for i in layers for part in parts])
 
 
 def _ffn_matmuls(onnx_path: Path, layer: int) -> list[str]:
     """Names of the feed-forward MatMuls of one BERT layer (Hugging Face export naming)."""
-    import onnx
-
-    graph = onnx.load(str(onnx_path), load_external_data=False).graph
-    marks = (f"/layer.{layer}/intermediate/", f"/layer.{layer}/output/dense/")
-    return [n.name for n in graph.node if n.op_type == "MatMul" and any(m in n.name for m in marks)]
+    return _matmuls_named(onnx_path, [f"/layer.{layer}/intermediate/", f"/layer.{layer}/output/dense/"])
 
 
 def _quantize_text_encoder(out: Path, fp32_path: Path, texts: Sequence[str], min_cosine: float) -> dict[str, Any]:
@@ -497,13 +498,13 @@ def make_bundle(run_dir: str | Path, out_dir: str | Path, config: BundleConfig |
                 graph_precision["text_encoder"] = "int8"
                 text_only = evaluate_bundle(build, examples, config.max_new_tokens)
                 # The whole decoder in int8 first; where that costs too much, its first layers stay fp32, one more
-                # at a time (the first layer's errors pass through every later one).
+                # at a time (the first layer's errors pass through every later one). The prefix encoder is int8
+                # throughout.
+                quantize_graphs(build, names=["prefix_encoder"])
+                fp32_decoder = fp32_dir / GRAPH_FILES["decoder"]
                 for fp32_layers in range(model.cfg.n_layers):
-                    for name in ("prefix_encoder", "decoder"):
-                        shutil.copyfile(fp32_dir / GRAPH_FILES[name], build / GRAPH_FILES[name])
-                    quantize_graphs(build, names=["prefix_encoder"])
-                    quantize_graphs(build, names=["decoder"],
-                                    keep_fp32=_layer_matmuls(build / GRAPH_FILES["decoder"], range(fp32_layers)))
+                    shutil.copyfile(fp32_decoder, build / GRAPH_FILES["decoder"])
+                    quantize_graphs(build, names=["decoder"], keep_fp32=_layer_matmuls(fp32_decoder, range(fp32_layers)))
                     all_int8 = evaluate_bundle(build, examples, config.max_new_tokens)
                     verdict = {
                         "reply_loss_delta": round(all_int8.reply_loss - text_only.reply_loss, 4),

@@ -118,10 +118,10 @@ def generate(
     attention_mask, position_ids = batch["attention_mask"], batch["position_ids"]
     if not bool((attention_mask[:, -1] > 0).all()):
         raise ValueError("generation needs a left-padded batch: every row's last position must be real")
-    b = input_ids.shape[0]
+    b, dev = input_ids.shape[0], input_ids.device
     mcfg = model.cfg
     if image is None:
-        visual = torch.zeros((b, mcfg.n_visual_tokens, mcfg.d_model))
+        visual = torch.zeros((b, mcfg.n_visual_tokens, mcfg.d_model), device=dev)
     else:
         visual = model.encode_vision(image)  # (B, N, D)
     prefix = model.encode_prefix(persona_embedding, utterance_embedding, visual, image_present)  # (B, K, D)
@@ -135,20 +135,21 @@ def generate(
     )
     next_logits = logits[:, -1]  # (B, V)
     next_pos = position_ids[:, -1:] + 1  # (B, 1)
-    finished = torch.zeros(b, dtype=torch.bool)
-    zeros_embeds = torch.zeros((b, 1, mcfg.d_model))
-    zeros_mask = torch.zeros((b, 1))
+    finished = torch.zeros(b, dtype=torch.bool, device=dev)
+    zeros_embeds = torch.zeros((b, 1, mcfg.d_model), device=dev)
+    zeros_mask = torch.zeros((b, 1), device=dev)
     for step in range(cfg.max_new_tokens):
         result.step_logits.append(next_logits)
         token = _choose(next_logits, cfg, generator)  # (B,)
+        chosen, done = token.tolist(), finished.tolist()  # one device sync per step, not one per row
         for row in range(b):
-            if not (cfg.stop_at_eos and finished[row]):
-                result.tokens[row].append(int(token[row]))
+            if not (cfg.stop_at_eos and done[row]):
+                result.tokens[row].append(chosen[row])
         finished |= token == eos_id
         last_step = step == cfg.max_new_tokens - 1
         if last_step or (cfg.stop_at_eos and bool(finished.all())) or int(next_pos.max()) >= mcfg.max_positions:
             break
-        attention_mask = torch.cat([attention_mask, torch.ones((b, 1), dtype=attention_mask.dtype)], dim=1)
+        attention_mask = torch.cat([attention_mask, torch.ones((b, 1), dtype=attention_mask.dtype, device=dev)], dim=1)
         logits, _, _, past = model.forward_step(
             token.unsqueeze(1), zeros_embeds, zeros_mask, attention_mask, next_pos, past
         )

@@ -539,12 +539,13 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
     if dist_info.world > 1:
         dist.barrier()
         dist.destroy_process_group()
+    wall_s = time.monotonic() - started
     summary = {
         "steps": step, "target_steps": cfg.steps, "stopped_early": stopped_early, "fusion": model_cfg.fusion,
         "prompt_voice": model_cfg.prompt_voice, "copy_head": model_cfg.copy_head,
         "copy_induction": model_cfg.copy_induction, "init_from": cfg.init_from, "last": last,
-        "history": history, "wall_s": round(time.monotonic() - started, 1), "data_prep_s": round(prep_s, 1),
-        "total_wall_s": round(earlier_wall_s + time.monotonic() - started, 1),
+        "history": history, "wall_s": round(wall_s, 1), "data_prep_s": round(prep_s, 1),
+        "total_wall_s": round(earlier_wall_s + wall_s, 1),
         "checkpoint": str(ckpt_path), "world_size": dist_info.world,
     }  # fmt: skip
     if dist_info.main:

@@ -35,6 +35,7 @@ from . import __version__
 from .bundle import default_bundle_dir, load_bundle
 from .engine import Prepared
 from .errors import ConfigError, NpcRuntimeError
+from .ort_backend import CUDA
 from .prompt import layout_ids
 from .protocol import decode, encode
 
@@ -113,8 +114,16 @@ def machine_info() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+    info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
             "onnxruntime": onnxruntime.__version__}  # fmt: skip
+    try:  # the GPU's name and driver where NVIDIA's tool is there (no CUDA import needed)
+        done = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=20)  # fmt: skip
+        if done.returncode == 0 and done.stdout.strip():
+            info["gpu"] = done.stdout.strip().splitlines()[0]
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return info
 
 
 # ------------------------------------------------------------------------------------------------ server process
@@ -457,8 +466,9 @@ def _engine_static(engine: Any, spec: dict[str, Any]) -> dict[str, Any]:
     return {"levels": levels}
 
 
-def _torch_peer(config: BenchConfig, spec: dict[str, Any]) -> dict[str, Any]:
-    """PyTorch eager generation of the same prompts, a static batch per concurrency level.
+def _torch_peer(config: BenchConfig, spec: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
+    """PyTorch eager generation of the same prompts, a static batch per concurrency level, on ``device``
+    (the GPU where the engine runs on CUDA, so the peers share the hardware).
 
     Runs ``export.torch_peer`` in a subprocess, so this module (and serving) never imports torch.
     """
@@ -472,7 +482,7 @@ def _torch_peer(config: BenchConfig, spec: dict[str, Any]) -> dict[str, Any]:
         prompts = Path(tmp) / "prompts.json"
         prompts.write_text(json.dumps(spec), encoding="utf-8")
         cmd = [sys.executable, "-m", "export.torch_peer", "--checkpoint", str(config.checkpoint),
-               "--prompts", str(prompts), "--threads", str(config.threads)]  # fmt: skip
+               "--prompts", str(prompts), "--threads", str(config.threads), "--device", device]  # fmt: skip
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=config.timeout_s * len(levels))
     if done.returncode != 0:
         raise NpcRuntimeError(f"PyTorch peer failed: {done.stderr.strip()[-2000:]}")
@@ -517,7 +527,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
             server.stop()
     spec = _peer_spec(config, engine, cards)
     report["engine_static"] = _engine_static(engine, spec)
-    report["torch_eager"] = _torch_peer(config, spec)
+    report["torch_eager"] = _torch_peer(config, spec, "cuda" if report["engine"]["provider"] == CUDA else "cpu")
     _ratios(report)
     return report
 
@@ -565,7 +575,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         "## Runtime benchmark (`npc-runtime bench`)",
         "",
         f"Model `{report['model']['name']}` ({report['model']['precision']}), provider `{eng['provider']}`, "
-        f"{report['machine']['cpu']}, {report['machine']['cores']} cores, onnxruntime "
+        f"{report['machine']['cpu']}, {report['machine']['cores']} cores"
+        + (f", GPU {report['machine']['gpu']}" if report["machine"].get("gpu") else "")
+        + f", onnxruntime "
         f"{report['machine']['onnxruntime']}. Replies are fixed at {report['config']['max_tokens']} tokens; "
         f"{report['config']['rounds']} turns per NPC; the load generator shares the machine with the server.",
         "",
@@ -603,7 +615,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     torch_report = report["torch_eager"]
     if "levels" in torch_report:
         lines.append(
-            "- PyTorch eager (same weights in fp32, static batch, its own KV cache) tokens/s: "
+            f"- PyTorch eager on {torch_report.get('device', 'cpu')} (same weights in fp32, static batch, its own KV cache)"
+            " tokens/s: "
             + ", ".join(f"{lv['concurrency']} NPCs {lv['tokens_per_s']:.0f}" for lv in torch_report["levels"])
             + f"; server ÷ eager: {ratios.get('server_vs_torch_eager_tokens_per_s')}."
         )

@@ -1,0 +1,98 @@
+"""The CUDA path: run only where this onnxruntime offers a usable CUDA provider (CI has no GPU: skipped there).
+
+These are correctness checks; CUDA speed is measured by ``npc-runtime bench --device cuda`` (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from npc_runtime.bundle import default_bundle_dir, load_bundle
+from npc_runtime.engine import RoleModelEngine
+from npc_runtime.ort_backend import CPU, CUDA, RuntimeOptions, resolve_providers
+from npc_runtime.personas import PersonaPack, default_pack_dir
+
+
+def _cuda_reason() -> str:
+    providers, reason = resolve_providers("auto")
+    return "" if CUDA in providers else reason
+
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(bool(_cuda_reason()), reason=f"no CUDA: {_cuda_reason()}")]
+
+
+def _logits_along(engine: RoleModelEngine, prepared, tokens: list[int]) -> list[np.ndarray]:
+    """The logits before each of ``tokens`` when they are fed one by one (teacher forcing: both providers see the
+    same sequence, so a near-tie cannot make them diverge)."""
+    first = engine.prefill([prepared])
+    out, kv, attn = [first.logits[0]], first.kv, first.mask
+    for token in tokens[:-1]:
+        logits, kv, attn = engine.step(np.array([token]), np.array([attn.shape[1]]), kv, attn)
+        out.append(logits[0])
+    return out
+
+
+@pytest.mark.skipif(not (default_bundle_dir() / "bundle.json").exists(), reason="no shipped bundle")
+def test_cuda_engine_matches_cpu_engine_step_by_step() -> None:
+    """The shipped bundle gives the same greedy reply on CUDA as on the CPU, step by step.
+
+    Its int8 graphs quantise activations on the fly, and CUDA's fp32 MatMuls may round differently (TF32), so a
+    logit can move by a quantisation step: at each step the CUDA argmax must be the CPU's, or within ``near`` of
+    the CPU's best logit (a near tie).
+    """
+    near = 0.25
+    cpu = RoleModelEngine(load_bundle(default_bundle_dir()), RuntimeOptions(device="cpu", intra_op_threads=1))
+    gpu = RoleModelEngine(load_bundle(default_bundle_dir()), RuntimeOptions(device="cuda"))
+    assert (cpu.provider, gpu.provider) == (CPU, CUDA)
+    card = PersonaPack.load(default_pack_dir()).get("blacksmith")
+    args = (card.fingerprint(), card.card_text(), card.knowledge_text(), {"weather": "rain"}, [], "What do you sell?")
+    on_cpu, on_gpu = cpu.prepare(*args, None), gpu.prepare(*args, None)
+    assert on_cpu.ids == on_gpu.ids
+    a, b = on_cpu.prefix_embeds, on_gpu.prefix_embeds
+    cosine = (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1) + 1e-9)
+    assert cosine.min() > 0.999 and float(np.abs(a - b).max()) < 0.25, (cosine.min(), np.abs(a - b).max())
+    tokens = [int(np.argmax(cpu.prefill([on_cpu]).logits[0]))]
+    for _ in range(11):
+        tokens.append(int(np.argmax(_logits_along(cpu, on_cpu, tokens + [0])[-1])))
+    ref, got = _logits_along(cpu, on_cpu, tokens), _logits_along(gpu, on_gpu, tokens)
+    worst = max(float(np.abs(a - b).max()) for a, b in zip(ref, got))
+    print(f"CUDA vs CPU: worst logit difference {worst:.4f} over {len(tokens)} steps")
+    for step, (a, b) in enumerate(zip(ref, got)):
+        pick = int(np.argmax(b))
+        assert pick == tokens[step] or a[tokens[step]] - a[pick] <= near, (step, worst)
+    assert worst < 1.0, f"CUDA logits differ from CPU by {worst}"
+
+
+@pytest.mark.skipif(not (default_bundle_dir() / "bundle.json").exists(), reason="no shipped bundle")
+def test_shipped_bundle_serves_a_say_on_cuda(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "npc_runtime", "serve", "--device", "cuda", "--bind", "tcp://127.0.0.1:0",
+         "--data", str(tmp_path / "data"), "--ready-file", str(ready)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while not ready.exists():
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.05)
+        out = subprocess.run(
+            [sys.executable, "-m", "npc_runtime", "say", "--endpoint", ready.read_text().strip(), "--persona",
+             "blacksmith", "--json", "What does a sword cost?"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        reply = json.loads(out.stdout)
+        assert reply["type"] == "reply" and reply["text"].strip() and reply["emotion"]
+    finally:
+        proc.terminate()
+        log, _ = proc.communicate(timeout=30)
+    assert log.count("execution provider: CUDAExecutionProvider") == 1, log
