@@ -171,6 +171,7 @@ def write_bundle(
             "text_embed_dim": cfg.text_embed_dim,
             "fusion": cfg.fusion,
             "prompt_voice": cfg.prompt_voice,
+            "spaced_quotes": cfg.spaced_quotes,
             "copy_head": cfg.copy_head,
             "copy_induction": cfg.copy_induction,
             "kv_layers": cfg.kv_layers,

@@ -85,12 +85,11 @@ class Example:
     def is_task(self) -> bool:
         return bool(self.required_facts)
 
-    def decoder_text(self, voice: bool = False) -> str:
+    def decoder_text(self, voice: bool = False, spaced_quotes: bool = False) -> str:
         """The training sequence: knowledge (with the card's voice if ``voice``), scene facts, history, player
         line, reply and ``<eos>``."""
-        return build_decoder_text(
-            self.card.knowledge_text(voice=voice), self.scene.to_context(), self.history, self.player, self.reply
-        )
+        knowledge = self.card.knowledge_text(voice=voice, spaced_quotes=spaced_quotes)
+        return build_decoder_text(knowledge, self.scene.to_context(), self.history, self.player, self.reply)
 
     def render(self, size: tuple[int, int] | None = None) -> np.ndarray:
         """This example's screenshot, (H, W, 3) uint8."""

@@ -243,6 +243,7 @@ def _encode_split(
     history_loss: bool,
     context_dropped: Sequence[bool],
     voice: bool = False,
+    spaced_quotes: bool = False,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[int], list[int]]:
     """ids, labels, prompt lengths and the kept example indices; turns that cannot fit are skipped."""
     ids_of = special_token_ids()
@@ -256,7 +257,7 @@ def _encode_split(
     def texts(i: int) -> tuple[str, str]:
         ex = examples[i]
         context = {} if context_dropped[i] else ex.scene.to_context()
-        knowledge = ex.card.knowledge_text(voice=voice)
+        knowledge = ex.card.knowledge_text(voice=voice, spaced_quotes=spaced_quotes)
         prompt = build_decoder_text(knowledge, context, histories[i], ex.player)
         return prompt, build_decoder_text(knowledge, context, histories[i], ex.player, reply=ex.reply)
 
@@ -432,11 +433,13 @@ def prepare_data(
     corpus: Corpus | None = None,
     progress: bool = True,
     voice: bool = False,
+    spaced_quotes: bool = False,
 ) -> TurnData:
     """Build (or reuse from ``cache_dir``) the tokenizer, embeddings, images and encoded train/val turns.
 
     ``voice`` puts the card's traits, mood and speaking style on each turn's ``<know>`` line
-    (``RoleModelConfig.prompt_voice``)."""
+    (``RoleModelConfig.prompt_voice``); ``spaced_quotes`` renders that line's quotes as
+    ``RoleModelConfig.spaced_quotes`` says."""
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     corpus = corpus or build_corpus(config.corpus_config())
@@ -446,11 +449,12 @@ def prepare_data(
     tokenizer_path = cache / "tokenizer.json"
     tok_key_path = cache / "tokenizer.key"
     # (The key of a run without voice lines is the one it had before they existed, so old caches stay valid.)
-    tok_key = _digest([digest, str(config.vocab_size), str(_CACHE_VERSION), *(["voice"] if voice else [])])
+    tok_key = _digest([digest, str(config.vocab_size), str(_CACHE_VERSION), *(["voice"] if voice else []),
+                       *(["spaced_quotes"] if spaced_quotes else [])])  # fmt: skip
     if tokenizer_path.exists() and tok_key_path.exists() and tok_key_path.read_text(encoding="utf-8") == tok_key:
         tokenizer = load_tokenizer(tokenizer_path)
     else:
-        texts = [ex.decoder_text(voice) for ex in examples["train"]] + [card.card_text() for card in corpus.cards.values()]
+        texts = [ex.decoder_text(voice, spaced_quotes) for ex in examples["train"]] + [card.card_text() for card in corpus.cards.values()]
         tokenizer = train_tokenizer(texts, config.vocab_size, tokenizer_path)
         tok_key_path.write_text(tok_key, encoding="utf-8")
 
@@ -485,7 +489,7 @@ def prepare_data(
             encoded = _swap_voices(encoded, config, split)
         if split == "train" and config.fact_swap:
             encoded = _swap_facts(encoded, config, split)
-        ids, labels, prompt_lengths, kept = _encode_split(encoded, tokenizer, n_prefix, max_positions, config.history_loss, no_context, voice)
+        ids, labels, prompt_lengths, kept = _encode_split(encoded, tokenizer, n_prefix, max_positions, config.history_loss, no_context, voice, spaced_quotes)
         if len(kept) < len(exs):
             log.warning("%s: skipped %d turns longer than %d positions", split, len(exs) - len(kept), max_positions)
         splits[split] = SplitData(

@@ -344,8 +344,9 @@ def _write_model_card(out: Path) -> None:
 
 
 def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, Any] | None = None,
-            copy_head: bool | None = None, copy_induction: bool = False) -> str:
-    """The train command of a run: its preset, plus --steps, --lr, --seed, --fusion, --no-voice, --copy-head,
+            copy_head: bool | None = None, copy_induction: bool = False, spaced_quotes: bool = False) -> str:
+    """The train command of a run: its preset, plus --steps, --lr, --seed, --fusion, --no-voice, --spaced-quotes,
+    --copy-head,
     --copy-induction, --init-from, --emotion-labels, --voice-swap, --fact-swap and --invent-facts where the run
     changed the preset's (``prompt_voice``, ``copy_head``, ``copy_induction`` and ``swaps``, which also carries
     ``emotion_labels`` and ``invent_facts``, are the checkpoint's model and data settings: runs from before these
@@ -369,6 +370,8 @@ def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, A
         words.append(f"--fusion {fusion}")
     if preset_model is not None and preset_model.prompt_voice and not prompt_voice:
         words.append("--no-voice")
+    if preset_model is not None and spaced_quotes != preset_model.spaced_quotes:
+        words.append("--spaced-quotes" if spaced_quotes else "--no-spaced-quotes")
     if preset_model is not None and copy_head is not None and copy_head != preset_model.copy_head:
         words.append("--copy-head" if copy_head else "--no-copy-head")
     if preset_model is None and copy_induction:
@@ -391,7 +394,8 @@ def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, A
 
 
 def _training_record(run_dir: Path, extra: dict[str, Any], prompt_voice: bool,
-                     copy_head: bool | None = None, copy_induction: bool = False) -> dict[str, Any]:
+                     copy_head: bool | None = None, copy_induction: bool = False,
+                     spaced_quotes: bool = False) -> dict[str, Any]:
     from export.train import SWAP_OPTIONS
 
     data_config = extra.get("data_config", {})
@@ -409,7 +413,7 @@ def _training_record(run_dir: Path, extra: dict[str, Any], prompt_voice: bool,
         "world_size": extra.get("world_size", 1),
         "corpus_digest": extra.get("corpus_digest"),
         "final": history[-1] if history else None,
-        "recipe": _recipe(train_config, prompt_voice, swaps, copy_head, copy_induction),
+        "recipe": _recipe(train_config, prompt_voice, swaps, copy_head, copy_induction, spaced_quotes),
     }
     if data_config:
         from dataclasses import asdict
@@ -541,7 +545,7 @@ def make_bundle(run_dir: str | Path, out_dir: str | Path, config: BundleConfig |
                 "graph_precision": graph_precision,
                 "quality": quality,
                 "training": _training_record(run, extra, model.cfg.prompt_voice, model.cfg.copy_head,
-                                             model.cfg.copy_induction),
+                                             model.cfg.copy_induction, model.cfg.spaced_quotes),
                 "samples": [
                     {"persona": ex.persona_id, "player": ex.player, "reply": reply}
                     for ex, reply in list(zip(examples, fp32.replies))[:6]

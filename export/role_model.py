@@ -69,6 +69,10 @@ class RoleModelConfig:
     #: The card's traits, mood and speaking style are on the decoder's ``<know>`` line
     #: (``PersonaCard.knowledge_text(voice=True)``); False is the layout of models trained before voice lines.
     prompt_voice: bool = False
+    #: Double-quoted phrases on the ``<know>`` line have a space inside their quotes
+    #: (``PersonaCard.knowledge_text(spaced_quotes=True)``), so a quoted catchphrase's first word is the same token
+    #: there as in a reply and the copy head can copy it; False is the layout of models trained before.
+    spaced_quotes: bool = False
     n_emotions: int = len(EMOTIONS)
     #: A pointer (copy) head: the next-token distribution mixes the language model's with an attention over the
     #: text tokens so far, so a name, price or place on the ``<know>`` or ``<ctx>`` line can be copied even when
@@ -107,7 +111,7 @@ class RoleModelConfig:
                 raise ValueError(f"RoleModelConfig.{name} must be a positive int, got {value!r}")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
-        for name in ("prompt_voice", "copy_head", "copy_induction"):
+        for name in ("prompt_voice", "spaced_quotes", "copy_head", "copy_induction"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if not isinstance(self.copy_min_id, int) or isinstance(self.copy_min_id, bool) or self.copy_min_id < 0:

@@ -43,6 +43,8 @@ class TrainConfig:
     preset: str = "default"
     fusion: str | None = None
     prompt_voice: bool | None = None
+    #: ``RoleModelConfig.spaced_quotes`` for this run (None: the preset's).
+    spaced_quotes: bool | None = None
     copy_head: bool | None = None
     #: ``RoleModelConfig.copy_induction`` for this run (None: the preset's); it turns the copy head on too.
     copy_induction: bool | None = None
@@ -365,6 +367,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         model_cfg = replace(model_cfg, fusion=cfg.fusion)
     if cfg.prompt_voice is not None:
         model_cfg = replace(model_cfg, prompt_voice=cfg.prompt_voice)
+    if cfg.spaced_quotes is not None:
+        model_cfg = replace(model_cfg, spaced_quotes=cfg.spaced_quotes)
     if cfg.copy_head is not None:  # no copy head: no induction bonus either (unless --copy-induction asks for both)
         model_cfg = replace(model_cfg, copy_head=cfg.copy_head,
                             copy_induction=model_cfg.copy_induction and cfg.copy_head)  # fmt: skip
@@ -390,6 +394,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         if cfg.prompt_voice is not None and cfg.prompt_voice != saved_model_cfg.prompt_voice:
             raise ValueError(f"--resume: {ckpt_path} was trained with prompt_voice={saved_model_cfg.prompt_voice}; "
                              "drop --no-voice or train into another folder")  # fmt: skip
+        if cfg.spaced_quotes is not None and cfg.spaced_quotes != saved_model_cfg.spaced_quotes:
+            raise ValueError(f"--resume: {ckpt_path} was trained with spaced_quotes={saved_model_cfg.spaced_quotes}; "
+                             "drop --spaced-quotes/--no-spaced-quotes or train into another folder")  # fmt: skip
         if cfg.copy_head is not None and cfg.copy_head != saved_model_cfg.copy_head:
             raise ValueError(f"--resume: {ckpt_path} was trained with copy_head={saved_model_cfg.copy_head}; "
                              "drop --copy-head/--no-copy-head or train into another folder")  # fmt: skip
@@ -421,12 +428,14 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
     if dist_info.main:
         out.mkdir(parents=True, exist_ok=True)
         data = prepare_data(data_cfg, model_cfg.prefix_tokens, model_cfg.max_positions, out / "data",
-                            voice=model_cfg.prompt_voice, progress=progress)  # fmt: skip
+                            voice=model_cfg.prompt_voice, spaced_quotes=model_cfg.spaced_quotes,
+                            progress=progress)  # fmt: skip
     if dist_info.world > 1:
         dist.barrier()
     if not dist_info.main:
         data = prepare_data(data_cfg, model_cfg.prefix_tokens, model_cfg.max_positions, out / "data",
-                            voice=model_cfg.prompt_voice, progress=False)  # fmt: skip
+                            voice=model_cfg.prompt_voice, spaced_quotes=model_cfg.spaced_quotes,
+                            progress=False)  # fmt: skip
     from export.tokenizer import load_tokenizer
 
     vocab = load_tokenizer(data.tokenizer_path).get_vocab_size()
@@ -542,7 +551,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
     wall_s = time.monotonic() - started
     summary = {
         "steps": step, "target_steps": cfg.steps, "stopped_early": stopped_early, "fusion": model_cfg.fusion,
-        "prompt_voice": model_cfg.prompt_voice, "copy_head": model_cfg.copy_head,
+        "prompt_voice": model_cfg.prompt_voice, "spaced_quotes": model_cfg.spaced_quotes,
+        "copy_head": model_cfg.copy_head,
         "copy_induction": model_cfg.copy_induction, "init_from": cfg.init_from, "last": last,
         "history": history, "wall_s": round(wall_s, 1), "data_prep_s": round(prep_s, 1),
         "total_wall_s": round(earlier_wall_s + wall_s, 1),
@@ -566,6 +576,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-voice", action="store_true",
                         help="leave the card's traits, mood and speaking style off the decoder's <know> line (the "
                         "layout before voice lines; for ablations)")  # fmt: skip
+    parser.add_argument("--spaced-quotes", action=argparse.BooleanOptionalAction, default=None,
+                        help="a space inside each double quote on the <know> line, so a quoted catchphrase's first "
+                        "word is the token a reply says and the copy head can copy it (default: the preset's, off)")  # fmt: skip
     parser.add_argument("--copy-head", action=argparse.BooleanOptionalAction, default=None,
                         help="a pointer (copy) head that mixes copying a prompt token into the next-token "
                         "distribution (default: the preset's; on in the default preset, see docs/model.md); --no-copy-head "
@@ -604,7 +617,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _, _, cfg = preset_configs(args.preset)
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                  "max_minutes": args.max_minutes, "threads": args.threads, "fusion": args.fusion,
-                 "prompt_voice": False if args.no_voice else None,
+                 "prompt_voice": False if args.no_voice else None, "spaced_quotes": args.spaced_quotes,
                  "copy_head": args.copy_head, "copy_induction": args.copy_induction,
                  "init_from": None if args.init_from is None else str(args.init_from),
                  "emotion_labels": args.emotion_labels, "voice_swap": args.voice_swap,

@@ -156,6 +156,8 @@ class RoleModelEngine:
         self.max_positions = int(model["max_positions"])
         #: Whether the model was trained with the card's voice (traits, mood, style) on its ``<know>`` line.
         self.prompt_voice = bool(model.get("prompt_voice", False))
+        #: Whether its ``<know>`` line had a space inside double quotes (``personas.space_quotes``).
+        self.spaced_quotes = bool(model.get("spaced_quotes", False))
         self.n_heads = int(model["n_heads"])
         self.head_dim = int(model["head_dim"])
         #: Cache entries: one (key, value) pair per layer, plus the copy head's where the model has one
@@ -247,7 +249,7 @@ class RoleModelEngine:
 
     def knowledge_of(self, card: PersonaCard) -> str:
         """The card's ``<know>`` line in the layout this bundle's model was trained on."""
-        return card.knowledge_text(voice=self.prompt_voice)
+        return card.knowledge_text(voice=self.prompt_voice, spaced_quotes=self.spaced_quotes)
 
     def prompt_ids(
         self,

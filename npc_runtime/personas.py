@@ -72,6 +72,25 @@ def _one_line(text: str) -> str:
 # --------------------------------------------------------------------------------------------------- the card
 
 
+
+_QUOTED = re.compile(r'(["\u201c])\s*([^"\u201c\u201d]+?)\s*(["\u201d])')
+#: Single quotes only where they cannot be apostrophes: after a space (or the start) and before a space or
+#: punctuation (or the end).
+_SINGLE_QUOTED = re.compile(r"(^|\s)(['\u2018])([^'\u2018\u2019]+?)(['\u2019])(?=$|[\s,.;:!?|)])")
+
+
+def space_quotes(text: str) -> str:
+    """``text`` with a space inside each pair of quotes: ``says "Salt and oars!"`` becomes
+    ``says " Salt and oars! "``, ``calls people 'sprout'`` becomes ``calls people ' sprout '``.
+
+    A byte-level tokenizer joins a word to the quote before it (``"``, ``S``, ``alt``), while a reply says the same
+    word after a space (`` Salt``): a different token, so a decoder could never copy a quoted catchphrase's or form
+    of address's first token from the ``<know>`` line. With the space the tokens match.
+    """
+    text = _QUOTED.sub(lambda m: f"{m[1]} {m[2].strip()} {m[3]}", text)
+    return _SINGLE_QUOTED.sub(lambda m: f"{m[1]}{m[2]} {m[3].strip()} {m[4]}", text)
+
+
 @dataclass(frozen=True)
 class Ware:
     """Something the persona sells, with its price in silver coins."""
@@ -240,7 +259,8 @@ class PersonaCard:
             f"style: {style}",
         ]
 
-    def knowledge_text(self, max_chars: int = MAX_KNOWLEDGE_CHARS, voice: bool = False) -> str:
+    def knowledge_text(self, max_chars: int = MAX_KNOWLEDGE_CHARS, voice: bool = False,
+                       spaced_quotes: bool = False) -> str:
         """The facts a reply may need to copy, as one compact line of ``key: items`` sections joined by `` | ``.
 
         Sections: name, role, wares (prices in silver), places (with directions), quest, facts, rumours, knows
@@ -249,6 +269,10 @@ class PersonaCard:
 
         ``voice`` adds :meth:`voice_sections` after the role, so a decoder can copy the card's catchphrase and form
         of address word for word. They do not count against ``max_chars``: the facts kept are the same either way.
+
+        ``spaced_quotes`` puts a space inside each pair of double quotes (:func:`space_quotes`), so a quoted
+        phrase's first word is the same token on this line as in a reply (see that function). It is applied after
+        the length cap, so the facts kept are the same either way.
         """
         k = self.knowledge
         rumours = [_one_line(r) for r in k.rumours]
@@ -288,7 +312,7 @@ class PersonaCard:
         if len(text) > max_chars:
             cut = text[:max_chars]
             text = cut.rsplit(" ", 1)[0] if " " in cut else cut
-        return text
+        return space_quotes(text) if spaced_quotes else text
 
     def fingerprint(self) -> str:
         """SHA-256 hex digest of what the model sees of this card; caches of persona prefixes key on it."""

@@ -58,6 +58,7 @@ def test_tiny_bundle_loads_and_describes_itself(tiny_bundle: Path) -> None:
         "text_embed_dim": 32,
         "fusion": "concat",
         "prompt_voice": False,
+        "spaced_quotes": False,
         "copy_head": False,
         "copy_induction": False,
         "kv_layers": 2,

@@ -196,3 +196,25 @@ def test_export_log_filter_drops_quantiser_chatter_keeps_warnings() -> None:
                                                                         "before quantization. Refer to example"))
     assert _quantiser_noise_filter(record("root", logging.WARNING, "something else went wrong"))
     assert _quantiser_noise_filter(record("export.make_bundle", logging.INFO, "fp32 bundle quality"))
+
+
+def test_spaced_quotes_layout_is_recorded_named_in_the_recipe_and_served(tmp_path: Path) -> None:
+    """A --spaced-quotes run trains, exports and serves its <know> line with a space inside each quote pair, so a
+    quoted catchphrase's first word is the token a reply says; the recipe names the flag."""
+    card = next(c for c in PersonaPack.load(default_pack_dir()) if '"' in c.knowledge_text(voice=True))
+    run = tmp_path / "run"
+    _, _, cfg = preset_configs("tiny")
+    train(replace(cfg, steps=2, eval_every=2, checkpoint_every=2, threads=1, spaced_quotes=True), run, progress=False)
+    out = tmp_path / "bundle"
+    make_bundle(run, out, BundleConfig(quantize=None, eval_examples=1))
+    manifest = json.loads((out / "bundle.json").read_text(encoding="utf-8"))
+    assert manifest["model"]["spaced_quotes"] is True
+    assert manifest["training"]["recipe"].endswith("--steps 2 --spaced-quotes && npc-runtime export")
+    engine = RoleModelEngine(load_bundle(out), RuntimeOptions(device="cpu", intra_op_threads=1))
+    spaced = engine.knowledge_of(card)
+    assert spaced == card.knowledge_text(voice=True, spaced_quotes=True) != card.knowledge_text(voice=True)
+    assert '" ' in spaced
+    ids = engine.tokenizer.encode(spaced, add_special_tokens=False).ids
+    catchphrase = spaced.split('" ', 1)[1].split(" ", 1)[0]  # the quoted phrase's first word
+    in_reply = engine.tokenizer.encode("Aye. " + catchphrase, add_special_tokens=False).ids[-1:]
+    assert in_reply[0] in ids  # the reply's token for that word is on the <know> line, so it can be copied

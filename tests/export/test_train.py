@@ -303,3 +303,16 @@ def test_recipe_of_the_default_preset_names_only_what_a_run_changed() -> None:
                      "--fact-swap 0 --no-invent-facts && npc-runtime export")  # fmt: skip
     model_cfg, _, train_cfg = preset_configs("default")
     assert model_cfg.copy_head and model_cfg.copy_induction and train_cfg.steps == 4400
+
+
+def test_cli_spaced_quotes_is_stored_and_a_resume_cannot_flip_it(tmp_path: Path) -> None:
+    out = tmp_path / "spaced"
+    common = ["--preset", "tiny", "--out", str(out), "--no-progress", "--threads", "1", "--steps", "2"]
+    assert main([*common, "--spaced-quotes", "--stop-after", "1"]) == 0
+    model, extra = load_checkpoint(out / CHECKPOINT_NAME)
+    assert model.cfg.spaced_quotes is True and extra["train_config"]["spaced_quotes"] is True
+    with pytest.raises(ValueError, match="spaced_quotes"):  # the weights were trained on the spaced layout
+        main([*common, "--resume", "--no-spaced-quotes"])
+    assert main([*common, "--resume"]) == 0  # no flag: the checkpoint's layout
+    model, extra = load_checkpoint(out / CHECKPOINT_NAME)
+    assert model.cfg.spaced_quotes is True and extra["step"] == 2

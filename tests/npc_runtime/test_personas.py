@@ -455,3 +455,22 @@ def test_import_bad_input_names_file_and_field(tmp_path: Path, content: str, fie
     assert info.value.path == str(src)
     assert info.value.field == field_name
     assert not (tmp_path / "pack").exists() or not any((tmp_path / "pack").iterdir())
+
+
+def test_space_quotes_spaces_quote_pairs_and_leaves_apostrophes() -> None:
+    from npc_runtime.personas import space_quotes
+
+    assert space_quotes('says "Salt and oars!" and calls people \'sprout\'.') == (
+        'says " Salt and oars! " and calls people \' sprout \'.'
+    )
+    assert space_quotes("Oona's Remedy; the smiths' hall") == "Oona's Remedy; the smiths' hall"
+    assert space_quotes('an odd " quote') == 'an odd " quote'
+    assert space_quotes("\u201cHi there\u201d, he said") == "\u201c Hi there \u201d, he said"
+    assert space_quotes(space_quotes('x ("a b") y')) == 'x (" a b ") y'  # idempotent
+
+
+def test_spaced_quotes_is_off_by_default_and_changes_no_fingerprint() -> None:
+    for card in PersonaPack.load(default_pack_dir()):
+        assert card.knowledge_text(voice=True) == card.knowledge_text(voice=True, spaced_quotes=False)
+        plain = card.knowledge_text(voice=True).replace(" ", "")
+        assert card.knowledge_text(voice=True, spaced_quotes=True).replace(" ", "") == plain
