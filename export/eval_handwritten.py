@@ -4,8 +4,9 @@ The corpus's held-out personas come from the same generator as its training pers
 whole tokens of the decoder's tokenizer), so the main evaluation cannot see how a model copes with the card a
 studio writes on its first day. This probe asks each card in ``export/handwritten_cards/`` the same six questions
 in one fixed scene, greedy, through the runtime's own scheduler, and reports per question kind the share of replies
-that carry the card's facts, and for all replies the share of words that are not words at all (in no corpus reply,
-card or player line: "Tomomom"), repetition within a reply and clean endings.
+that carry the card's facts, and for all replies the share that carry the card's own voice (its catchphrase or form
+of address, as the corpus reads them from the speaking style), the share of words that are not words at all (in no
+corpus reply, card or player line: "Tomomom"), repetition within a reply and clean endings.
 """
 
 from __future__ import annotations
@@ -79,14 +80,22 @@ def known_words(texts: Iterable[str]) -> frozenset[str]:
 
 
 def score(asked: Sequence[Question], gens: Sequence[Generation], vocabulary: frozenset[str]) -> dict[str, Any]:
-    """Facts carried per question kind; non-words, repetition and clean endings over all replies; samples."""
+    """Facts carried per question kind; voice, non-words, repetition and clean endings over all replies; samples."""
     if len(asked) != len(gens):
         raise ValueError(f"{len(asked)} questions but {len(gens)} replies")
     by_kind: dict[str, list[bool]] = {}
+    voice: list[bool] = []
+    voice_by_marker: dict[str, list[bool]] = {}
     unknown, total = 0, 0
     for q, g in zip(asked, gens):
         if q.required:
             by_kind.setdefault(q.kind, []).append(m.carries_facts(g.text, q.required))
+        markers = m.voice_markers(q.card)
+        if markers:
+            found = {kind: m.contains_phrase(g.text, marker) for kind, marker in markers.items()}
+            voice.append(any(found.values()))
+            for kind, flag in found.items():
+                voice_by_marker.setdefault(kind, []).append(flag)
         own = known_words([q.card.card_text(), q.card.knowledge_text(voice=True), q.player])
         tokens = m.words(g.text)
         total += len(tokens)
@@ -98,6 +107,8 @@ def score(asked: Sequence[Question], gens: Sequence[Generation], vocabulary: fro
         "errors": sum(1 for g in gens if g.error),
         "facts": m.share(facts),
         "by_kind": {kind: {"share": m.share(flags), "n": len(flags)} for kind, flags in sorted(by_kind.items())},
+        "voice": {"share": m.share(voice), "n": len(voice),
+                  "by_marker": {k: {"share": m.share(f), "n": len(f)} for k, f in sorted(voice_by_marker.items())}},
         "non_words": unknown / total if total else None,
         "repetition": m.share(m.repeats_within(g.text) for g in gens),
         "clean_ending": m.share(m.ends_cleanly(g.text, g.truncated) for g in gens),

@@ -394,17 +394,23 @@ def _ablation_section(report: Mapping[str, Any]) -> list[str]:
 def _handwritten_section(probes: Mapping[str, Any]) -> list[str]:
     """Per bundle: facts carried per question kind on the hand-written cards, non-words, repetition, endings."""
     kinds = sorted({kind for probe in probes.values() for kind in probe.get("by_kind", {})})
-    header = ["bundle", "facts", *kinds, "non-words", "repetition", "clean end"]
+    header = ["bundle", "facts", *kinds, "voice", "catchphrase", "address", "non-words", "repetition", "clean end"]
     rows = []
     for name, probe in probes.items():
         by_kind = probe.get("by_kind", {})
+        voice = probe.get("voice", {})
+        by_marker = voice.get("by_marker", {})
         rows.append([f"`{name}`", _fmt(probe.get("facts")), *(_fmt(by_kind.get(k, {}).get("share")) for k in kinds),
+                     _fmt(voice.get("share")), _fmt(by_marker.get("catchphrase", {}).get("share")),
+                     _fmt(by_marker.get("address", {}).get("share")),
                      _fmt(probe.get("non_words")), _fmt(probe.get("repetition")), _fmt(probe.get("clean_ending"))])
     first = next(iter(probes.values()))
     intro = (f"Cards in `export/handwritten_cards/` ({', '.join(first.get('cards', []))}), written after training in "
              f"a style the corpus generator never uses, each asked the same questions in one scene ({first.get('n')} "
              "replies per bundle, same decoding as above). Facts: share of replies carrying the card's name, the price "
-             "of its first ware, the way to its first place, its quest reward, or the scene's weather; non-words: "
+             "of its first ware, the way to its first place, its quest reward, or the scene's weather; voice: share "
+             "of all replies carrying the card's catchphrase or its form of address (the card's own voice, written "
+             "after training, so it cannot have been learned by heart), then each marker alone; non-words: "
              "share of reply words found in no training reply or player line and not on the card (a word copied "
              "piece by piece into a loop, such as \"Tomomom\"). Rows ending in \"model alone\" are the same bundle "
              "decoded without the server's constraints (spelling, no 4 tokens said twice; docs/architecture.md): with "

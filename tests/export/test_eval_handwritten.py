@@ -54,6 +54,21 @@ def test_score_passes_a_fluent_reply_with_the_facts_and_fails_a_broken_one() -> 
     assert fine["facts"] == 1.0 and fine["non_words"] == 0.0 and fine["repetition"] == 0.0
     assert fine["clean_ending"] == 1.0 and fine["by_kind"]["price"] == {"share": 1.0, "n": 1}
     assert broken["facts"] == 0.0 and broken["non_words"] > 0.0 and broken["repetition"] > 0.0
+    # voice: the good greeting calls the player 'traveller' (the card's address); no reply says "Salt and oars!"
+    assert fine["voice"]["n"] == len(asked) and fine["voice"]["share"] == pytest.approx(1 / len(asked))
+    assert fine["voice"]["by_marker"] == {"address": {"share": pytest.approx(1 / len(asked)), "n": len(asked)},
+                                          "catchphrase": {"share": 0.0, "n": len(asked)}}
+    assert broken["voice"]["share"] == 0.0
     assert "tomomom" not in vocabulary
     with pytest.raises(ValueError):
         score(asked, [], vocabulary)
+
+
+def test_voice_counts_the_cards_own_catchphrase_and_address_only() -> None:
+    cards = {c.id: c for c in load_cards()}
+    ferryman = questions(cards["ferryman"])
+    vocabulary = known_words(["salt and oars", "traveller", "honeybun", "sweet as clover"])
+    own = score(ferryman, [_gen("Salt and oars! Fog today, traveller.")] * len(ferryman), vocabulary)
+    other = score(ferryman, [_gen("Sweet as clover! Fog today, honeybun.")] * len(ferryman), vocabulary)
+    assert own["voice"]["share"] == 1.0 and own["voice"]["by_marker"]["catchphrase"]["share"] == 1.0
+    assert other["voice"]["share"] == 0.0  # the beekeeper's voice in the ferryman's mouth is not his

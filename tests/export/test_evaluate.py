@@ -326,6 +326,7 @@ def test_main_writes_json_and_markdown_reports(tiny_bundle: Path, tmp_path: Path
     asked = [q for card in load_cards() for q in questions(card)]
     assert probe["n"] == len(asked) == 36 and probe["errors"] == 0 and set(probe["by_kind"]) >= {"name", "price", "weather"}
     assert "### Cards written by hand" in text and "non-words" in text and "model alone" in text
+    assert probe["voice"]["n"] == 36 and "| catchphrase | address |" in text
     assert "role consistency" in capsys.readouterr().out
 
 
