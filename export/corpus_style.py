@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from npc_runtime.personas import PersonaCard
+from npc_runtime.voice import ADDRESS_RE, CATCHPHRASE_RE
 
 __all__ = [
     "DIALECTS",
@@ -89,15 +90,8 @@ _FLOWERY_WORDS = (
 )
 _EXCITABLE_WORDS = ("exclaim", "exclamation", "excit", "energetic", "enthusias", "bubbly", "shouts", "loud")
 _HESITANT_WORDS = ("hesitant", "hesitat", "nervous", "stammer", "stutter", "trails off", "halting")
-_ADDRESS = re.compile(
-    r"\b(?:calls|call|addresses|address)\s+(?:people|everyone|others|folk|strangers|customers|visitors|"
-    r"the player|travellers|you)?\s*(?:as\s+)?[\"'\u2018\u201c]([A-Za-z][A-Za-z' -]{0,24}?)[\"'\u2019\u201d]",
-    re.IGNORECASE,
-)
-_CATCHPHRASE = re.compile(
-    r"\b(?:says|saying|catchphrase|catch-phrase|exclaims|repeats)\s*:?\s*[\"\u201c]([^\"\u201d]{2,60})[\"\u201d]",
-    re.IGNORECASE,
-)
+_ADDRESS = ADDRESS_RE  # the runtime reads a card's markers the way the corpus does (npc_runtime.voice)
+_CATCHPHRASE = CATCHPHRASE_RE
 
 _TEMPERAMENT_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("timid", ("timid", "shy", "nervous", "anxious", "fearful", "meek", "skittish", "cautious", "jumpy")),

@@ -413,7 +413,8 @@ def _handwritten_section(probes: Mapping[str, Any]) -> list[str]:
              "after training, so it cannot have been learned by heart), then each marker alone; non-words: "
              "share of reply words found in no training reply or player line and not on the card (a word copied "
              "piece by piece into a loop, such as \"Tomomom\"). Rows ending in \"model alone\" are the same bundle "
-             "decoded without the server's constraints (spelling, no 4 tokens said twice; docs/architecture.md): with "
+             "decoded without the server's constraints (spelling, no 4 tokens said twice, voice steering; "
+             "docs/architecture.md): with "
              "spelling on, a non-word can only come from a reply cut mid-word, so the model alone is what shows how "
              "often the model itself misspells.")
     samples = [f"- `{first_name}` to {s['card']}: \"{s['player']}\" → \"{s['reply']}\""
@@ -440,6 +441,9 @@ def _constraints(settings: Mapping[str, Any]) -> str:
         parts.append(f"no {settings['no_repeat_ngram']} tokens said twice")
     if "spelling" in settings:
         parts.append("spelling constraint " + ("on where the bundle has a lexicon" if settings["spelling"] else "off"))
+    if "voice_bias" in settings:
+        bias = settings["voice_bias"]
+        parts.append(f"voice steering {bias} nats" if bias else "voice steering off")
     return "".join(f", {p}" for p in parts)
 
 

@@ -66,6 +66,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     if args.no_repeat_ngram < 0:
         raise SystemExit(f"npc-runtime serve: --no-repeat-ngram must be 0 (off) or more, got {args.no_repeat_ngram}")
+    if not 0.0 <= args.voice_bias <= 20.0:
+        raise SystemExit(f"npc-runtime serve: --voice-bias must be in 0..20 nats (0: off), got {args.voice_bias}")
     model_dir = Path(args.model) if args.model else default_bundle_dir()
     bundle = load_bundle(model_dir)
     personas = PersonaPack.load(args.personas or default_pack_dir())
@@ -84,7 +86,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         log.info("execution provider: CPUExecutionProvider%s", why)
     config = ServerConfig(
         limits=Limits(),
-        defaults=GenOptions(ignore_eos=args.ignore_eos, no_repeat_ngram=args.no_repeat_ngram),
+        defaults=GenOptions(ignore_eos=args.ignore_eos, no_repeat_ngram=args.no_repeat_ngram,
+                            voice_bias=args.voice_bias),
         scheduler=SchedulerConfig(max_batch=args.max_batch, max_queue=args.max_queue),
         history_turns=args.history_turns,
     )
@@ -113,6 +116,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
     from .sampling import DEFAULT_NO_REPEAT_NGRAM  # numpy only: --help stays fast
+    from .voice import DEFAULT_VOICE_BIAS
     p = sub.add_parser("serve", help="serve NPC dialogue over ZeroMQ", description="Serve protocol v1 over ZeroMQ.")
     p.add_argument("--bind", default="tcp://127.0.0.1:5555", help="ZeroMQ endpoint (default: %(default)s)")
     p.add_argument("--model", help="model bundle directory (default: the bundled default model)")
@@ -128,6 +132,11 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-repeat-ngram", type=int, default=DEFAULT_NO_REPEAT_NGRAM, metavar="N",
         help="a reply never says the same N tokens twice; 0 turns it off (default: %(default)s)",
+    )
+    p.add_argument(
+        "--voice-bias", type=float, default=DEFAULT_VOICE_BIAS, metavar="NATS",
+        help="nudge replies towards the card's catchphrase and form of address (its speaking style's 'often says "
+        "\"...\"' and 'calls people \'...\''); 0 turns it off (default: %(default)s)",
     )
     p.add_argument(
         "--no-spelling", action="store_true",

@@ -32,6 +32,7 @@ from .personas import PersonaCard
 from .protocol import ImageInput
 from .sentence_encoder import SentenceEncoder
 from .spelling import Lexicon, RowSpelling, read_lexicon
+from .voice import VoiceSteering
 
 __all__ = ["RoleModelEngine", "Prepared", "PrefillResult", "ByteLRU", "load_engine"]
 
@@ -202,6 +203,8 @@ class RoleModelEngine:
             except (OSError, UnicodeDecodeError) as exc:
                 raise BundleError(f"{bundle.root}: cannot read the lexicon: {exc}") from exc
             self.lexicon = Lexicon(words, pieces, self.eos_id)
+        #: Voice steering towards a card's catchphrase and form of address (``GenOptions.voice_bias``).
+        self.voice = VoiceSteering(lambda text: self.tokenizer.encode(text, add_special_tokens=False).ids, pieces)
         #: Tokens that end a reply if sampled despite the ban (a turn marker means the reply is over).
         self.persona_cache = ByteLRU(persona_cache_bytes)
         self.image_cache = ByteLRU(image_cache_bytes)

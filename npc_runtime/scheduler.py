@@ -23,6 +23,7 @@ from .engine import PrefillResult, RoleModelEngine
 from .errors import ImageError, InferenceError
 from .protocol import ImageInput, SayOptions
 from .sampling import DEFAULT_NO_REPEAT_NGRAM, sample_tokens
+from .voice import DEFAULT_VOICE_BIAS
 
 __all__ = ["GenRequest", "GenOptions", "Scheduler", "SchedulerConfig", "Overloaded"]
 
@@ -47,6 +48,9 @@ class GenOptions:
     #: A reply never says the same this many tokens twice (0: off); not settable over the protocol, a server
     #: setting (``npc-runtime serve --no-repeat-ngram``).
     no_repeat_ngram: int = DEFAULT_NO_REPEAT_NGRAM
+    #: Voice steering towards the card's catchphrase and form of address, in nats (0: off; ``npc_runtime.voice``);
+    #: not settable over the protocol, a server setting (``npc-runtime serve --voice-bias``).
+    voice_bias: float = DEFAULT_VOICE_BIAS
     stop: tuple[str, ...] = ()
     timeout_ms: int = 30_000
     #: Not settable over the protocol: benchmarks and tests use it for replies of a fixed length.
@@ -60,6 +64,7 @@ class GenOptions:
         if not options.stop:
             merged["stop"] = base.stop
         merged["ignore_eos"] = base.ignore_eos
+        merged["voice_bias"] = base.voice_bias
         return cls(**merged)
 
 
@@ -145,6 +150,7 @@ class _Live:
     done: bool = False
     broke_character: bool = False  # the engine's guard cut an out-of-character span from the reply
     spelling: Any = None  # the reply's spelling constraint (spelling.RowSpelling) where the engine has one
+    voice: Any = None  # the reply's voice steering (voice.RowVoice) where the card names a marker
 
 
 class Scheduler:
@@ -333,6 +339,7 @@ class Scheduler:
         admitted = time.monotonic()
         new_rows = []
         spelling = getattr(self.engine, "spelling", None)  # engines of imported chat models have none
+        voice = getattr(self.engine, "voice", None)  # nor voice steering
         for row, (req, prep) in enumerate(zip(ready, prepared)):
             emotion = summarise(
                 result.emotion_logits[row].tolist(), float(result.emotion_intensity[row]), self.engine.bundle.emotions
@@ -349,6 +356,8 @@ class Scheduler:
             )
             if spelling is not None:
                 live.spelling = spelling(req.knowledge, req.context, req.history)
+            if voice is not None:
+                live.voice = voice.row(req.card_text, req.history, req.options.voice_bias)
             new_rows.append(live)
         for live, token in zip(new_rows, self._sample(new_rows, result.logits)):
             self._accept(live, int(token))
@@ -373,6 +382,13 @@ class Scheduler:
             self._accept(live, int(token))
 
     def _sample(self, rows: Sequence[_Live], logits: np.ndarray) -> np.ndarray:
+        steered = [(i, live.voice) for i, live in enumerate(rows) if live.voice is not None]
+        if steered:
+            logits = logits.copy()
+            for i, voice in steered:
+                ids, by = voice.boost()
+                if ids:
+                    np.add.at(logits[i], ids, by)  # two markers may begin with the same token
         return sample_tokens(
             logits,
             [live.generated for live in rows],
@@ -392,6 +408,8 @@ class Scheduler:
         live.generated.append(token)
         if live.spelling is not None:
             live.spelling.advance(token)
+        if live.voice is not None:
+            live.voice.advance(token)
         # Byte-level tokens can split a character; undecodable bytes are dropped everywhere, the same way in
         # chunks and in the final text, so the chunks always concatenate to the reply.
         text = self.engine.decode(live.generated).replace("\ufffd", "").lstrip()

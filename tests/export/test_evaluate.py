@@ -275,6 +275,12 @@ def test_sampled_runs_say_so_in_the_report_header() -> None:
     assert _decoding({"temperature": 0.7, "seed": 3}).startswith("sampled at temperature 0.7")
     with pytest.raises(ValueError, match="temperature"):
         EvalConfig(temperature=-1.0)
+    with pytest.raises(ValueError, match="voice_bias"):
+        EvalConfig(voice_bias=-1.0)
+    from export.eval_report import _constraints
+
+    assert "voice steering 3.0 nats" in _constraints({"voice_bias": 3.0})
+    assert "voice steering off" in _constraints({"voice_bias": 0.0}) and "voice" not in _constraints({})
 
 
 def test_write_markdown_keeps_the_hand_written_text(tmp_path: Path) -> None:

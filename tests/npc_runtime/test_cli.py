@@ -75,6 +75,11 @@ def test_missing_bundle_is_a_clear_startup_error(tmp_path: Path, capsys: pytest.
     assert "model bundle directory not found" in capsys.readouterr().err
 
 
+def test_a_bad_voice_bias_is_refused_before_loading(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="--voice-bias must be in 0..20"):
+        main(["serve", "--voice-bias", "-1", "--model", str(tmp_path / "nope"), "--data", str(tmp_path)])
+
+
 def test_corrupt_bundle_file_is_named(tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import shutil
 
