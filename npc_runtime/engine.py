@@ -204,7 +204,8 @@ class RoleModelEngine:
                 raise BundleError(f"{bundle.root}: cannot read the lexicon: {exc}") from exc
             self.lexicon = Lexicon(words, pieces, self.eos_id)
         #: Voice steering towards a card's catchphrase and form of address (``GenOptions.voice_bias``).
-        self.voice = VoiceSteering(lambda text: self.tokenizer.encode(text, add_special_tokens=False).ids, pieces)
+        self.voice = VoiceSteering(lambda text: self.tokenizer.encode(text, add_special_tokens=False).ids, pieces,
+                                   self.eos_id)
         #: Tokens that end a reply if sampled despite the ban (a turn marker means the reply is over).
         self.persona_cache = ByteLRU(persona_cache_bytes)
         self.image_cache = ByteLRU(image_cache_bytes)

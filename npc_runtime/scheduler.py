@@ -386,7 +386,7 @@ class Scheduler:
         if steered:
             logits = logits.copy()
             for i, voice in steered:
-                ids, by = voice.boost()
+                ids, by = voice.boost(logits[i])
                 if ids:
                     np.add.at(logits[i], ids, by)  # two markers may begin with the same token
         return sample_tokens(

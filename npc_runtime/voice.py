@@ -1,20 +1,28 @@
 """Voice steering: a decoding-time nudge towards the card's own catchphrase and form of address.
 
 A card describes its voice in its speaking style (``often says "Sweet as clover!"; calls people 'honeybun'``). The
-corpus says a persona's catchphrase in about a third of its replies, at the reply's start or after a sentence, and
-its form of address after a comma, so at each of those places the marker is one choice among several and rarely
-the single likeliest: greedy decoding (and sampling at a low temperature) almost never says it, even for a persona
-seen in training, although the model ranks the card's marker far above any other (the evaluation's likelihood
-probe, docs/eval.md). The steering adds ``bias`` (in logits, that is nats) to the marker's first token at those
-places only (the reply's start or after ``.``, ``!``, ``?`` for the catchphrase, after ``,`` for the address), and
-twice ``bias`` to each next token of a marker once it is begun, so a begun marker is finished rather than bent into
-a phrase learned by heart ("Sweet as" went on "a summer tune", a training persona's, at the same bias). It stops
-for a marker once the reply has said it, and for the catchphrase when the NPC's previous reply in the history
-already said it: a catchphrase in every line is a tic, not a voice.
+corpus ends about a third of a persona's replies with its catchphrase and puts its form of address before a
+sentence's last punctuation ("Good day to you, honeybun."), so at each of those places the marker is one choice
+among several and rarely the single likeliest: greedy decoding (and sampling at a low temperature) seldom says it,
+even for a persona seen in training, although the model ranks the card's marker far above any other (the
+evaluation's likelihood probe, docs/eval.md).
 
-The bias changes which choice wins only where the model already gives the marker some weight: a marker the model
-cannot produce (a token it never copies) stays unsaid. It is a server setting (``npc-runtime serve
---voice-bias``), like the n-gram ban; 0 turns it off.
+The steering acts only where a reply would otherwise end a sentence, so it never pushes a marker in front of the
+facts a reply is giving (a first version that also nudged the catchphrase at the reply's start and the address
+after any comma put "darling" where a price belonged: "for the ballad in your honour, darling."):
+
+- **catchphrase**: where the row's likeliest next token is ``<eos>`` after a sentence's end, ``bias`` (in
+  logits, that is nats) is added to the catchphrase's first token;
+- **form of address**: where the likeliest next token ends a sentence (``.``, ``!``, ``?``) right after a word,
+  ``bias`` is added to a comma, and after that comma to the address's first token;
+- a begun marker's next token gets ``CONTINUE_FACTOR`` times ``bias``, so it is finished rather than bent into a
+  phrase learned by heart ("Sweet as" went on "a summer tune", a training persona's, at the same bias).
+
+A marker is not nudged again once the reply has said it, and the catchphrase not at all when the NPC's previous
+reply in the history said it: a catchphrase in every line is a tic, not a voice. The bias changes which choice wins
+only where the model already gives the marker some weight: a marker the model cannot produce (a token it never
+copies) stays unsaid. It is a server setting (``npc-runtime serve --voice-bias``), like the n-gram ban; 0 turns it
+off.
 """
 
 from __future__ import annotations
@@ -67,14 +75,18 @@ def card_markers(card_text: str) -> dict[str, str]:
 
 
 class VoiceSteering:
-    """Per engine: what each token ends with (sentence end, comma), and how a marker is spelled in tokens."""
+    """Per engine: how each token ends (sentence end, comma, word), and how a marker is spelled in tokens."""
 
-    def __init__(self, encode: Callable[[str], Sequence[int]], pieces: Sequence[str]) -> None:
+    def __init__(self, encode: Callable[[str], Sequence[int]], pieces: Sequence[str], eos_id: int) -> None:
         """``encode`` gives the token ids of a text as it appears inside a reply; ``pieces`` is each token's text."""
         self._encode = encode
+        self.eos_id = eos_id
         ends = [piece.rstrip() for piece in pieces]
         self.sentence_end = np.array([bool(p) and p[-1] in _SENTENCE_END for p in ends], dtype=bool)
-        self.comma = np.array([bool(p) and p[-1] == "," for p in ends], dtype=bool)
+        self.word_end = np.array([bool(p) and p == piece and p[-1].isalnum() for p, piece in zip(ends, pieces)],
+                                 dtype=bool)  # fmt: skip
+        comma = list(encode(","))
+        self.comma_id = comma[0] if len(comma) == 1 else None
 
     def row(self, card_text: str, history: Sequence[tuple[str, str]], bias: float) -> RowVoice | None:
         """The steering of one reply (None where the card names no marker or ``bias`` is 0)."""
@@ -84,6 +96,8 @@ class VoiceSteering:
         last_reply = history[-1][1].casefold() if history else ""
         if "catchphrase" in markers and markers["catchphrase"].casefold() in last_reply:
             del markers["catchphrase"]
+        if self.comma_id is None:
+            markers.pop("address", None)
         sequences = {}
         for kind, marker in markers.items():
             ids = list(self._encode(" " + marker))
@@ -102,11 +116,17 @@ class RowVoice:
         self.said: set[str] = set()
         self._recent: list[int] = []  # the reply's last tokens, as many as the longest marker has
         self._keep = max(len(ids) for ids in sequences.values())
-        self._begun: dict[str, int] = {}  # marker kind -> how many of its tokens were said since a slot
+        self._begun: dict[str, int] = {}  # marker kind -> how many of its tokens were said since its place
+        self._comma_nudged = False  # this step's boost raised a comma for the address
+        self._comma_for_address = False  # the last token is that comma
 
-    def boost(self) -> tuple[list[int], list[float]]:
-        """The token ids to raise at this step, and by how much each."""
+    def boost(self, logits: np.ndarray) -> tuple[list[int], list[float]]:
+        """The token ids to raise at this step, and by how much each, given the row's ``logits (V,)``."""
+        steering = self._steering
+        last = self._recent[-1] if self._recent else None
+        best = int(np.argmax(logits))
         ids_out, by = [], []
+        self._comma_nudged = False
         for kind, ids in self.sequences.items():
             if kind in self.said:
                 continue
@@ -114,27 +134,37 @@ class RowVoice:
             if done:
                 ids_out.append(ids[done])
                 by.append(CONTINUE_FACTOR * self.bias)
-            elif self._at_slot(kind):
+            elif kind == "catchphrase":
+                if last is not None and steering.sentence_end[last] and best == steering.eos_id:
+                    ids_out.append(ids[0])
+                    by.append(self.bias)
+            elif self._comma_for_address:
                 ids_out.append(ids[0])
+                by.append(CONTINUE_FACTOR * self.bias)
+            elif last is not None and steering.word_end[last] and steering.sentence_end[best]:
+                ids_out.append(steering.comma_id)
                 by.append(self.bias)
+                self._comma_nudged = True
         return ids_out, by
 
-    def _at_slot(self, kind: str) -> bool:
-        last = self._recent[-1] if self._recent else None
-        if kind == "catchphrase":
-            return last is None or bool(self._steering.sentence_end[last])
-        return last is not None and bool(self._steering.comma[last])
-
     def advance(self, token: int) -> None:
-        """Take the token the reply just said. A marker counts as begun only where it began at its slot (so a
+        """Take the token the reply just said. A marker counts as begun only where it began at its place (so a
         common first word said elsewhere, "The", does not drag the rest of "The curtain rises!" after it), and as
         said wherever the reply says it whole."""
+        steering = self._steering
+        last = self._recent[-1] if self._recent else None
         for kind, ids in self.sequences.items():
             if kind in self.said:
                 continue
             done = self._begun.pop(kind, 0)
-            if token == ids[done] and (done or self._at_slot(kind)) and done + 1 < len(ids):
+            if kind == "catchphrase":
+                at_place = last is not None and bool(steering.sentence_end[last])
+            else:
+                at_place = self._comma_for_address
+            if token == ids[done] and (done or at_place) and done + 1 < len(ids):
                 self._begun[kind] = done + 1
+        self._comma_for_address = self._comma_nudged and token == steering.comma_id
+        self._comma_nudged = False
         self._recent = (self._recent + [token])[-self._keep :]
         for kind, ids in self.sequences.items():
             if self._recent[-len(ids) :] == ids:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from npc_runtime.personas import PersonaPack, default_pack_dir
 from npc_runtime.scheduler import GenOptions, GenRequest, SchedulerConfig
 from npc_runtime.voice import CONTINUE_FACTOR, VoiceSteering, card_markers, style_markers
@@ -22,9 +24,20 @@ def _encode(text: str) -> list[int]:
     return out
 
 
-STEERING = VoiceSteering(_encode, PIECES)
+STEERING = VoiceSteering(_encode, PIECES, eos_id=0)
 CARD = ("Hespera, the beekeeper. Traits: cheerful. Speaking style: warm; often says \"Sweet as clover!\"; calls "
         "people 'honeybun'. Says things like: \"Mind the smoke.\" Backstory: keeps hives.")
+
+
+def _best(piece: str) -> np.ndarray:
+    """Logits whose likeliest token is ``piece``."""
+    logits = np.zeros(len(PIECES), dtype=np.float32)
+    logits[PIECES.index(piece)] = 5.0
+    return logits
+
+
+def _ids(*pieces: str) -> list[int]:
+    return [PIECES.index(p) for p in pieces]
 
 
 def test_markers_come_from_the_speaking_style_only() -> None:
@@ -38,35 +51,41 @@ def test_markers_come_from_the_speaking_style_only() -> None:
     assert card_markers(cards["blacksmith"].card_text()) == {"catchphrase": "Mind the edge.", "address": "lad"}
 
 
-def test_the_catchphrase_is_nudged_at_a_sentence_start_and_the_address_after_a_comma() -> None:
+def test_markers_are_nudged_only_where_a_sentence_or_the_reply_would_end() -> None:
     row = STEERING.row(CARD, [], 3.0)
     assert row is not None
-    assert row.boost() == ([PIECES.index(" Sweet")], [3.0])  # the reply's start
+    assert row.boost(_best(" Good")) == ([], [])  # the reply's start: nothing
     row.advance(PIECES.index(" Good"))
-    assert row.boost() == ([], [])  # mid-sentence: nothing
+    assert row.boost(_best(",")) == ([], [])  # a comma the model wants anyway: nothing (a fact may follow it)
     row.advance(PIECES.index(","))
-    assert row.boost() == ([PIECES.index(" honeybun")], [3.0])
+    assert row.boost(_best(" day")) == ([], [])  # after the model's own comma, no address
+    row.advance(PIECES.index(" day"))
+    # the sentence would end after a word: a comma is nudged in, then the address (harder: it is begun)
+    assert row.boost(_best(".")) == (_ids(","), [3.0])
+    row.advance(PIECES.index(","))
+    assert row.boost(_best(".")) == (_ids(" honeybun"), [CONTINUE_FACTOR * 3.0])
     row.advance(PIECES.index(" honeybun"))
     assert row.said == {"address"}
+    assert row.boost(_best(".")) == ([], [])  # said once: no more
     row.advance(PIECES.index("."))
-    assert row.boost() == ([PIECES.index(" Sweet")], [3.0])
-    row.advance(PIECES.index(" Sweet"))  # begun at its place: the rest is pushed harder, token by token
-    assert row.boost() == ([PIECES.index(" as")], [CONTINUE_FACTOR * 3.0])
+    assert row.boost(_best(" The")) == ([], [])  # the reply goes on: no catchphrase
+    assert row.boost(_best("<eos>")) == (_ids(" Sweet"), [3.0])  # it would end here: the catchphrase
+    row.advance(PIECES.index(" Sweet"))
+    assert row.boost(_best("<eos>")) == (_ids(" as"), [CONTINUE_FACTOR * 3.0])
     for piece in (" as", " clover", "!"):
         row.advance(PIECES.index(piece))
-    assert row.said == {"address", "catchphrase"} and row.boost() == ([], [])
+    assert row.said == {"address", "catchphrase"} and row.boost(_best("<eos>")) == ([], [])
 
 
-def test_a_common_first_word_said_elsewhere_does_not_drag_the_marker_after_it() -> None:
+def test_a_marker_begun_out_of_place_is_not_pushed_but_counts_once_said_whole() -> None:
     row = STEERING.row(CARD, [], 3.0)
     row.advance(PIECES.index(" Good"))
-    row.advance(PIECES.index(" Sweet"))  # not at a sentence start
-    assert row.boost() == ([], [])
+    row.advance(PIECES.index(" Sweet"))  # not where the reply would end
+    assert row.boost(_best(" day")) == ([], [])
     row.advance(PIECES.index(" The"))
-    # said whole anywhere, a marker counts as said and is not nudged again
     for piece in (" Sweet", " as", " clover", "!"):
         row.advance(PIECES.index(piece))
-    assert "catchphrase" in row.said
+    assert row.said == {"catchphrase"}
 
 
 def test_no_steering_without_markers_bias_or_after_a_catchphrase_last_turn() -> None:
@@ -76,16 +95,38 @@ def test_no_steering_without_markers_bias_or_after_a_catchphrase_last_turn() -> 
     assert row is not None and set(row.sequences) == {"address"}  # a catchphrase in every line is a tic
 
 
-def test_the_scheduler_says_the_cards_markers_when_steered(tiny_engine) -> None:
+class _EndingEngine:
+    """The real tiny engine whose every reply wants to be ".": its prefill favours "." and its steps <eos> (an
+    untrained model's logits would rarely reach the places the steering acts at)."""
+
+    def __init__(self, engine) -> None:
+        self._engine = engine
+        self._stop = engine.tokenizer.token_to_id(".")
+
+    def __getattr__(self, name: str):
+        return getattr(self._engine, name)
+
+    def prefill(self, items):
+        result = self._engine.prefill(items)
+        result.logits[:, self._stop] = result.logits.max(axis=1) + 10.0
+        return result
+
+    def decode_step(self, *args):
+        logits = self._engine.decode_step(*args).copy()
+        logits[:, self.eos_id] = logits.max(axis=1) + 10.0
+        return logits
+
+
+def test_the_scheduler_says_the_catchphrase_where_the_reply_would_end(tiny_engine) -> None:
     card = next(c for c in PersonaPack.load(default_pack_dir()) if c.id == "blacksmith")
     base = GenRequest(key=0, fingerprint=card.fingerprint(), card_text=card.card_text(),
                       knowledge=tiny_engine.knowledge_of(card), text="Hello there.", context={}, history=[],
                       image=None, options=GenOptions(temperature=0.0, max_tokens=12, voice_bias=0.0))  # fmt: skip
-    # a bias far above anything an untrained model's logits differ by: the reply opens with the catchphrase
-    steered = dataclasses.replace(base, key=1, options=dataclasses.replace(base.options, voice_bias=40.0))
-    done = _run(tiny_engine, [base, steered], SchedulerConfig(max_batch=2))
-    assert done[1][0] == "reply" and done[1][1]["text"].startswith("Mind the edge.")
-    assert not done[0][1]["text"].startswith("Mind the edge.")
+    steered = dataclasses.replace(base, key=1, options=dataclasses.replace(base.options, voice_bias=12.0))
+    last_turn = dataclasses.replace(steered, key=2, history=[("Hi.", "Mind the edge.")])
+    done = _run(_EndingEngine(tiny_engine), [base, steered, last_turn], SchedulerConfig(max_batch=4))
+    assert done[0][1]["text"] == "." and done[2][1]["text"] == "."  # off; said in the previous reply
+    assert done[1][0] == "reply" and done[1][1]["text"] == ". Mind the edge."
     # the server's setting, not the protocol's: a request's options never change it
     assert GenOptions.from_protocol(_protocol_options(), GenOptions(voice_bias=1.5)).voice_bias == 1.5
 
