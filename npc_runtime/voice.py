@@ -18,7 +18,8 @@ after any comma put "darling" where a price belonged: "for the ballad in your ho
 - a begun marker's next token gets ``CONTINUE_FACTOR`` times ``bias``, so it is finished rather than bent into a
   phrase learned by heart ("Sweet as" went on "a summer tune", a training persona's, at the same bias).
 
-A marker is not nudged again once the reply has said it, and the catchphrase not at all when the NPC's previous
+Each marker gets one try per reply: nudged at one place, it is not nudged again, said or not (a refused nudge
+tried again at every sentence's end looped: ", and that, and that"). The catchphrase is not nudged at all when the NPC's previous
 reply in the history said it: a catchphrase in every line is a tic, not a voice. The bias changes which choice wins
 only where the model already gives the marker some weight: a marker the model cannot produce (a token it never
 copies) stays unsaid. It is a server setting (``npc-runtime serve --voice-bias``), like the n-gram ban; 0 turns it
@@ -117,6 +118,7 @@ class RowVoice:
         self._recent: list[int] = []  # the reply's last tokens, as many as the longest marker has
         self._keep = max(len(ids) for ids in sequences.values())
         self._begun: dict[str, int] = {}  # marker kind -> how many of its tokens were said since its place
+        self.tried: set[str] = set()  # markers nudged once already: one try each, or a refused one loops
         self._comma_nudged = False  # this step's boost raised a comma for the address
         self._comma_for_address = False  # the last token is that comma
 
@@ -131,6 +133,8 @@ class RowVoice:
             if kind in self.said:
                 continue
             done = self._begun.get(kind, 0)
+            if not done and kind in self.tried and not (kind == "address" and self._comma_for_address):
+                continue
             if done:
                 ids_out.append(ids[done])
                 by.append(CONTINUE_FACTOR * self.bias)
@@ -138,13 +142,15 @@ class RowVoice:
                 if last is not None and steering.sentence_end[last] and best == steering.eos_id:
                     ids_out.append(ids[0])
                     by.append(self.bias)
-            elif self._comma_for_address:
+                    self.tried.add(kind)
+            elif self._comma_for_address:  # its one try: the comma was taken, now the address
                 ids_out.append(ids[0])
                 by.append(CONTINUE_FACTOR * self.bias)
             elif last is not None and steering.word_end[last] and steering.sentence_end[best]:
                 ids_out.append(steering.comma_id)
                 by.append(self.bias)
                 self._comma_nudged = True
+                self.tried.add(kind)
         return ids_out, by
 
     def advance(self, token: int) -> None:

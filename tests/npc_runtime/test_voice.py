@@ -77,6 +77,19 @@ def test_markers_are_nudged_only_where_a_sentence_or_the_reply_would_end() -> No
     assert row.said == {"address", "catchphrase"} and row.boost(_best("<eos>")) == ([], [])
 
 
+def test_each_marker_gets_one_try_per_reply() -> None:
+    row = STEERING.row(CARD, [], 3.0)
+    row.advance(PIECES.index(" Good"))
+    assert row.boost(_best(".")) == (_ids(","), [3.0])
+    row.advance(PIECES.index("."))  # the comma refused
+    assert row.boost(_best("<eos>")) == (_ids(" Sweet"), [3.0])
+    row.advance(PIECES.index(" Good"))  # the catchphrase refused
+    assert row.boost(_best(".")) == ([], [])  # no second try for the address
+    row.advance(PIECES.index("."))
+    assert row.boost(_best("<eos>")) == ([], [])  # nor for the catchphrase
+    assert row.tried == {"address", "catchphrase"} and not row.said
+
+
 def test_a_marker_begun_out_of_place_is_not_pushed_but_counts_once_said_whole() -> None:
     row = STEERING.row(CARD, [], 3.0)
     row.advance(PIECES.index(" Good"))
