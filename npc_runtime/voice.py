@@ -9,20 +9,22 @@ evaluation's likelihood probe, docs/eval.md).
 
 The steering acts only where a reply would otherwise end a sentence, so it never pushes a marker in front of the
 facts a reply is giving (a first version that also nudged the catchphrase at the reply's start and the address
-after any comma put "darling" where a price belonged: "for the ballad in your honour, darling."):
+after any comma put "darling" where a price belonged: "for the ballad in your honour, darling."). The model makes
+the one choice, at one place per marker per reply; what follows a taken choice is finished for it:
 
-- **catchphrase**: where the row's likeliest next token is ``<eos>`` after a sentence's end, ``bias`` (in
-  logits, that is nats) is added to the catchphrase's first token;
+- **catchphrase**: where the row's likeliest next token is ``<eos>`` after a sentence's end, ``bias`` (in logits,
+  that is nats) is added to the catchphrase's first token; if taken, the rest of it follows;
 - **form of address**: where the likeliest next token ends a sentence (``.``, ``!``, ``?``) right after a word,
-  ``bias`` is added to a comma, and after that comma to the address's first token;
-- a begun marker's next token gets ``CONTINUE_FACTOR`` times ``bias``, so it is finished rather than bent into a
-  phrase learned by heart ("Sweet as" went on "a summer tune", a training persona's, at the same bias).
+  ``bias`` is added to a comma; if the comma is taken, the address follows, then the punctuation the row was
+  about to say ("Good day to you, honeybun.").
 
-Each marker gets one try per reply: nudged at one place, it is not nudged again, said or not (a refused nudge
-tried again at every sentence's end looped: ", and that, and that"). The catchphrase is not nudged at all when the NPC's previous
-reply in the history said it: a catchphrase in every line is a tic, not a voice. The bias changes which choice wins
-only where the model already gives the marker some weight: a marker the model cannot produce (a token it never
-copies) stays unsaid. It is a server setting (``npc-runtime serve --voice-bias``), like the n-gram ban; 0 turns it
+The rest of a taken marker gets ``FINISH_BIAS``: an earlier form that only nudged it let "Sweet as" run on into "a
+summer tune" (a training persona's phrase) and a comma run into a training persona's address ("lass"). Each
+marker gets one try per reply: nudged once, it is not nudged again, said or not (a refused nudge tried again at
+every sentence's end looped: ", and that, and that"); the catchphrase gets none when the NPC's previous reply in
+the history said it, since a catchphrase in every line is a tic, not a voice. How often a marker is said is the
+model's choice under the bias: a bias of a few nats makes a marker that the model gives a tenth of the weight of
+ending the reply win. It is a server setting (``npc-runtime serve --voice-bias``), like the n-gram ban; 0 turns it
 off.
 """
 
@@ -33,14 +35,15 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["ADDRESS_RE", "CATCHPHRASE_RE", "DEFAULT_VOICE_BIAS", "CONTINUE_FACTOR", "style_markers", "card_markers", "VoiceSteering",
-           "RowVoice"]  # fmt: skip
+__all__ = ["ADDRESS_RE", "CATCHPHRASE_RE", "DEFAULT_VOICE_BIAS", "FINISH_BIAS", "style_markers", "card_markers",
+           "VoiceSteering", "RowVoice"]  # fmt: skip
 
 #: The default bias in nats (``GenOptions.voice_bias``): chosen on the evaluation (docs/eval.md, "Voice steering").
 DEFAULT_VOICE_BIAS = 3.0
 
-#: A begun marker's next token gets this many times the bias.
-CONTINUE_FACTOR = 2.0
+#: What a taken nudge's remaining tokens get: enough to finish it whatever the model prefers (a marker begun and
+#: bent into a phrase learned by heart, "Sweet as a summer tune", is worse than none).
+FINISH_BIAS = 50.0
 
 #: ``calls people 'honeybun'``, ``addresses everyone as "friend"``: group 1 is the form of address.
 ADDRESS_RE = re.compile(
@@ -108,71 +111,49 @@ class VoiceSteering:
 
 
 class RowVoice:
-    """The steering state of one reply: which markers are still unsaid, and how far a begun one has got."""
+    """The steering state of one reply: which markers are said or tried, and what a taken nudge still has to say."""
 
     def __init__(self, steering: VoiceSteering, sequences: dict[str, list[int]], bias: float) -> None:
         self._steering = steering
         self.sequences = sequences
         self.bias = bias
         self.said: set[str] = set()
+        self.tried: set[str] = set()  # nudged once already: one try each, or a refused nudge loops
         self._recent: list[int] = []  # the reply's last tokens, as many as the longest marker has
         self._keep = max(len(ids) for ids in sequences.values())
-        self._begun: dict[str, int] = {}  # marker kind -> how many of its tokens were said since its place
-        self.tried: set[str] = set()  # markers nudged once already: one try each, or a refused one loops
-        self._comma_nudged = False  # this step's boost raised a comma for the address
-        self._comma_for_address = False  # the last token is that comma
+        self._offer: tuple[int, list[int]] | None = None  # this step's nudge: its token, and what follows if taken
+        self._finish: list[int] = []  # a taken nudge's remaining tokens
 
     def boost(self, logits: np.ndarray) -> tuple[list[int], list[float]]:
         """The token ids to raise at this step, and by how much each, given the row's ``logits (V,)``."""
+        self._offer = None
+        if self._finish:
+            return [self._finish[0]], [FINISH_BIAS]
         steering = self._steering
         last = self._recent[-1] if self._recent else None
+        if last is None:
+            return [], []
         best = int(np.argmax(logits))
-        ids_out, by = [], []
-        self._comma_nudged = False
-        for kind, ids in self.sequences.items():
-            if kind in self.said:
-                continue
-            done = self._begun.get(kind, 0)
-            if not done and kind in self.tried and not (kind == "address" and self._comma_for_address):
-                continue
-            if done:
-                ids_out.append(ids[done])
-                by.append(CONTINUE_FACTOR * self.bias)
-            elif kind == "catchphrase":
-                if last is not None and steering.sentence_end[last] and best == steering.eos_id:
-                    ids_out.append(ids[0])
-                    by.append(self.bias)
-                    self.tried.add(kind)
-            elif self._comma_for_address:  # its one try: the comma was taken, now the address
-                ids_out.append(ids[0])
-                by.append(CONTINUE_FACTOR * self.bias)
-            elif last is not None and steering.word_end[last] and steering.sentence_end[best]:
-                ids_out.append(steering.comma_id)
-                by.append(self.bias)
-                self._comma_nudged = True
-                self.tried.add(kind)
-        return ids_out, by
+        open_kinds = [kind for kind in self.sequences if kind not in self.said and kind not in self.tried]
+        if "catchphrase" in open_kinds and steering.sentence_end[last] and best == steering.eos_id:
+            ids = self.sequences["catchphrase"]
+            self.tried.add("catchphrase")
+            self._offer = (ids[0], ids[1:])
+        elif "address" in open_kinds and steering.word_end[last] and steering.sentence_end[best]:
+            self.tried.add("address")
+            self._offer = (steering.comma_id, [*self.sequences["address"], best])  # ", honeybun" then its "."
+        if self._offer is None:
+            return [], []
+        return [self._offer[0]], [self.bias]
 
     def advance(self, token: int) -> None:
-        """Take the token the reply just said. A marker counts as begun only where it began at its place (so a
-        common first word said elsewhere, "The", does not drag the rest of "The curtain rises!" after it), and as
-        said wherever the reply says it whole."""
-        steering = self._steering
-        last = self._recent[-1] if self._recent else None
-        for kind, ids in self.sequences.items():
-            if kind in self.said:
-                continue
-            done = self._begun.pop(kind, 0)
-            if kind == "catchphrase":
-                at_place = last is not None and bool(steering.sentence_end[last])
-            else:
-                at_place = self._comma_for_address
-            if token == ids[done] and (done or at_place) and done + 1 < len(ids):
-                self._begun[kind] = done + 1
-        self._comma_for_address = self._comma_nudged and token == steering.comma_id
-        self._comma_nudged = False
+        """Take the token the reply just said."""
+        if self._finish:
+            self._finish = self._finish[1:] if token == self._finish[0] else []  # refused even so: let it go
+        elif self._offer is not None and token == self._offer[0]:
+            self._finish = list(self._offer[1])
+        self._offer = None
         self._recent = (self._recent + [token])[-self._keep :]
         for kind, ids in self.sequences.items():
             if self._recent[-len(ids) :] == ids:
                 self.said.add(kind)
-                self._begun.pop(kind, None)

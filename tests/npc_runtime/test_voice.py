@@ -8,7 +8,7 @@ import numpy as np
 
 from npc_runtime.personas import PersonaPack, default_pack_dir
 from npc_runtime.scheduler import GenOptions, GenRequest, SchedulerConfig
-from npc_runtime.voice import CONTINUE_FACTOR, VoiceSteering, card_markers, style_markers
+from npc_runtime.voice import FINISH_BIAS, VoiceSteering, card_markers, style_markers
 
 from .test_scheduler import _run
 
@@ -60,19 +60,21 @@ def test_markers_are_nudged_only_where_a_sentence_or_the_reply_would_end() -> No
     row.advance(PIECES.index(","))
     assert row.boost(_best(" day")) == ([], [])  # after the model's own comma, no address
     row.advance(PIECES.index(" day"))
-    # the sentence would end after a word: a comma is nudged in, then the address (harder: it is begun)
-    assert row.boost(_best(".")) == (_ids(","), [3.0])
+    # the sentence would end after a word: a comma is nudged in; taken, the address and that "!" are finished
+    assert row.boost(_best("!")) == (_ids(","), [3.0])
     row.advance(PIECES.index(","))
-    assert row.boost(_best(".")) == (_ids(" honeybun"), [CONTINUE_FACTOR * 3.0])
-    row.advance(PIECES.index(" honeybun"))
+    for piece in (" honeybun", "!"):
+        assert row.boost(_best(".")) == (_ids(piece), [FINISH_BIAS])
+        row.advance(PIECES.index(piece))
     assert row.said == {"address"}
+    row.advance(PIECES.index(" The"))
     assert row.boost(_best(".")) == ([], [])  # said once: no more
     row.advance(PIECES.index("."))
     assert row.boost(_best(" The")) == ([], [])  # the reply goes on: no catchphrase
     assert row.boost(_best("<eos>")) == (_ids(" Sweet"), [3.0])  # it would end here: the catchphrase
     row.advance(PIECES.index(" Sweet"))
-    assert row.boost(_best("<eos>")) == (_ids(" as"), [CONTINUE_FACTOR * 3.0])
     for piece in (" as", " clover", "!"):
+        assert row.boost(_best("<eos>")) == (_ids(piece), [FINISH_BIAS])
         row.advance(PIECES.index(piece))
     assert row.said == {"address", "catchphrase"} and row.boost(_best("<eos>")) == ([], [])
 
@@ -90,15 +92,17 @@ def test_each_marker_gets_one_try_per_reply() -> None:
     assert row.tried == {"address", "catchphrase"} and not row.said
 
 
-def test_a_marker_begun_out_of_place_is_not_pushed_but_counts_once_said_whole() -> None:
+def test_a_marker_said_unprompted_counts_and_a_refused_finish_is_let_go() -> None:
     row = STEERING.row(CARD, [], 3.0)
-    row.advance(PIECES.index(" Good"))
-    row.advance(PIECES.index(" Sweet"))  # not where the reply would end
-    assert row.boost(_best(" day")) == ([], [])
-    row.advance(PIECES.index(" The"))
-    for piece in (" Sweet", " as", " clover", "!"):
+    for piece in (" Good", " Sweet", " as", " clover", "!"):  # said mid-reply, of the model's own accord
         row.advance(PIECES.index(piece))
-    assert row.said == {"catchphrase"}
+    assert row.said == {"catchphrase"} and not row.tried
+    row.advance(PIECES.index(" day"))
+    assert row.boost(_best(".")) == (_ids(","), [3.0])
+    row.advance(PIECES.index(","))
+    row.boost(_best("."))
+    row.advance(PIECES.index(" The"))  # even the finishing push refused (a ban): nothing more is pushed
+    assert row.boost(_best(".")) == ([], []) and "address" not in row.said
 
 
 def test_no_steering_without_markers_bias_or_after_a_catchphrase_last_turn() -> None:
