@@ -21,8 +21,8 @@ the one choice, at one place per marker per reply; what follows a taken choice i
 The rest of a taken marker gets ``FINISH_BIAS``: an earlier form that only nudged it let "Sweet as" run on into "a
 summer tune" (a training persona's phrase) and a comma run into a training persona's address ("lass"). Each
 marker gets one try per reply: nudged once, it is not nudged again, said or not (a refused nudge tried again at
-every sentence's end looped: ", and that, and that"); the catchphrase gets none when the NPC's previous reply in
-the history said it, since a catchphrase in every line is a tic, not a voice. How often a marker is said is the
+every sentence's end looped: ", and that, and that"); and a marker gets none when the NPC's previous reply in the
+history said it, since a catchphrase or a "honeybun" in every line is a tic, not a voice. How often a marker is said is the
 model's choice under the bias: a bias of a few nats makes a marker that the model gives a tenth of the weight of
 ending the reply win. It is a server setting (``npc-runtime serve --voice-bias``), like the n-gram ban; 0 turns it
 off.
@@ -71,6 +71,10 @@ def style_markers(speaking_style: str) -> dict[str, str]:
     return out
 
 
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9']+", text.casefold()))
+
+
 def card_markers(card_text: str) -> dict[str, str]:
     """:func:`style_markers` of the speaking style inside a card's ``card_text`` (the whole text where the text is
     not in that layout)."""
@@ -96,10 +100,9 @@ class VoiceSteering:
         """The steering of one reply (None where the card names no marker or ``bias`` is 0)."""
         if bias <= 0.0:
             return None
-        markers = card_markers(card_text)
-        last_reply = history[-1][1].casefold() if history else ""
-        if "catchphrase" in markers and markers["catchphrase"].casefold() in last_reply:
-            del markers["catchphrase"]
+        last_reply = f" {_words(history[-1][1])} " if history else ""
+        markers = {kind: marker for kind, marker in card_markers(card_text).items()
+                   if f" {_words(marker)} " not in last_reply}  # fmt: skip
         if self.comma_id is None:
             markers.pop("address", None)
         sequences = {}

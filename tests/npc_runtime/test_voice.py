@@ -108,8 +108,10 @@ def test_a_marker_said_unprompted_counts_and_a_refused_finish_is_let_go() -> Non
 def test_no_steering_without_markers_bias_or_after_a_catchphrase_last_turn() -> None:
     assert STEERING.row(CARD, [], 0.0) is None
     assert STEERING.row("Bob, the miller. Speaking style: plain. Says things like: \"Hi.\"", [], 3.0) is None
-    row = STEERING.row(CARD, [("Hi.", "Sweet as clover! Hello, honeybun.")], 3.0)
+    row = STEERING.row(CARD, [("Hi.", "Sweet as clover! Hello.")], 3.0)
     assert row is not None and set(row.sequences) == {"address"}  # a catchphrase in every line is a tic
+    row = STEERING.row(CARD, [("Hi.", "sweet as CLOVER. Hello, Honeybun!")], 3.0)
+    assert row is None  # so is an address; matched as words, whatever the case and punctuation
 
 
 class _EndingEngine:
