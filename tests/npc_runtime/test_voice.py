@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
+from pathlib import Path
 
+import numpy as np
+import pytest
+
+from npc_runtime.bundle import default_bundle_dir
 from npc_runtime.personas import PersonaPack, default_pack_dir
 from npc_runtime.scheduler import GenOptions, GenRequest, SchedulerConfig
-from npc_runtime.voice import FINISH_BIAS, VoiceSteering, card_markers, style_markers
+from npc_runtime.voice import FINISH_BIAS, VoiceSteering, _words, card_markers, style_markers
 
 from .test_scheduler import _run
+
+HANDWRITTEN = Path(__file__).resolve().parents[2] / "export" / "handwritten_cards"
 
 # A toy vocabulary: each token's text, and an encoder that splits on spaces into whole tokens.
 PIECES = ["<eos>", " Good", " day", ".", ",", " Sweet", " as", " clover", "!", " honeybun", " The", " hives", "?"]
@@ -155,3 +161,29 @@ def _protocol_options():
 
     return SayOptions()
 
+
+
+@pytest.mark.skipif(not (default_bundle_dir() / "bundle.json").exists(), reason="no shipped bundle")
+def test_the_shipped_model_says_hand_written_cards_addresses_when_steered() -> None:
+    """Cards written after training (addresses such as 'honeybun' and 'wayfarer', words no training card uses) get
+    their own form of address from the shipped model with the server's default steering, and not without it."""
+    from npc_runtime.bundle import load_bundle
+    from npc_runtime.engine import RoleModelEngine
+    from sample_game.scene import SceneFacts
+
+    engine = RoleModelEngine(load_bundle(default_bundle_dir()))
+    cards = list(PersonaPack.load(HANDWRITTEN))
+    scene = SceneFacts(location="market", time_of_day="evening", weather="fog").to_context()
+    asked = [(card, line) for card in cards for line in ("Good day to you!", "What's the weather like?")]
+
+    def with_address(bias: float) -> int:
+        reqs = [GenRequest(key=i, fingerprint=card.fingerprint(), card_text=card.card_text(),
+                           knowledge=engine.knowledge_of(card), text=line, context=scene, history=[], image=None,
+                           options=GenOptions(temperature=0.0, max_tokens=48, voice_bias=bias))
+                for i, (card, line) in enumerate(asked)]  # fmt: skip
+        done = _run(engine, reqs, SchedulerConfig(max_batch=len(reqs)))
+        return sum(f" {card_markers(card.card_text())['address']} " in f" {_words(done[i][1]['text'])} "
+                   for i, (card, _) in enumerate(asked))  # fmt: skip
+
+    steered, plain = with_address(GenOptions().voice_bias), with_address(0.0)
+    assert steered >= len(asked) // 2 and steered >= plain + 4, (steered, plain)
