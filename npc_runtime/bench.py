@@ -368,10 +368,13 @@ def _engine_parts(config: BenchConfig) -> dict[str, Any]:
 
 def _sampling_cost(engine: Any, pre: Any, prep: Any, card: Any, tokens: int) -> dict[str, dict[str, float]]:
     """p50 ms of choosing one token per row, by batch: greedy with the repetition penalty only, with the n-gram ban,
-    and with the ban and the spelling constraint (where the bundle has a lexicon). The decoder follows the fully
-    constrained choices, as the server's rows do; the other variants are timed on the same logits."""
+    and with the ban and the spelling constraint (where the bundle has a lexicon), and the voice steering's own
+    share (``voice_steering``: the nudges of every row, added to a copy of the logits, as the scheduler does). The
+    decoder follows the fully constrained choices, as the server's rows do; the other variants are timed on the
+    same logits."""
     from .sampling import DEFAULT_NO_REPEAT_NGRAM, sample_tokens
     from .scheduler import GenOptions
+    from .voice import DEFAULT_VOICE_BIAS
 
     plain = GenOptions(temperature=0.0, no_repeat_ngram=0)
     banned = GenOptions(temperature=0.0, no_repeat_ngram=DEFAULT_NO_REPEAT_NGRAM)
@@ -381,22 +384,34 @@ def _sampling_cost(engine: Any, pre: Any, prep: Any, card: Any, tokens: int) -> 
         for _ in range(batch):
             cache.append(pre.kv, pre.mask)
         rows = [engine.spelling(engine.knowledge_of(card), CONTEXTS[0], []) for _ in range(batch)]
+        voices = [engine.voice.row(card.card_text(), [], DEFAULT_VOICE_BIAS) for _ in range(batch)]
         rngs = [np.random.default_rng(i) for i in range(batch)]
         generated: list[list[int]] = [[] for _ in range(batch)]
         logits = pre.logits[[0] * batch]
         position = np.full(batch, len(prep.ids), dtype=np.int64)
-        times: dict[str, list[float]] = {"plain": [], "no_repeat_ngram": [], "no_repeat_ngram_and_spelling": []}
+        times: dict[str, list[float]] = {"plain": [], "no_repeat_ngram": [], "no_repeat_ngram_and_spelling": [],
+                                         "voice_steering": []}
         for _ in range(tokens):
+            start = time.perf_counter()
+            steered = logits.copy()
+            for i, voice in enumerate(voices):
+                if voice is not None:
+                    ids, by = voice.boost(logits[i])
+                    if ids:
+                        np.add.at(steered[i], ids, by)
+            times["voice_steering"].append((time.perf_counter() - start) * 1000.0)
             for name, options, allowed in (("plain", plain, None), ("no_repeat_ngram", banned, None),
                                            ("no_repeat_ngram_and_spelling", banned,
                                             [r.allows if r is not None else None for r in rows])):  # fmt: skip
                 start = time.perf_counter()
                 picks = sample_tokens(logits, generated, [options] * batch, rngs, engine.banned_ids, allowed)
                 times[name].append((time.perf_counter() - start) * 1000.0)
-            for row, token, spelling in zip(generated, picks, rows):
+            for row, token, spelling, voice in zip(generated, picks, rows, voices):
                 row.append(int(token))
                 if spelling is not None:
                     spelling.advance(int(token))
+                if voice is not None:
+                    voice.advance(int(token))
             logits = engine.decode_step(picks.astype(np.int64), position, cache)
             position += 1
         out[str(batch)] = {name: round(percentile(values, 50), 4) for name, values in times.items()}
@@ -563,6 +578,7 @@ def _sampling_lines(cost: dict[str, dict[str, Any]]) -> list[str]:
     parts = [f"batch {b}: {c['plain']:.3f} ms plain, {c['no_repeat_ngram']:.3f} ms with the n-gram ban, "
              f"{c['no_repeat_ngram_and_spelling']:.3f} ms with the ban and "
              + ("the spelling constraint" if c.get("lexicon") else "no lexicon in this bundle")
+             + (f", {c['voice_steering']:.3f} ms more for voice steering" if "voice_steering" in c else "")
              for b, c in cost.items()]  # fmt: skip
     return [f"- Choosing the next token per step (greedy, decoding constraints; `sampling_ms_by_batch`): "
             + "; ".join(parts) + "."]
