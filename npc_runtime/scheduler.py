@@ -386,7 +386,7 @@ class Scheduler:
         if steered:
             logits = logits.copy()
             for i, voice in steered:
-                ids, by = voice.boost(logits[i])
+                ids, by = voice.boost(logits[i], rows[i].max_new - len(rows[i].generated))
                 if ids:
                     np.add.at(logits[i], ids, by)  # two markers may begin with the same token
         return sample_tokens(

@@ -98,6 +98,13 @@ def test_each_marker_gets_one_try_per_reply() -> None:
     assert row.tried == {"address", "catchphrase"} and not row.said
 
 
+def test_a_marker_that_would_be_cut_off_is_not_begun() -> None:
+    row = STEERING.row(CARD, [], 3.0)
+    row.advance(PIECES.index(" Good"))
+    assert row.boost(_best("."), room=2) == ([], [])  # ", honeybun" and "." need 3 tokens
+    assert row.boost(_best("."), room=4) == (_ids(","), [3.0])
+
+
 def test_a_marker_said_unprompted_counts_and_a_refused_finish_is_let_go() -> None:
     row = STEERING.row(CARD, [], 3.0)
     for piece in (" Good", " Sweet", " as", " clover", "!"):  # said mid-reply, of the model's own accord
