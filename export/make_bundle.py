@@ -16,6 +16,7 @@ import json
 import logging
 import random
 import shutil
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from npc_runtime.errors import BundleError, NpcRuntimeError
 
 __all__ = ["BundleConfig", "QualityReport", "make_bundle", "evaluate_bundle", "main"]
 
@@ -556,7 +559,9 @@ def make_bundle(run_dir: str | Path, out_dir: str | Path, config: BundleConfig |
 
         total_mb = sum(p.stat().st_size for p in build.iterdir() if p.is_file()) / 1e6
         if total_mb > config.max_bundle_mb:
-            raise RuntimeError(f"bundle {out} is {total_mb:.1f} MB, over the {config.max_bundle_mb} MB budget")
+            raise BundleError(f"bundle {out} would be {total_mb:.1f} MB, over the {config.max_bundle_mb:g} MB budget "
+                              f"(graphs {graph_precision}: int8 did not hold quality where a graph is fp32; "
+                              "--max-bundle-mb raises the budget)")
         load_bundle(build)  # the runtime must accept what we wrote
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)  # a failed export leaves the earlier bundle as it was
@@ -583,6 +588,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--name", default="default", help="bundle name in the manifest")
     parser.add_argument("--quantize", choices=("int8", "none"), default="int8", help="int8 where quality holds (default)")
     parser.add_argument("--eval-examples", type=int, default=128, help="validation turns for the quality check")
+    parser.add_argument("--max-bundle-mb", type=float, default=BundleConfig.max_bundle_mb,
+                        help="refuse to write a bundle bigger than this (default: %(default)s, the shipped budget)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # ONNX Runtime's quantisation tool logs every tensor it skips, at INFO, on the root logger: hundreds of lines
@@ -590,9 +597,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # every quantisation (the quality gates below measure what int8 costs instead).
     for handler in logging.getLogger().handlers:
         handler.addFilter(_quantiser_noise_filter)
-    config = BundleConfig(name=args.name, quantize=None if args.quantize == "none" else "int8",
-                          eval_examples=args.eval_examples)  # fmt: skip
-    report = make_bundle(args.run, args.out or default_bundle_dir(), config)
+    try:
+        config = BundleConfig(name=args.name, quantize=None if args.quantize == "none" else "int8",
+                              eval_examples=args.eval_examples, max_bundle_mb=args.max_bundle_mb)  # fmt: skip
+        report = make_bundle(args.run, args.out or default_bundle_dir(), config)
+    except (NpcRuntimeError, ValueError) as exc:
+        print(f"npc-runtime export: {exc}", file=sys.stderr)
+        return 1
     print(json.dumps(report, indent=2))
     return 0
 

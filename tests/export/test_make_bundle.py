@@ -79,12 +79,21 @@ def test_refuses_to_overwrite_a_folder_that_is_not_a_bundle(tiny_run: Path, tmp_
     assert (tmp_path / "notes.txt").exists()
 
 
-def test_a_failed_export_leaves_the_earlier_bundle_as_it_was(tiny_run: Path, tmp_path: Path) -> None:
+def test_a_failed_export_leaves_the_earlier_bundle_as_it_was(tiny_run: Path, tmp_path: Path, capsys) -> None:
+    from export.make_bundle import main
+    from npc_runtime.errors import BundleError
+
     out = tmp_path / "bundle"
     make_bundle(tiny_run, out, BundleConfig(eval_examples=1, quantize=None))
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    with pytest.raises(RuntimeError, match="budget"):  # fails at the very end, after every graph was written
+    with pytest.raises(BundleError, match="budget"):  # fails at the very end, after every graph was written
         make_bundle(tiny_run, out, BundleConfig(eval_examples=1, quantize=None, max_bundle_mb=0.001))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # the command says so in one line, no traceback
+    argv = ["--run", str(tiny_run), "--out", str(out), "--quantize", "none", "--eval-examples", "1"]
+    assert main([*argv, "--max-bundle-mb", "0.001"]) == 1
+    assert "over the 0.001 MB budget" in capsys.readouterr().err
+    assert main([*argv, "--max-bundle-mb", "0"]) == 1 and "max_bundle_mb must be > 0" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no half-built folder left beside it
 
