@@ -393,10 +393,11 @@ def _sampling_cost(engine: Any, pre: Any, prep: Any, card: Any, tokens: int) -> 
                                          "voice_steering": []}
         for _ in range(tokens):
             start = time.perf_counter()
-            steered = logits.copy()
-            for i, voice in enumerate(voices):
-                if voice is not None:
-                    ids, by = voice.boost(logits[i])
+            best = logits.argmax(axis=1)
+            nudges = [(i, *voice.boost(int(best[i]))) for i, voice in enumerate(voices) if voice is not None]
+            if any(ids for _, ids, _ in nudges):
+                steered = logits.copy()
+                for i, ids, by in nudges:
                     if ids:
                         np.add.at(steered[i], ids, by)
             times["voice_steering"].append((time.perf_counter() - start) * 1000.0)

@@ -384,11 +384,14 @@ class Scheduler:
     def _sample(self, rows: Sequence[_Live], logits: np.ndarray) -> np.ndarray:
         steered = [(i, live.voice) for i, live in enumerate(rows) if live.voice is not None]
         if steered:
-            logits = logits.copy()
-            for i, voice in steered:
-                ids, by = voice.boost(logits[i], rows[i].max_new - len(rows[i].generated))
-                if ids:
-                    np.add.at(logits[i], ids, by)  # two markers may begin with the same token
+            best = logits[[i for i, _ in steered]].argmax(axis=1)  # one argmax for all steered rows
+            nudges = [(i, *voice.boost(int(b), rows[i].max_new - len(rows[i].generated)))
+                      for (i, voice), b in zip(steered, best)]  # fmt: skip
+            if any(ids for _, ids, _ in nudges):
+                logits = logits.copy()
+                for i, ids, by in nudges:
+                    if ids:
+                        np.add.at(logits[i], ids, by)  # two markers may begin with the same token
         return sample_tokens(
             logits,
             [live.generated for live in rows],

@@ -129,9 +129,10 @@ class RowVoice:
         self._offer: tuple[int, list[int]] | None = None  # this step's nudge: its token, and what follows if taken
         self._finish: list[int] = []  # a taken nudge's remaining tokens
 
-    def boost(self, logits: np.ndarray, room: int | None = None) -> tuple[list[int], list[float]]:
-        """The token ids to raise at this step, and by how much each, given the row's ``logits (V,)`` and the
-        tokens the reply may still say (``room``; None: no limit): a marker that would be cut off is not begun."""
+    def boost(self, best: int, room: int | None = None) -> tuple[list[int], list[float]]:
+        """The token ids to raise at this step, and by how much each, given the row's likeliest next token
+        (``best``, the argmax of its logits) and the tokens the reply may still say (``room``; None: no limit): a
+        marker that would be cut off is not begun."""
         self._offer = None
         if self._finish:
             return [self._finish[0]], [FINISH_BIAS]
@@ -139,7 +140,6 @@ class RowVoice:
         last = self._recent[-1] if self._recent else None
         if last is None:
             return [], []
-        best = int(np.argmax(logits))
         fits = {kind: room is None or len(ids) + 2 <= room for kind, ids in self.sequences.items()}
         open_kinds = [kind for kind in self.sequences if kind not in self.said and kind not in self.tried and fits[kind]]
         if "catchphrase" in open_kinds and steering.sentence_end[last] and best == steering.eos_id:

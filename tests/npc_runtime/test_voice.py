@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from npc_runtime.bundle import default_bundle_dir
@@ -35,11 +33,9 @@ CARD = ("Hespera, the beekeeper. Traits: cheerful. Speaking style: warm; often s
         "people 'honeybun'. Says things like: \"Mind the smoke.\" Backstory: keeps hives.")
 
 
-def _best(piece: str) -> np.ndarray:
-    """Logits whose likeliest token is ``piece``."""
-    logits = np.zeros(len(PIECES), dtype=np.float32)
-    logits[PIECES.index(piece)] = 5.0
-    return logits
+def _best(piece: str) -> int:
+    """The row's likeliest next token: ``piece``."""
+    return PIECES.index(piece)
 
 
 def _ids(*pieces: str) -> list[int]:
