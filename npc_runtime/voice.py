@@ -22,10 +22,10 @@ The rest of a taken marker gets ``FINISH_BIAS``: an earlier form that only nudge
 summer tune" (a training persona's phrase) and a comma run into a training persona's address ("lass"). Each
 marker gets one try per reply: nudged once, it is not nudged again, said or not (a refused nudge tried again at
 every sentence's end looped: ", and that, and that"); and a marker gets none when the NPC's previous reply in the
-history said it, since a catchphrase or a "honeybun" in every line is a tic, not a voice. How often a marker is said is the
-model's choice under the bias: a bias of a few nats makes a marker that the model gives a tenth of the weight of
-ending the reply win. It is a server setting (``npc-runtime serve --voice-bias``), like the n-gram ban; 0 turns it
-off.
+history said it, since a catchphrase or a "honeybun" in every line is a tic, not a voice. How often a marker is
+said is the model's choice under the bias: a bias of a few nats makes a marker that the model gives a tenth of
+the weight of ending the reply win. It is a server setting (``npc-runtime serve --voice-bias``), like the
+n-gram ban; 0 turns it off.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 __all__ = ["ADDRESS_RE", "CATCHPHRASE_RE", "DEFAULT_VOICE_BIAS", "FINISH_BIAS", "style_markers", "card_markers",
-           "VoiceSteering", "RowVoice"]  # fmt: skip
+           "plain_words", "VoiceSteering", "RowVoice"]  # fmt: skip
 
 #: The default bias in nats (``GenOptions.voice_bias``): with it the shipped model says a card's form of address
 #: about as often as the corpus does (four replies in ten); 3.0 made it nine in ten, a tic (docs/eval.md, "Voice
@@ -73,7 +73,8 @@ def style_markers(speaking_style: str) -> dict[str, str]:
     return out
 
 
-def _words(text: str) -> str:
+def plain_words(text: str) -> str:
+    """``text`` as lower-case words joined by single spaces: a marker matches whatever its case and punctuation."""
     return " ".join(re.findall(r"[a-z0-9']+", text.casefold()))
 
 
@@ -102,9 +103,9 @@ class VoiceSteering:
         """The steering of one reply (None where the card names no marker or ``bias`` is 0)."""
         if bias <= 0.0:
             return None
-        last_reply = f" {_words(history[-1][1])} " if history else ""
+        last_reply = f" {plain_words(history[-1][1])} " if history else ""
         markers = {kind: marker for kind, marker in card_markers(card_text).items()
-                   if f" {_words(marker)} " not in last_reply}  # fmt: skip
+                   if f" {plain_words(marker)} " not in last_reply}  # fmt: skip
         if self.comma_id is None:
             markers.pop("address", None)
         sequences = {}
@@ -141,7 +142,8 @@ class RowVoice:
         if last is None:
             return [], []
         fits = {kind: room is None or len(ids) + 2 <= room for kind, ids in self.sequences.items()}
-        open_kinds = [kind for kind in self.sequences if kind not in self.said and kind not in self.tried and fits[kind]]
+        open_kinds = [kind for kind in self.sequences
+                      if kind not in self.said and kind not in self.tried and fits[kind]]  # fmt: skip
         if "catchphrase" in open_kinds and steering.sentence_end[last] and best == steering.eos_id:
             ids = self.sequences["catchphrase"]
             self.tried.add("catchphrase")

@@ -10,7 +10,7 @@ import pytest
 from npc_runtime.bundle import default_bundle_dir
 from npc_runtime.personas import PersonaPack, default_pack_dir
 from npc_runtime.scheduler import GenOptions, GenRequest, SchedulerConfig
-from npc_runtime.voice import FINISH_BIAS, VoiceSteering, _words, card_markers, style_markers
+from npc_runtime.voice import FINISH_BIAS, VoiceSteering, card_markers, plain_words, style_markers  # noqa: E501
 
 from .test_scheduler import _run
 
@@ -185,7 +185,7 @@ def test_the_shipped_model_says_hand_written_cards_addresses_when_steered() -> N
                            options=GenOptions(temperature=0.0, max_tokens=48, voice_bias=bias))
                 for i, (card, line) in enumerate(asked)]  # fmt: skip
         done = _run(engine, reqs, SchedulerConfig(max_batch=len(reqs)))
-        return sum(f" {card_markers(card.card_text())['address']} " in f" {_words(done[i][1]['text'])} "
+        return sum(f" {card_markers(card.card_text())['address']} " in f" {plain_words(done[i][1]['text'])} "
                    for i, (card, _) in enumerate(asked))  # fmt: skip
 
     steered, plain = with_address(GenOptions().voice_bias), with_address(0.0)
