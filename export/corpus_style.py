@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from npc_runtime.personas import PersonaCard
-from npc_runtime.voice import ADDRESS_RE, CATCHPHRASE_RE
+from npc_runtime.voice import ADDRESS_RE, CATCHPHRASE_RE  # the runtime reads a card's markers as the corpus does
 
 __all__ = [
     "DIALECTS",
@@ -90,8 +90,6 @@ _FLOWERY_WORDS = (
 )
 _EXCITABLE_WORDS = ("exclaim", "exclamation", "excit", "energetic", "enthusias", "bubbly", "shouts", "loud")
 _HESITANT_WORDS = ("hesitant", "hesitat", "nervous", "stammer", "stutter", "trails off", "halting")
-_ADDRESS = ADDRESS_RE  # the runtime reads a card's markers the way the corpus does (npc_runtime.voice)
-_CATCHPHRASE = CATCHPHRASE_RE
 
 _TEMPERAMENT_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("timid", ("timid", "shy", "nervous", "anxious", "fearful", "meek", "skittish", "cautious", "jumpy")),
@@ -130,9 +128,9 @@ def profile_from_card(card: PersonaCard) -> StyleProfile:
         verbosity = "terse"
     else:
         verbosity = "plain"
-    address_match = _ADDRESS.search(card.speaking_style)
+    address_match = ADDRESS_RE.search(card.speaking_style)
     address = address_match.group(1).strip() if address_match else None
-    phrase_match = _CATCHPHRASE.search(card.speaking_style)
+    phrase_match = CATCHPHRASE_RE.search(card.speaking_style)
     if phrase_match:
         catchphrase = phrase_match.group(1).strip()
     else:

@@ -374,7 +374,7 @@ def _sampling_cost(engine: Any, pre: Any, prep: Any, card: Any, tokens: int) -> 
     same logits."""
     from .sampling import DEFAULT_NO_REPEAT_NGRAM, sample_tokens
     from .scheduler import GenOptions
-    from .voice import DEFAULT_VOICE_BIAS
+    from .voice import DEFAULT_VOICE_BIAS, steer
 
     plain = GenOptions(temperature=0.0, no_repeat_ngram=0)
     banned = GenOptions(temperature=0.0, no_repeat_ngram=DEFAULT_NO_REPEAT_NGRAM)
@@ -393,13 +393,7 @@ def _sampling_cost(engine: Any, pre: Any, prep: Any, card: Any, tokens: int) -> 
                                          "voice_steering": []}
         for _ in range(tokens):
             start = time.perf_counter()
-            best = logits.argmax(axis=1)
-            nudges = [(i, *voice.boost(int(best[i]))) for i, voice in enumerate(voices) if voice is not None]
-            if any(ids for _, ids, _ in nudges):
-                steered = logits.copy()
-                for i, ids, by in nudges:
-                    if ids:
-                        np.add.at(steered[i], ids, by)
+            steer(logits, voices)
             times["voice_steering"].append((time.perf_counter() - start) * 1000.0)
             for name, options, allowed in (("plain", plain, None), ("no_repeat_ngram", banned, None),
                                            ("no_repeat_ngram_and_spelling", banned,

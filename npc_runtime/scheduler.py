@@ -23,7 +23,7 @@ from .engine import PrefillResult, RoleModelEngine
 from .errors import ImageError, InferenceError
 from .protocol import ImageInput, SayOptions
 from .sampling import DEFAULT_NO_REPEAT_NGRAM, sample_tokens
-from .voice import DEFAULT_VOICE_BIAS
+from .voice import DEFAULT_VOICE_BIAS, steer
 
 __all__ = ["GenRequest", "GenOptions", "Scheduler", "SchedulerConfig", "Overloaded"]
 
@@ -382,16 +382,7 @@ class Scheduler:
             self._accept(live, int(token))
 
     def _sample(self, rows: Sequence[_Live], logits: np.ndarray) -> np.ndarray:
-        steered = [(i, live.voice) for i, live in enumerate(rows) if live.voice is not None]
-        if steered:
-            best = logits[[i for i, _ in steered]].argmax(axis=1)  # one argmax for all steered rows
-            nudges = [(i, *voice.boost(int(b), rows[i].max_new - len(rows[i].generated)))
-                      for (i, voice), b in zip(steered, best)]  # fmt: skip
-            if any(ids for _, ids, _ in nudges):
-                logits = logits.copy()
-                for i, ids, by in nudges:
-                    if ids:
-                        np.add.at(logits[i], ids, by)  # two markers may begin with the same token
+        logits = steer(logits, [live.voice for live in rows], [live.max_new - len(live.generated) for live in rows])
         return sample_tokens(
             logits,
             [live.generated for live in rows],

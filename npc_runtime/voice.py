@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 __all__ = ["ADDRESS_RE", "CATCHPHRASE_RE", "DEFAULT_VOICE_BIAS", "FINISH_BIAS", "style_markers", "card_markers",
-           "plain_words", "VoiceSteering", "RowVoice"]  # fmt: skip
+           "plain_words", "VoiceSteering", "RowVoice", "steer"]  # fmt: skip
 
 #: The default bias in nats (``GenOptions.voice_bias``): with it the shipped model says a card's form of address
 #: about as often as the corpus does (four replies in ten); 3.0 made it nine in ten, a tic (docs/eval.md, "Voice
@@ -166,3 +166,22 @@ class RowVoice:
         for kind, ids in self.sequences.items():
             if self._recent[-len(ids) :] == ids:
                 self.said.add(kind)
+
+
+def steer(logits: np.ndarray, voices: Sequence[RowVoice | None],
+          rooms: Sequence[int | None] | None = None) -> np.ndarray:
+    """``logits (B, V)`` with each row's nudges added (``RowVoice.boost``; None: a row without steering), given
+    each row's room left (None: no limit). A copy where any row is nudged, else ``logits`` itself."""
+    steered = [i for i, voice in enumerate(voices) if voice is not None]
+    if not steered:
+        return logits
+    best = logits[steered].argmax(axis=1)  # one argmax for all steered rows
+    nudges = [(i, *voices[i].boost(int(b), rooms[i] if rooms is not None else None))  # type: ignore[union-attr]
+              for i, b in zip(steered, best)]  # fmt: skip
+    if not any(ids for _, ids, _ in nudges):
+        return logits
+    out = logits.copy()
+    for i, ids, by in nudges:
+        if ids:
+            np.add.at(out[i], ids, by)  # two markers may begin with the same token
+    return out

@@ -28,6 +28,17 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def _tiny_export(tmp_path: Path, config: BundleConfig | None = None,
+                 **train_fields: object) -> tuple[Path, Path, dict]:
+    """A 2-step tiny run with ``train_fields`` set, exported fp32: the run folder, the bundle and its manifest."""
+    run = tmp_path / "run"
+    _, _, cfg = preset_configs("tiny")
+    train(replace(cfg, steps=2, eval_every=2, checkpoint_every=2, threads=1, **train_fields), run, progress=False)
+    out = tmp_path / "bundle"
+    make_bundle(run, out, config or BundleConfig(quantize=None, eval_examples=1))
+    return run, out, json.loads((out / "bundle.json").read_text(encoding="utf-8"))
+
+
 def test_bundle_config_validates() -> None:
     with pytest.raises(ValueError):
         BundleConfig(quantize="int4")
@@ -101,12 +112,8 @@ def test_a_failed_export_leaves_the_earlier_bundle_as_it_was(tiny_run: Path, tmp
 @pytest.mark.parametrize("fusion", ["weighted_sum", "cross_attention"])
 def test_a_run_with_another_fusion_exports_that_fusion(tmp_path: Path, fusion: str) -> None:
     """The fusion ablation's path: train with --fusion, export; the bundle serves that fusion with fp32 parity."""
-    run = tmp_path / "run"
-    _, _, cfg = preset_configs("tiny")
-    train(replace(cfg, steps=2, eval_every=2, checkpoint_every=2, threads=1, fusion=fusion), run, progress=False)
-    out = tmp_path / "bundle"
-    make_bundle(run, out, BundleConfig(name=f"abl-{fusion}", quantize=None, eval_examples=2))
-    manifest = json.loads((out / "bundle.json").read_text(encoding="utf-8"))
+    _, out, manifest = _tiny_export(tmp_path, BundleConfig(name=f"abl-{fusion}", quantize=None, eval_examples=2),
+                                    fusion=fusion)  # fmt: skip
     assert manifest["model"]["fusion"] == fusion and manifest["parity"]["greedy_tokens_match"] is True
     assert manifest["training"]["steps"] == 2 and f"--fusion {fusion}" in manifest["training"]["recipe"]
     engine = RoleModelEngine(load_bundle(out), RuntimeOptions(device="cpu", intra_op_threads=1))
@@ -124,12 +131,7 @@ def test_voice_layout_is_recorded_and_served(tiny_run: Path, tmp_path: Path) -> 
     engine = RoleModelEngine(load_bundle(voiced), RuntimeOptions(device="cpu", intra_op_threads=1))
     assert engine.knowledge_of(card) == card.knowledge_text(voice=True) != card.knowledge_text()
 
-    run = tmp_path / "run"
-    _, _, cfg = preset_configs("tiny")
-    train(replace(cfg, steps=2, eval_every=2, checkpoint_every=2, threads=1, prompt_voice=False), run, progress=False)
-    plain = tmp_path / "plain"
-    make_bundle(run, plain, BundleConfig(quantize=None, eval_examples=1))
-    manifest = json.loads((plain / "bundle.json").read_text(encoding="utf-8"))
+    run, plain, manifest = _tiny_export(tmp_path, prompt_voice=False)
     assert manifest["model"]["prompt_voice"] is False and manifest["training"]["recipe"].endswith(
         "--steps 2 --no-voice && npc-runtime export"
     )
@@ -211,12 +213,7 @@ def test_spaced_quotes_layout_is_recorded_named_in_the_recipe_and_served(tmp_pat
     """A --spaced-quotes run trains, exports and serves its <know> line with a space inside each quote pair, so a
     quoted catchphrase's first word is the token a reply says; the recipe names the flag."""
     card = next(c for c in PersonaPack.load(default_pack_dir()) if '"' in c.knowledge_text(voice=True))
-    run = tmp_path / "run"
-    _, _, cfg = preset_configs("tiny")
-    train(replace(cfg, steps=2, eval_every=2, checkpoint_every=2, threads=1, spaced_quotes=True), run, progress=False)
-    out = tmp_path / "bundle"
-    make_bundle(run, out, BundleConfig(quantize=None, eval_examples=1))
-    manifest = json.loads((out / "bundle.json").read_text(encoding="utf-8"))
+    _, out, manifest = _tiny_export(tmp_path, spaced_quotes=True)
     assert manifest["model"]["spaced_quotes"] is True
     assert manifest["training"]["recipe"].endswith("--steps 2 --spaced-quotes && npc-runtime export")
     engine = RoleModelEngine(load_bundle(out), RuntimeOptions(device="cpu", intra_op_threads=1))

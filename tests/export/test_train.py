@@ -173,19 +173,24 @@ def test_cli_fusion_is_stored_in_the_checkpoint_and_kept_on_resume(tmp_path: Pat
         TrainConfig(fusion="sum")
 
 
-def test_cli_no_voice_is_stored_and_a_resume_cannot_flip_it(tmp_path: Path) -> None:
-    out = tmp_path / "plain"
+@pytest.mark.parametrize(("flag", "field", "value"),
+                         [("--no-voice", "prompt_voice", False), ("--spaced-quotes", "spaced_quotes", True)])
+def test_cli_layout_flag_is_stored_and_a_resume_cannot_flip_it(tmp_path: Path, flag: str, field: str,
+                                                                value: bool) -> None:
+    """A flag that changes the <know> line's layout is stored in the checkpoint; resuming a run trained on the
+    other layout with it is refused (its weights were trained on that layout); a plain --resume keeps it."""
+    out = tmp_path / "flagged"
     common = ["--preset", "tiny", "--out", str(out), "--no-progress", "--threads", "1", "--steps", "2"]
-    assert main([*common, "--no-voice", "--stop-after", "1"]) == 0
+    assert main([*common, flag, "--stop-after", "1"]) == 0
     model, extra = load_checkpoint(out / CHECKPOINT_NAME)
-    assert model.cfg.prompt_voice is False and extra["train_config"]["prompt_voice"] is False
-    voiced = tmp_path / "voiced"
-    assert main(["--preset", "tiny", "--out", str(voiced), "--no-progress", "--threads", "1", "--steps", "1"]) == 0
-    with pytest.raises(ValueError, match="prompt_voice"):  # the voiced weights were trained on another layout
-        main(["--preset", "tiny", "--out", str(voiced), "--no-progress", "--threads", "1", "--resume", "--no-voice"])
+    assert getattr(model.cfg, field) is value and extra["train_config"][field] is value
+    other = tmp_path / "other"
+    assert main(["--preset", "tiny", "--out", str(other), "--no-progress", "--threads", "1", "--steps", "1"]) == 0
+    with pytest.raises(ValueError, match=field):
+        main(["--preset", "tiny", "--out", str(other), "--no-progress", "--threads", "1", "--resume", flag])
     assert main([*common, "--resume"]) == 0  # no flag: the checkpoint's layout
     model, extra = load_checkpoint(out / CHECKPOINT_NAME)
-    assert model.cfg.prompt_voice is False and extra["step"] == 2
+    assert getattr(model.cfg, field) is value and extra["step"] == 2
 
 
 def test_cli_copy_head_and_emotion_labels_are_stored_named_in_the_recipe_and_a_resume_cannot_flip_them(
@@ -303,16 +308,3 @@ def test_recipe_of_the_default_preset_names_only_what_a_run_changed() -> None:
                      "--fact-swap 0 --no-invent-facts && npc-runtime export")  # fmt: skip
     model_cfg, _, train_cfg = preset_configs("default")
     assert model_cfg.copy_head and model_cfg.copy_induction and train_cfg.steps == 4400
-
-
-def test_cli_spaced_quotes_is_stored_and_a_resume_cannot_flip_it(tmp_path: Path) -> None:
-    out = tmp_path / "spaced"
-    common = ["--preset", "tiny", "--out", str(out), "--no-progress", "--threads", "1", "--steps", "2"]
-    assert main([*common, "--spaced-quotes", "--stop-after", "1"]) == 0
-    model, extra = load_checkpoint(out / CHECKPOINT_NAME)
-    assert model.cfg.spaced_quotes is True and extra["train_config"]["spaced_quotes"] is True
-    with pytest.raises(ValueError, match="spaced_quotes"):  # the weights were trained on the spaced layout
-        main([*common, "--resume", "--no-spaced-quotes"])
-    assert main([*common, "--resume"]) == 0  # no flag: the checkpoint's layout
-    model, extra = load_checkpoint(out / CHECKPOINT_NAME)
-    assert model.cfg.spaced_quotes is True and extra["step"] == 2

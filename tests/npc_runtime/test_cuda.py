@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -71,28 +69,17 @@ def test_cuda_engine_matches_cpu_engine_step_by_step() -> None:
 
 
 @pytest.mark.skipif(not (default_bundle_dir() / "bundle.json").exists(), reason="no shipped bundle")
-def test_shipped_bundle_serves_a_say_on_cuda(tmp_path: Path) -> None:
-    ready = tmp_path / "ready"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "npc_runtime", "serve", "--device", "cuda", "--bind", "tcp://127.0.0.1:0",
-         "--data", str(tmp_path / "data"), "--ready-file", str(ready)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 180
-        while not ready.exists():
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
+def test_shipped_bundle_serves_a_say_on_cuda() -> None:
+    from sample_game.spawn import ServerProcess
+
+    with ServerProcess(startup_timeout_s=180, extra_args=("--device", "cuda")) as server:
         out = subprocess.run(
-            [sys.executable, "-m", "npc_runtime", "say", "--endpoint", ready.read_text().strip(), "--persona",
+            [sys.executable, "-m", "npc_runtime", "say", "--endpoint", str(server.endpoint), "--persona",
              "blacksmith", "--json", "What does a sword cost?"],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
-        assert out.returncode == 0, out.stderr
-        reply = json.loads(out.stdout)
-        assert reply["type"] == "reply" and reply["text"].strip() and reply["emotion"]
-    finally:
-        proc.terminate()
-        log, _ = proc.communicate(timeout=30)
+        log = server.log_tail(max_chars=1_000_000)
+    assert out.returncode == 0, out.stderr
+    reply = json.loads(out.stdout)
+    assert reply["type"] == "reply" and reply["text"].strip() and reply["emotion"]
     assert log.count("execution provider: CUDAExecutionProvider") == 1, log
