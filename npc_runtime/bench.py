@@ -69,6 +69,7 @@ class BenchConfig:
     max_tokens: int = 24
     threads: int = 0
     device: str = "auto"
+    kv_cache: str = "auto"
     checkpoint: Path | None = None
     with_images: bool = True
     timeout_s: float = 300.0
@@ -78,6 +79,8 @@ class BenchConfig:
             raise ValueError("concurrency levels must be >= 1")
         if self.rounds < 1 or self.max_tokens < 1:
             raise ValueError("rounds and max_tokens must be >= 1")
+        if self.kv_cache not in ("auto", "host", "device"):
+            raise ValueError(f"kv_cache must be auto, host or device, got {self.kv_cache!r}")
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -136,13 +139,14 @@ class ServerProcess:
     """
 
     def __init__(self, model: Path, data_dir: Path, *, device: str = "auto", threads: int = 0, max_batch: int = 64,
-                 personas: Path | None = None, start_timeout_s: float = 300.0) -> None:  # fmt: skip
+                 personas: Path | None = None, start_timeout_s: float = 300.0, kv_cache: str = "auto") -> None:  # fmt: skip
         ready = data_dir / "ready"
         cmd = [
             sys.executable, "-m", "npc_runtime", "--log-level", "WARNING", "serve",
             "--model", str(model), "--bind", "tcp://127.0.0.1:0", "--data", str(data_dir),
             "--ready-file", str(ready), "--ignore-eos", "--device", device,
             "--threads", str(threads), "--max-batch", str(max_batch), "--max-queue", str(4 * max_batch),
+            "--kv-cache", kv_cache,
         ]  # fmt: skip
         if personas is not None:
             cmd += ["--personas", str(personas)]
@@ -295,7 +299,8 @@ def _engine_parts(config: BenchConfig) -> dict[str, Any]:
     from .protocol import ImageInput
 
     bundle = load_bundle(config.model)
-    engine = RoleModelEngine(bundle, RuntimeOptions(device=config.device, intra_op_threads=config.threads))
+    engine = RoleModelEngine(bundle, RuntimeOptions(device=config.device, intra_op_threads=config.threads,
+                                                    kv_cache=config.kv_cache))
     cards = list(PersonaPack.load(default_pack_dir()))
     persona_first, persona_cached = [], []
     for card in cards:
@@ -345,6 +350,7 @@ def _engine_parts(config: BenchConfig) -> dict[str, Any]:
     bound_ms = (decoder_bytes + kv_bytes) / (bandwidth * 1e9) * 1000.0
     return {
         "provider": engine.provider,
+        "kv_cache": engine.kv_cache,
         "prompt_tokens": len(prep.ids),
         "persona_first_use_ms": summary(persona_first),
         "persona_cached_ms": summary(persona_cached),
@@ -524,7 +530,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     personas = [c.id for c in cards]
     with tempfile.TemporaryDirectory(prefix="npc-bench-") as tmp:
         server = ServerProcess(config.model, Path(tmp), device=config.device, threads=config.threads,
-                               max_batch=max(config.concurrency))
+                               max_batch=max(config.concurrency), kv_cache=config.kv_cache)
         try:
             asyncio.run(_level(server.endpoint, 2, personas, BenchConfig(**{**asdict(config), "rounds": 1})))
             report["hello_rtt_ms"] = _hello_rtt(server.endpoint)
@@ -585,7 +591,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = [
         "## Runtime benchmark (`npc-runtime bench`)",
         "",
-        f"Model `{report['model']['name']}` ({report['model']['precision']}), provider `{eng['provider']}`, "
+        f"Model `{report['model']['name']}` ({report['model']['precision']}), provider `{eng['provider']}` "
+        f"(KV cache: {eng.get('kv_cache', 'host')}), "
         f"{report['machine']['cpu']}, {report['machine']['cores']} cores"
         + (f", GPU {report['machine']['gpu']}" if report["machine"].get("gpu") else "")
         + f", onnxruntime "
@@ -655,6 +662,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=24, help="tokens per reply (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime / torch intra-op threads (0: auto)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--kv-cache", choices=("auto", "host", "device"), default="auto",
+                        help="where the KV cache lives (auto: the GPU's memory with CUDA, else host memory)")
     parser.add_argument("--checkpoint", type=Path, help="PyTorch checkpoint of the same model for the eager peer")
     parser.add_argument("--no-images", action="store_true", help="send says without screenshots")
     parser.add_argument("--out-json", type=Path, default=Path("docs/benchmarks.json"))
@@ -663,7 +672,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = BenchConfig(
             model=args.model, concurrency=tuple(args.concurrency), rounds=args.rounds, max_tokens=args.max_tokens,
-            threads=args.threads, device=args.device, checkpoint=args.checkpoint, with_images=not args.no_images,
+            threads=args.threads, device=args.device, kv_cache=args.kv_cache, checkpoint=args.checkpoint,
+            with_images=not args.no_images,
         )  # fmt: skip
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc

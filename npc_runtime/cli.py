@@ -77,10 +77,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         device=args.device,
         intra_op_threads=args.threads,
         optimized_cache_dir=str(data_dir / "ort-cache") if args.cache_optimized else None,
+        kv_cache=args.kv_cache,
     )
     engine = load_engine(bundle, options, spelling=not args.no_spelling)
     if engine.provider == "CUDAExecutionProvider":
-        log.info("execution provider: CUDAExecutionProvider")
+        log.info("execution provider: CUDAExecutionProvider (KV cache in %s memory)",
+                 "GPU" if getattr(engine, "kv_cache", "host") == "device" else "host")
     else:
         why = f" ({engine.cpu_reason})" if engine.cpu_reason else ""
         log.info("execution provider: CPUExecutionProvider%s", why)
@@ -124,6 +126,11 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="execution provider")
     p.add_argument("--data", help=f"folder for sessions and caches (default: {default_data_dir()})")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its choice)")
+    p.add_argument(
+        "--kv-cache", choices=("auto", "host", "device"), default="auto",
+        help="where the running batch's KV cache lives: device memory bound with IOBinding, or host memory; "
+             "auto: the GPU's memory with CUDA, host memory on the CPU (default: %(default)s)",
+    )
     p.add_argument("--max-batch", type=int, default=64, help="most generations advanced per step")
     p.add_argument("--max-queue", type=int, default=256, help="queued says beyond which 'overloaded' is answered")
     p.add_argument("--history-turns", type=int, default=8, help="exchanges of history kept per session")

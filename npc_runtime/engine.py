@@ -26,8 +26,9 @@ from . import prompt
 from .bundle import Bundle, role_model_kv_names
 from .errors import BundleError, ImageError
 from .images import decode_image, image_key, preprocess
+from .device_kv import CudaMemory, DeviceKVCache, HostMemory, KVWriter
 from .kv_cache import SlotKVCache
-from .ort_backend import OrtGraph, RuntimeOptions, resolve_providers
+from .ort_backend import CUDA, OrtGraph, RuntimeOptions, resolve_providers
 from .personas import PersonaCard
 from .protocol import ImageInput
 from .sentence_encoder import SentenceEncoder
@@ -147,6 +148,16 @@ class RoleModelEngine:
             providers,
         )
         self.provider = self.graphs["decoder"].provider
+        #: Where the running batch's KV cache lives: "device" (``npc_runtime.device_kv``, bound with IOBinding)
+        #: or "host" (numpy, ``SlotKVCache``). ``auto`` puts it on the device with CUDA.
+        self.kv_cache = self.options.kv_cache
+        if self.kv_cache == "auto":
+            self.kv_cache = "device" if self.provider == CUDA else "host"
+        self._kv_memory: HostMemory | CudaMemory | None = None
+        self._kv_writer: KVWriter | None = None
+        if self.kv_cache == "device":
+            self._kv_memory = CudaMemory() if self.provider == CUDA else HostMemory()
+            self._kv_writer = KVWriter(self.options, providers)
         model = bundle.model
         self.d_model = int(model["d_model"])
         self.n_layers = int(model["n_layers"])
@@ -370,8 +381,11 @@ class RoleModelEngine:
         empty = np.zeros((batch, self.n_heads, 0, self.head_dim), dtype=np.float32)
         return {name: empty for name in self.past_names}
 
-    def new_cache(self) -> SlotKVCache:
-        """An empty running-batch KV cache that :meth:`decode_step` updates in place."""
+    def new_cache(self) -> SlotKVCache | DeviceKVCache:
+        """An empty running-batch KV cache that :meth:`decode_step` updates in place (see :attr:`kv_cache`)."""
+        if self._kv_memory is not None and self._kv_writer is not None:
+            return DeviceKVCache(self._kv_memory, self._kv_writer, len(self.past_names), self.n_heads, self.head_dim,
+                                 max_length=self.max_positions)
         return SlotKVCache(len(self.past_names), self.n_heads, self.head_dim, np.float32, max_length=self.max_positions)
 
     def _full_feeds(self, items: Sequence[Prepared]) -> tuple[dict[str, Any], np.ndarray]:
@@ -429,9 +443,22 @@ class RoleModelEngine:
             feeds["logits_to_keep"] = _ONE
         return feeds
 
-    def decode_step(self, last_ids: np.ndarray, positions: np.ndarray, cache: SlotKVCache) -> np.ndarray:
+    def decode_step(self, last_ids: np.ndarray, positions: np.ndarray,
+                    cache: SlotKVCache | DeviceKVCache) -> np.ndarray:
         """One token for each row of ``cache``: logits ``(B, V)``; the new keys and values go into the cache."""
         feeds = self._step_feeds(last_ids, positions, cache.attention_mask())
+        if isinstance(cache, DeviceKVCache):
+            # the past is read and the new positions written where they lie; only the logits come back
+            graph = self.graphs["decoder"]
+            binding = graph.session.io_binding()
+            for name, value in feeds.items():
+                binding.bind_cpu_input(name, value)
+            binding.bind_output("logits", "cpu")
+            cache.bind(binding, self.past_names, self.new_names)
+            graph.run_bound(binding)
+            logits = binding.get_outputs()[0].numpy()
+            cache.commit()
+            return logits[:, -1, :]
         feeds.update(zip(self.past_names, cache.past()))
         out = self.graphs["decoder"].run(feeds, ["logits", *self.new_names])
         cache.write([out[name] for name in self.new_names])

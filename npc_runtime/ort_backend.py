@@ -16,11 +16,13 @@ import numpy as np
 
 from .errors import ConfigError, InferenceError
 
-__all__ = ["RuntimeOptions", "OrtGraph", "resolve_providers", "DEVICES"]
+__all__ = ["RuntimeOptions", "OrtGraph", "resolve_providers", "DEVICES", "KV_CACHES"]
 
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
+#: Where the running batch's KV cache lives: ``auto`` is the device's memory on CUDA and host memory on the CPU.
+KV_CACHES = ("auto", "host", "device")
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 
@@ -42,10 +44,13 @@ class RuntimeOptions:
     allow_spinning: bool = False  # spinning threads burn the cores a game needs
     optimized_cache_dir: str | None = None  # where optimised graphs are cached between runs
     log_severity: int = 3  # ONNX Runtime's own log: 3 = errors only
+    kv_cache: str = "auto"  # one of KV_CACHES (npc_runtime.device_kv)
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.kv_cache not in KV_CACHES:
+            raise ValueError(f"kv_cache must be one of {KV_CACHES}, got {self.kv_cache!r}")
         if self.intra_op_threads < 0:
             raise ValueError("intra_op_threads must be >= 0")
 
@@ -139,3 +144,10 @@ class OrtGraph:
         except Exception as exc:
             raise InferenceError(f"{self.path.name} failed: {exc}") from exc
         return dict(zip(names, values))
+
+    def run_bound(self, binding: Any) -> None:
+        """Run with an IOBinding whose inputs and outputs the caller has bound (device-resident tensors)."""
+        try:
+            self.session.run_with_iobinding(binding)
+        except Exception as exc:
+            raise InferenceError(f"{self.path.name} failed: {exc}") from exc

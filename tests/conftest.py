@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import msgpack
+import numpy as np
 import pytest
 import zmq
 
@@ -31,6 +32,43 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_engine(tiny_bundle: Path) -> RoleModelEngine:
     return RoleModelEngine(load_bundle(tiny_bundle), RuntimeOptions(device="cpu", intra_op_threads=1))
+
+
+def _ragged_greedy(engine: RoleModelEngine, steps: int = 12) -> tuple[list[list[int]], list[np.ndarray]]:
+    """Greedy decoding of five prompts: three start, two join at step 4, rows 0 and 2 leave at step 8."""
+    cards = list(PersonaPack.load(default_pack_dir()))[:5]
+    lines = ["Hello.", "What do you sell?", "Any rumours?", "Where is the well?", "Nice weather."]
+    preps = [engine.prepare(c.fingerprint(), c.card_text(), c.knowledge_text(), {"weather": "rain"}, [], line, None)
+             for c, line in zip(cards, lines)]
+    cache = engine.new_cache()
+    first = engine.prefill(preps[:3])
+    cache.append(first.kv, first.mask)
+    last = np.argmax(first.logits, axis=1)
+    positions = np.array([len(p.ids) for p in preps[:3]])
+    tokens = [[int(t)] for t in last]
+    logits_seen = []
+    for step in range(steps):
+        if step == 4:
+            more = engine.prefill(preps[3:])
+            cache.append(more.kv, more.mask)
+            last = np.concatenate([last, np.argmax(more.logits, axis=1)])
+            positions = np.concatenate([positions, [len(p.ids) for p in preps[3:]]])
+            tokens += [[int(t)] for t in np.argmax(more.logits, axis=1)]
+        if step == 8:
+            order = cache.remove([0, 2])
+            last, positions, tokens = last[order], positions[order], [tokens[i] for i in order]
+        logits = engine.decode_step(last.astype(np.int64), positions.astype(np.int64), cache)
+        logits_seen.append(logits.copy())
+        last, positions = np.argmax(logits, axis=1), positions + 1
+        for row, token in enumerate(last):
+            tokens[row].append(int(token))
+    return tokens, logits_seen
+
+
+@pytest.fixture(scope="session")
+def ragged_greedy():
+    """Greedy decoding through an engine's running-batch cache while rows join and leave: (tokens, logits)."""
+    return _ragged_greedy
 
 
 @dataclass

@@ -32,11 +32,13 @@ def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[s
     assert "usage:" in capsys.readouterr().out
 
 
-def test_serve_subprocess_logs_provider_once_and_stops_on_sigterm(tiny_bundle: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kv_cache", ["auto", "device"])  # device: the IOBinding cache, here in host memory
+def test_serve_subprocess_logs_provider_once_and_stops_on_sigterm(tiny_bundle: Path, tmp_path: Path,
+                                                                  kv_cache: str) -> None:
     ready = tmp_path / "ready"
     proc = subprocess.Popen(
         [sys.executable, "-m", "npc_runtime", "serve", "--model", str(tiny_bundle), "--bind", "tcp://127.0.0.1:0",
-         "--data", str(tmp_path / "data"), "--ready-file", str(ready)],
+         "--data", str(tmp_path / "data"), "--ready-file", str(ready), "--kv-cache", kv_cache],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
@@ -73,6 +75,12 @@ def test_serve_subprocess_logs_provider_once_and_stops_on_sigterm(tiny_bundle: P
 def test_missing_bundle_is_a_clear_startup_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--model", str(tmp_path / "nope"), "--data", str(tmp_path)]) == 1
     assert "model bundle directory not found" in capsys.readouterr().err
+
+
+def test_a_bad_kv_cache_choice_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--kv-cache", "gpu", "--model", str(tmp_path / "nope"), "--data", str(tmp_path)])
+    assert "--kv-cache" in capsys.readouterr().err
 
 
 def test_a_bad_voice_bias_is_refused_before_loading(tmp_path: Path) -> None:

@@ -69,6 +69,34 @@ def test_cuda_engine_matches_cpu_engine_step_by_step() -> None:
 
 
 @pytest.mark.skipif(not (default_bundle_dir() / "bundle.json").exists(), reason="no shipped bundle")
+def test_gpu_kv_cache_gives_the_host_caches_tokens(ragged_greedy) -> None:
+    """On CUDA the cache in GPU memory (IOBinding, in-place write graph) gives the same greedy tokens and logits
+    as the numpy cache copied to the GPU every step, while rows join and leave; and it holds what the numpy
+    cache holds."""
+    from npc_runtime.device_kv import DeviceKVCache
+
+    host = RoleModelEngine(load_bundle(default_bundle_dir()), RuntimeOptions(device="cuda", kv_cache="host"))
+    gpu = RoleModelEngine(load_bundle(default_bundle_dir()), RuntimeOptions(device="cuda"))
+    assert gpu.kv_cache == "device" and host.kv_cache == "host"
+    want_tokens, want_logits = ragged_greedy(host, steps=16)
+    got_tokens, got_logits = ragged_greedy(gpu, steps=16)
+    worst = max(float(np.abs(a - b).max()) for a, b in zip(want_logits, got_logits, strict=True))
+    print(f"GPU-resident vs host KV cache on CUDA: worst logit difference {worst:.6f}")
+    assert got_tokens == want_tokens
+    assert worst < 1e-3
+    card = PersonaPack.load(default_pack_dir()).get("healer")
+    prepared = gpu.prepare(card.fingerprint(), card.card_text(), card.knowledge_text(), {}, [], "Hello.", None)
+    first = gpu.prefill([prepared, prepared])
+    caches = [gpu.new_cache(), host.new_cache()]
+    for cache in caches:
+        cache.append(first.kv, first.mask)
+        cache.remove([0])
+    assert isinstance(caches[0], DeviceKVCache)
+    for got, want in zip(caches[0].to_host(), caches[1].past(), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.skipif(not (default_bundle_dir() / "bundle.json").exists(), reason="no shipped bundle")
 def test_shipped_bundle_serves_a_say_on_cuda() -> None:
     from sample_game.spawn import ServerProcess
 
@@ -83,3 +111,4 @@ def test_shipped_bundle_serves_a_say_on_cuda() -> None:
     reply = json.loads(out.stdout)
     assert reply["type"] == "reply" and reply["text"].strip() and reply["emotion"]
     assert log.count("execution provider: CUDAExecutionProvider") == 1, log
+    assert "KV cache in GPU memory" in log, log

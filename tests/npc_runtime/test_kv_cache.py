@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from npc_runtime.device_kv import DeviceKVCache, HostMemory, KVWriter
 from npc_runtime.kv_cache import ConcatKVCache, SlotKVCache
+from npc_runtime.ort_backend import CPU, RuntimeOptions
 
 HEADS, DH, TENSORS = 2, 4, 3
 
@@ -38,12 +40,29 @@ def _step(rng: np.random.Generator, n: int) -> list[np.ndarray]:
     return [rng.standard_normal((n, HEADS, 1, DH)).astype(np.float32) for _ in range(TENSORS)]
 
 
+def _rows_of_device_cache(cache: DeviceKVCache) -> list[list[np.ndarray]]:
+    host = cache.to_host()
+    return [[t[r, :, : cache.lengths[r]] for t in host] for r in range(len(cache))]
+
+
 def _rows(cache) -> list[list[np.ndarray]]:
+    if isinstance(cache, DeviceKVCache):
+        return _rows_of_device_cache(cache)
     return _rows_of_slot_cache(cache) if isinstance(cache, SlotKVCache) else _rows_of_concat_cache(cache)
 
 
+_WRITER: list[KVWriter] = []
+
+
+def _device_cache(grow: int = 32) -> DeviceKVCache:
+    """The device cache's logic in host memory: the same bindings and in-place write graph, on the CPU provider."""
+    if not _WRITER:
+        _WRITER.append(KVWriter(RuntimeOptions(device="cpu", intra_op_threads=1), [CPU]))
+    return DeviceKVCache(HostMemory(), _WRITER[0], TENSORS, HEADS, DH, grow=grow)
+
+
 def _write(cache, new: list[np.ndarray]) -> None:
-    if isinstance(cache, SlotKVCache):
+    if isinstance(cache, SlotKVCache | DeviceKVCache):
         cache.write(new)
     else:
         cache.kv = [np.concatenate([a, b], axis=2) for a, b in zip(cache.kv, new)]
@@ -53,7 +72,10 @@ def _write(cache, new: list[np.ndarray]) -> None:
 @pytest.mark.parametrize("make", [lambda: SlotKVCache(TENSORS, HEADS, DH, grow=1),
                                   lambda: SlotKVCache(TENSORS, HEADS, DH, grow=4),
                                   lambda: SlotKVCache(TENSORS, HEADS, DH),
-                                  ConcatKVCache], ids=["slots-grow1", "slots-grow4", "slots", "concat"])
+                                  ConcatKVCache,
+                                  lambda: _device_cache(grow=1),
+                                  _device_cache],
+                         ids=["slots-grow1", "slots-grow4", "slots", "concat", "device-grow1", "device"])
 def test_cache_keeps_each_rows_positions_through_joins_steps_and_leaves(make) -> None:
     rng = np.random.default_rng(7)
     cache = make()
@@ -99,9 +121,11 @@ def test_slot_cache_mask_past_views_and_memory() -> None:
     assert len(cache) == 0 and cache.nbytes == 0
 
 
-def test_slot_cache_gives_memory_back_when_long_rows_leave() -> None:
+@pytest.mark.parametrize("make", [lambda: SlotKVCache(TENSORS, HEADS, DH, grow=4), lambda: _device_cache(grow=4)],
+                         ids=["slots", "device"])
+def test_cache_gives_memory_back_when_long_rows_leave(make) -> None:
     rng = np.random.default_rng(1)
-    cache = SlotKVCache(TENSORS, HEADS, DH, grow=4)
+    cache = make()
     kv, mask, _ = _prefill(rng, [2, 30])
     cache.append(kv, mask)
     assert cache.capacity == 32

@@ -290,3 +290,19 @@ def test_the_scheduler_spells_only_lexicon_and_request_words(spelled_bundle: Pat
     loose = RoleModelEngine(bundle, options, spelling=False)
     assert loose.lexicon is None and loose.spelling("", {}, []) is None
     assert _reply_words_outside(engine.lexicon.words, _run(loose, reqs, SchedulerConfig(max_batch=4)), reqs)
+
+
+def test_device_kv_cache_gives_the_host_caches_replies(tiny_bundle, tiny_engine) -> None:
+    """The device-resident cache (here in host memory, on the CPU provider: the same IOBinding path and in-place
+    write graph as on CUDA) gives the same greedy replies as the numpy cache while rows join and leave."""
+    from dataclasses import replace
+
+    device = RoleModelEngine(load_bundle(tiny_bundle),
+                             RuntimeOptions(device="cpu", intra_op_threads=1, kv_cache="device"))
+    assert (device.kv_cache, tiny_engine.kv_cache) == ("device", "host")
+    reqs = [replace(r, options=replace(r.options, max_tokens=4 + 3 * (r.key % 4))) for r in _requests(9)]
+    config = SchedulerConfig(max_batch=4, max_admit_per_tick=2)  # rows join and leave at different steps
+    on_host, on_device = _run(tiny_engine, reqs, config), _run(device, reqs, config)
+    for req in reqs:
+        assert on_device[req.key][0] == "reply"
+        assert on_device[req.key][1]["text"] == on_host[req.key][1]["text"], f"request {req.key} differs"
