@@ -444,6 +444,9 @@ def _constraints(settings: Mapping[str, Any]) -> str:
     if "voice_bias" in settings:
         bias = settings["voice_bias"]
         parts.append(f"voice steering {bias} nats" if bias else "voice steering off")
+    if "fact_bias" in settings:
+        bias = settings["fact_bias"]
+        parts.append(f"fact steering {bias} nats" if bias else "fact steering off")
     return "".join(f", {p}" for p in parts)
 
 

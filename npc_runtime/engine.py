@@ -33,6 +33,7 @@ from .personas import PersonaCard
 from .protocol import ImageInput
 from .sentence_encoder import SentenceEncoder
 from .spelling import Lexicon, RowSpelling, read_lexicon
+from .facts import FactSteering
 from .voice import VoiceSteering
 
 __all__ = ["RoleModelEngine", "Prepared", "PrefillResult", "ByteLRU", "load_engine"]
@@ -217,6 +218,8 @@ class RoleModelEngine:
         #: Voice steering towards a card's catchphrase and form of address (``GenOptions.voice_bias``).
         self.voice = VoiceSteering(lambda text: self.tokenizer.encode(text, add_special_tokens=False).ids, pieces,
                                    self.eos_id)
+        #: Fact steering towards the card's price or direction where a reply says one (``GenOptions.fact_bias``).
+        self.facts = FactSteering(lambda text: self.tokenizer.encode(text, add_special_tokens=False).ids, pieces)
         #: Tokens that end a reply if sampled despite the ban (a turn marker means the reply is over).
         self.persona_cache = ByteLRU(persona_cache_bytes)
         self.image_cache = ByteLRU(image_cache_bytes)

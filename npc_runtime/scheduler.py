@@ -23,6 +23,7 @@ from .engine import PrefillResult, RoleModelEngine
 from .errors import ImageError, InferenceError
 from .protocol import ImageInput, SayOptions
 from .sampling import DEFAULT_NO_REPEAT_NGRAM, sample_tokens
+from .facts import DEFAULT_FACT_BIAS, combine
 from .voice import DEFAULT_VOICE_BIAS, steer
 
 __all__ = ["GenRequest", "GenOptions", "Scheduler", "SchedulerConfig", "Overloaded"]
@@ -51,6 +52,9 @@ class GenOptions:
     #: Voice steering towards the card's catchphrase and form of address, in nats (0: off; ``npc_runtime.voice``);
     #: not settable over the protocol, a server setting (``npc-runtime serve --voice-bias``).
     voice_bias: float = DEFAULT_VOICE_BIAS
+    #: Fact steering towards the card's price or direction where a reply is about to say one, in nats (0: off;
+    #: ``npc_runtime.facts``); a server setting (``npc-runtime serve --fact-bias``).
+    fact_bias: float = DEFAULT_FACT_BIAS
     stop: tuple[str, ...] = ()
     timeout_ms: int = 30_000
     #: Not settable over the protocol: benchmarks and tests use it for replies of a fixed length.
@@ -65,6 +69,7 @@ class GenOptions:
             merged["stop"] = base.stop
         merged["ignore_eos"] = base.ignore_eos
         merged["voice_bias"] = base.voice_bias
+        merged["fact_bias"] = base.fact_bias
         return cls(**merged)
 
 
@@ -340,6 +345,7 @@ class Scheduler:
         new_rows = []
         spelling = getattr(self.engine, "spelling", None)  # engines of imported chat models have none
         voice = getattr(self.engine, "voice", None)  # nor voice steering
+        facts = getattr(self.engine, "facts", None)  # nor fact steering
         for row, (req, prep) in enumerate(zip(ready, prepared)):
             emotion = summarise(
                 result.emotion_logits[row].tolist(), float(result.emotion_intensity[row]), self.engine.bundle.emotions
@@ -358,6 +364,8 @@ class Scheduler:
                 live.spelling = spelling(req.knowledge, req.context, req.history)
             if voice is not None:
                 live.voice = voice.row(req.card_text, req.history, req.options.voice_bias)
+            if facts is not None:
+                live.voice = combine(facts.row(req.knowledge, req.text, req.options.fact_bias), live.voice)
             new_rows.append(live)
         for live, token in zip(new_rows, self._sample(new_rows, result.logits)):
             self._accept(live, int(token))

@@ -277,9 +277,12 @@ def test_sampled_runs_say_so_in_the_report_header() -> None:
         EvalConfig(temperature=-1.0)
     with pytest.raises(ValueError, match="voice_bias"):
         EvalConfig(voice_bias=-1.0)
+    with pytest.raises(ValueError, match="fact_bias"):
+        EvalConfig(fact_bias=51.0)
     from export.eval_report import _constraints
 
     assert "voice steering 3.0 nats" in _constraints({"voice_bias": 3.0})
+    assert "fact steering off" in _constraints({"voice_bias": 1.5, "fact_bias": 0.0})
     assert "voice steering off" in _constraints({"voice_bias": 0.0}) and "voice" not in _constraints({})
 
 

@@ -1,0 +1,174 @@
+"""Fact steering: where a reply is about to say a price or a compass direction, say the card's.
+
+The small role model copies a ware's name from the card reliably but often not the price beside it, or the
+direction of the place it names ("that's 1 silver for the ballad in your honour" where the card says 5; "the inn:
+south of the square, the green door" where it says east): at that point the card holds several numbers and
+several directions, all of them likely, and the model's choice among them is a coin toss (docs/eval.md, "Task
+completion"). The card itself says which is right, so the runtime settles it:
+
+- The card's knowledge line gives each ware's price (``wares: dagger 12, iron helm 25``) and each place's leading
+  compass direction (``places: the inn (east of the square, …)``: "east"; "south-west"; a place without one has
+  none).
+- The reply's **topic** is the ware or place it named last, or, before it names one, the one the player's line
+  named last (compared as lower-case words, leading articles dropped: "the ballad in your honour" names "a ballad
+  in your honour").
+- Where the row's likeliest next token **begins a number** and the topic is a ware, the price's first token gets
+  ``bias``; where it **begins a compass direction** and the topic is a place with one, the direction's first token
+  gets it. A taken nudge is finished with ``FINISH_BIAS`` ("south" of "south-west" goes on to "-west").
+
+The model still decides whether to give a number or a direction at all, and where; the steering only picks which
+one. Numbers that are not prices (an offer for the player's own goods, a reward) are left alone unless the topic
+is a ware. It is a server setting like the voice steering (``npc-runtime serve --fact-bias``); 0 turns it off.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from .voice import FINISH_BIAS, plain_words
+
+__all__ = ["DEFAULT_FACT_BIAS", "card_facts", "FactSteering", "RowFacts"]
+
+#: The default bias in nats (``GenOptions.fact_bias``); docs/eval.md, "Fact steering", gives the measured choice.
+DEFAULT_FACT_BIAS = 8.0
+
+_SECTION = re.compile(r"(?:^|\|)\s*(wares|places):\s*([^|]*)")
+_WARE = re.compile(r"^(.*\S)\s+(\d+)$")
+_PLACE = re.compile(r"^(.*?)\s*\((.*)\)$")
+_COMPASS = re.compile(r"^((?:north|south|east|west)(?:-(?:north|south|east|west))?)\b", re.IGNORECASE)
+_ARTICLE = re.compile(r"^(?:a|an|the|some) ")
+_COMPASS_WORDS = ("north", "south", "east", "west")
+
+
+def _name_key(name: str) -> str:
+    return _ARTICLE.sub("", plain_words(name))
+
+
+def card_facts(knowledge: str) -> dict[str, str]:
+    """``{name: fact}`` from a card's knowledge line: each ware's price and each place's leading compass
+    direction, names as :func:`plain_words` without a leading article."""
+    out: dict[str, str] = {}
+    for section, body in _SECTION.findall(knowledge):
+        for item in (part.strip() for part in re.split(r",\s*(?![^()]*\))", body)):
+            if section == "wares":
+                found = _WARE.match(item)
+                if found:
+                    out[_name_key(found.group(1))] = found.group(2)
+            else:
+                found = _PLACE.match(item)
+                direction = _COMPASS.match(found.group(2).strip()) if found else None
+                if found and direction:
+                    out[_name_key(found.group(1))] = direction.group(1).lower()
+    out.pop("", None)
+    return out
+
+
+class FactSteering:
+    """Per engine: which tokens begin a number or a compass direction, and how a fact is spelled in tokens."""
+
+    def __init__(self, encode: Callable[[str], Sequence[int]], pieces: Sequence[str]) -> None:
+        self._encode = encode
+        self.pieces = list(pieces)
+        stripped = [piece.strip() for piece in pieces]
+        self.number_start = np.array([bool(p) and p[0].isdigit() for p in stripped], dtype=bool)
+        self.compass_start = np.array([p.isalpha() and p.lower().startswith(_COMPASS_WORDS) for p in stripped],
+                                      dtype=bool)
+
+    def row(self, knowledge: str, player: str, bias: float) -> RowFacts | None:
+        """The steering of one reply (None where the card has no prices or directions, or ``bias`` is 0)."""
+        if bias <= 0.0:
+            return None
+        facts = card_facts(knowledge)
+        return RowFacts(self, facts, player, bias) if facts else None
+
+    def spell(self, fact: str, like: int) -> list[int]:
+        """``fact``'s token ids as it would follow token ``like``: its leading space and capital."""
+        piece = self.pieces[like] if 0 <= like < len(self.pieces) else " "
+        text = fact.capitalize() if piece.strip()[:1].isupper() else fact
+        return list(self._encode((" " if piece.startswith(" ") else "") + text))
+
+
+class RowFacts:
+    """The fact steering of one reply: its topic, and what a taken nudge still has to say."""
+
+    def __init__(self, steering: FactSteering, facts: dict[str, str], player: str, bias: float) -> None:
+        self._steering = steering
+        self.facts = facts
+        self.bias = bias
+        self._names = sorted(facts, key=len, reverse=True)  # "iron helm" before "helm"
+        self._player_topic = self._last_named(player)
+        self._text = ""
+        self._offer: tuple[int, list[int]] | None = None
+        self._finish: list[int] = []
+
+    def _last_named(self, text: str) -> str | None:
+        words = f" {plain_words(text)} "
+        best, at = None, -1
+        for name in self._names:
+            where = words.rfind(f" {name} ")
+            if where > at:
+                best, at = name, where
+        return best
+
+    @property
+    def topic(self) -> str | None:
+        """The ware or place the reply named last, else the player's line."""
+        return self._last_named(self._text) or self._player_topic
+
+    def boost(self, best: int, room: int | None = None) -> tuple[list[int], list[float]]:
+        """The token ids to raise at this step and by how much, given the row's likeliest next token ``best``
+        and the tokens the reply may still say (``room``; None: no limit)."""
+        self._offer = None
+        if self._finish:
+            return [self._finish[0]], [FINISH_BIAS]
+        steering = self._steering
+        if not 0 <= best < len(steering.pieces):
+            return [], []
+        topic = self.topic
+        if topic is None:
+            return [], []
+        fact = self.facts[topic]
+        wanted = fact.isdigit()
+        if not (steering.number_start[best] if wanted else steering.compass_start[best]):
+            return [], []
+        ids = steering.spell(fact, best)
+        if not ids or (room is not None and len(ids) + 1 > room):
+            return [], []
+        self._offer = (ids[0], ids[1:])
+        return [ids[0]], [self.bias]
+
+    def advance(self, token: int) -> None:
+        """Take the token the reply just said."""
+        if self._finish:
+            self._finish = self._finish[1:] if token == self._finish[0] else []
+        elif self._offer is not None and token == self._offer[0]:
+            self._finish = list(self._offer[1])
+        self._offer = None
+        if 0 <= token < len(self._steering.pieces):
+            self._text += self._steering.pieces[token]
+
+
+class BothSteerings:
+    """Two steerings of one reply (facts, then voice): the first one's nudge has the step to itself, so a price
+    being finished is never interrupted by a form of address."""
+
+    def __init__(self, first: RowFacts, second: object) -> None:
+        self.first, self.second = first, second
+
+    def boost(self, best: int, room: int | None = None) -> tuple[list[int], list[float]]:
+        ids, by = self.first.boost(best, room)
+        return (ids, by) if ids else self.second.boost(best, room)  # type: ignore[attr-defined]
+
+    def advance(self, token: int) -> None:
+        self.first.advance(token)
+        self.second.advance(token)  # type: ignore[attr-defined]
+
+
+def combine(facts: RowFacts | None, voice: object | None) -> object | None:
+    """One steering object for a reply from its fact and voice steerings (either may be None)."""
+    if facts is None or voice is None:
+        return facts if facts is not None else voice
+    return BothSteerings(facts, voice)

@@ -1,0 +1,131 @@
+"""Fact steering: the facts read from a card's knowledge line, where the bias applies, and what a taken nudge says."""
+
+from __future__ import annotations
+
+import pytest
+from tokenizers import Tokenizer
+
+from npc_runtime.bundle import default_bundle_dir
+from npc_runtime.facts import BothSteerings, FactSteering, card_facts, combine
+from npc_runtime.personas import PersonaPack, default_pack_dir
+from npc_runtime.voice import FINISH_BIAS
+
+TOKENIZER = default_bundle_dir() / "tokenizer.json"
+pytestmark = pytest.mark.skipif(not TOKENIZER.exists(), reason="no shipped bundle")
+KNOWLEDGE = ("name: Brenna Ironhand | role: blacksmith | wares: longsword 40, dagger 12, iron helm 25 | places: the "
+             "forge (south-west of the square, follow the smoke), the inn (east of the square, the green door), the "
+             "square (the village centre, by the fountain) | facts: the forge has stood for 3 generations")
+
+
+@pytest.fixture(scope="module")
+def steering() -> tuple[FactSteering, Tokenizer]:
+    tokenizer = Tokenizer.from_file(str(TOKENIZER))
+    pieces = [tokenizer.decode([i], skip_special_tokens=False) for i in range(tokenizer.get_vocab_size())]
+    return FactSteering(lambda text: tokenizer.encode(text, add_special_tokens=False).ids, pieces), tokenizer
+
+
+def _say(row, tokenizer: Tokenizer, text: str) -> None:
+    for token in tokenizer.encode(text, add_special_tokens=False).ids:
+        row.boost(token)
+        row.advance(token)
+
+
+def _id(tokenizer: Tokenizer, text: str) -> int:
+    ids = tokenizer.encode(text, add_special_tokens=False).ids
+    assert len(ids) == 1, (text, ids)
+    return ids[0]
+
+
+def test_facts_are_read_from_the_knowledge_line() -> None:
+    assert card_facts(KNOWLEDGE) == {"longsword": "40", "dagger": "12", "iron helm": "25", "forge": "south-west",
+                                     "inn": "east"}  # the square has no compass direction; facts are not wares
+    cards = {card.id: card for card in PersonaPack.load(default_pack_dir())}
+    assert card_facts(cards["bard"].knowledge_text()) == {"song": "1", "ballad in your honour": "5", "inn": "east"}
+    assert card_facts("name: Tam | role: child | facts: he is 9") == {}
+
+
+def test_the_price_of_the_ware_the_player_named_replaces_another_number(steering) -> None:
+    facts, tok = steering
+    row = facts.row(KNOWLEDGE, "What does the dagger cost?", 8.0)
+    assert row is not None and row.topic == "dagger"
+    _say(row, tok, "That's")
+    assert row.boost(_id(tok, " 40")) == ([_id(tok, " 12")], [8.0])  # about to say a number: the dagger's
+    row.advance(_id(tok, " 12"))
+    assert row.boost(_id(tok, " silver")) == ([], [])  # not a number: nothing
+    _say(row, tok, " silver, and the iron helm is")
+    assert row.topic == "iron helm"  # the reply's own last ware wins over the player's
+    assert row.boost(_id(tok, " 12")) == ([_id(tok, " 25")], [8.0])
+
+
+def test_a_direction_is_the_places_and_a_taken_one_is_finished(steering) -> None:
+    facts, tok = steering
+    row = facts.row(KNOWLEDGE, "Which road leads to the forge?", 3.0)
+    _say(row, tok, "For the forge:")
+    south, west = _id(tok, " south"), _id(tok, "west")
+    assert row.boost(_id(tok, " east")) == ([south], [3.0])
+    row.advance(south)
+    hyphen = tok.encode(" south-west", add_special_tokens=False).ids[1]
+    assert row.boost(_id(tok, " of")) == ([hyphen], [FINISH_BIAS])  # "south" goes on to "-west"
+    row.advance(hyphen)
+    assert row.boost(_id(tok, " of")) == ([west], [FINISH_BIAS])
+    row.advance(west)
+    assert row.boost(_id(tok, " of")) == ([], [])
+    capital = facts.row(KNOWLEDGE, "Where is the inn?", 3.0)
+    assert capital.boost(_id(tok, " North")) == ([_id(tok, " East")], [3.0])  # as the row would write it
+
+
+def test_no_steering_without_a_topic_a_fact_or_a_bias(steering) -> None:
+    facts, tok = steering
+    row = facts.row(KNOWLEDGE, "Hello there.", 8.0)
+    assert row.topic is None and row.boost(_id(tok, " 40")) == ([], [])  # a number, but no ware named
+    assert facts.row(KNOWLEDGE, "How much is the dagger?", 0.0) is None
+    assert facts.row("name: Tam | role: child", "How much is the dagger?", 8.0) is None
+    row = facts.row(KNOWLEDGE, "How much is the dagger?", 8.0)
+    assert row.boost(_id(tok, " south")) == ([], [])  # the topic is a ware: a direction is left alone
+    assert row.boost(_id(tok, " 40"), room=1) == ([], [])  # no room left for it
+
+
+def test_combined_with_voice_the_fact_has_the_step(steering) -> None:
+    facts, tok = steering
+
+    class Voice:
+        def __init__(self) -> None:
+            self.seen: list[int] = []
+
+        def boost(self, best: int, room: int | None = None) -> tuple[list[int], list[float]]:
+            return [7], [1.5]
+
+        def advance(self, token: int) -> None:
+            self.seen.append(token)
+
+    row, voice = facts.row(KNOWLEDGE, "How much is the dagger?", 8.0), Voice()
+    both = combine(row, voice)
+    assert isinstance(both, BothSteerings) and combine(None, voice) is voice and combine(row, None) is row
+    assert both.boost(_id(tok, " 40")) == ([_id(tok, " 12")], [8.0])
+    assert both.boost(_id(tok, " silver")) == ([7], [1.5])  # no fact here: the voice's nudge
+    both.advance(_id(tok, " 12"))
+    assert voice.seen == [_id(tok, " 12")]  # both follow the reply
+
+
+def test_the_shipped_bundle_gives_the_cards_direction_with_fact_steering() -> None:
+    """The real model and scheduler: asked the way to the inn, the blacksmith gives another place's direction from
+    her card ("South of the square, …", the riverside's); with the default steering it is the inn's."""
+    from npc_runtime.bundle import load_bundle
+    from npc_runtime.engine import RoleModelEngine
+    from npc_runtime.facts import DEFAULT_FACT_BIAS
+    from npc_runtime.ort_backend import RuntimeOptions
+    from npc_runtime.scheduler import GenOptions, GenRequest, SchedulerConfig
+
+    from .test_scheduler import _run
+
+    engine = RoleModelEngine(load_bundle(default_bundle_dir()), RuntimeOptions(device="cpu", intra_op_threads=1))
+    card = PersonaPack.load(default_pack_dir()).get("blacksmith")
+    reqs = [GenRequest(key=bias, fingerprint=card.fingerprint(), card_text=card.card_text(),
+                       knowledge=card.knowledge_text(voice=engine.prompt_voice), text="which road leads to the inn?",
+                       context={"time_of_day": "noon"}, history=[], image=None,
+                       options=GenOptions(temperature=0.0, fact_bias=bias))
+            for bias in (0.0, DEFAULT_FACT_BIAS)]  # fmt: skip
+    done = _run(engine, reqs, SchedulerConfig(max_batch=2))
+    off, on = done[0.0][1]["text"], done[DEFAULT_FACT_BIAS][1]["text"]
+    assert "south of the square" in off.lower(), off
+    assert "east of the square" in on.lower(), on
