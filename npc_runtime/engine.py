@@ -24,16 +24,16 @@ from tokenizers import Tokenizer
 
 from . import prompt
 from .bundle import Bundle, role_model_kv_names
-from .errors import BundleError, ImageError
-from .images import decode_image, image_key, preprocess
 from .device_kv import CudaMemory, DeviceKVCache, HostMemory, KVWriter
+from .errors import BundleError, ImageError
+from .facts import FactSteering
+from .images import decode_image, image_key, preprocess
 from .kv_cache import SlotKVCache
 from .ort_backend import CUDA, OrtGraph, RuntimeOptions, resolve_providers
 from .personas import PersonaCard
 from .protocol import ImageInput
 from .sentence_encoder import SentenceEncoder
 from .spelling import Lexicon, RowSpelling, read_lexicon
-from .facts import FactSteering
 from .voice import VoiceSteering
 
 __all__ = ["RoleModelEngine", "Prepared", "PrefillResult", "ByteLRU", "load_engine"]

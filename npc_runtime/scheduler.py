@@ -21,9 +21,9 @@ import numpy as np
 from .emotion import summarise
 from .engine import PrefillResult, RoleModelEngine
 from .errors import ImageError, InferenceError
+from .facts import DEFAULT_FACT_BIAS, combine
 from .protocol import ImageInput, SayOptions
 from .sampling import DEFAULT_NO_REPEAT_NGRAM, sample_tokens
-from .facts import DEFAULT_FACT_BIAS, combine
 from .voice import DEFAULT_VOICE_BIAS, steer
 
 __all__ = ["GenRequest", "GenOptions", "Scheduler", "SchedulerConfig", "Overloaded"]
@@ -155,7 +155,7 @@ class _Live:
     done: bool = False
     broke_character: bool = False  # the engine's guard cut an out-of-character span from the reply
     spelling: Any = None  # the reply's spelling constraint (spelling.RowSpelling) where the engine has one
-    voice: Any = None  # the reply's voice steering (voice.RowVoice) where the card names a marker
+    voice: Any = None  # the reply's steering: facts.RowFacts and/or voice.RowVoice (facts.combine), or None
 
 
 class Scheduler:
