@@ -1,4 +1,4 @@
-"""Re-quantise a bundle's graphs: dynamic int8 MatMuls to fp32, or to weight-only int8 (``MatMulNBits``).
+"""Re-quantise a bundle's graphs: dynamic int8 MatMuls to fp32, fp16-stored weights, or weight-only int8.
 
 The shipped bundle's decoder is dynamically quantised (``DynamicQuantizeLinear`` + ``MatMulInteger``): the best
 size and CPU speed, with two costs measured on 2026-12-04 (docs/benchmarks.md, "Decoder precision"):
@@ -12,13 +12,15 @@ This tool rewrites each such MatMul from the weights the bundle already has, wit
 - ``fp32``: the weights dequantised, ``(q - zero_point) * scale``, a plain ``MatMul`` on the layer's float
   input. The same weights, no activation quantisation: rows are independent and every MatMul runs on CUDA; the
   graph is about twice the int8 size.
+- ``fp16-weights``: the same, with the weights stored as fp16 and cast to fp32 when ONNX Runtime loads the graph
+  (it folds the casts): fp32 arithmetic and independent rows at about the int8 file size.
 - ``nbits8``: the dequantised weights quantised again per block of 32 along the input dimension, symmetric
   int8, into ONNX Runtime's ``MatMulNBits`` (``accuracy_level`` 4: int8 compute on CPUs that have it). About the
   int8 size, with kernels on both providers.
 
-Usage: ``python -m export.requantize BUNDLE --out DIR --to fp32|nbits8 [--graphs decoder ...]``. The output is a
-complete bundle with its manifest's checksums, ``graph_precision`` and name updated; evaluate it with
-``npc-runtime eval --model DIR`` before serving it.
+Usage: ``python -m export.requantize BUNDLE --out DIR --to fp32|fp16-weights|nbits8 [--graphs decoder ...]``.
+The output is a complete bundle with its manifest's checksums, ``graph_precision`` and name updated; evaluate it
+with ``npc-runtime eval --model DIR`` before serving it.
 """
 
 from __future__ import annotations
@@ -40,13 +42,15 @@ __all__ = ["MODES", "dequantize_matmuls", "to_nbits", "requantize_bundle", "main
 
 log = logging.getLogger(__name__)
 
-MODES = ("fp32", "nbits8")
+MODES = ("fp32", "fp16-weights", "nbits8")
 NBITS_BLOCK = 32
 
 
-def dequantize_matmuls(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+def dequantize_matmuls(model: onnx.ModelProto, fp16_weights: bool = False) -> tuple[onnx.ModelProto, int]:
     """``model`` with each dynamically quantised MatMul (``DynamicQuantizeLinear`` → ``MatMulInteger`` → ``Cast``
-    → ``Mul`` by the two scales) replaced by a float ``MatMul`` on dequantised weights; returns it and the count."""
+    → ``Mul`` by the two scales) replaced by a float ``MatMul`` on dequantised weights; returns it and the count.
+    ``fp16_weights`` stores those weights as fp16 behind a ``Cast`` to fp32, which ONNX Runtime folds into fp32
+    weights when it loads the graph: half the file, fp32 arithmetic."""
     graph = model.graph
     inits = {init.name: init for init in graph.initializer}
     producer = {out: node for node in graph.node for out in node.output}
@@ -57,6 +61,7 @@ def dequantize_matmuls(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     replaced: dict[int, onnx.NodeProto] = {}
     dropped: set[int] = set()
     weights = []
+    casts: list[onnx.NodeProto] = []
     for node in [n for n in graph.node if n.op_type == "MatMulInteger"]:
         quantize = producer.get(node.input[0])
         cast = consumers.get(node.output[0], [None])[0]
@@ -73,11 +78,17 @@ def dequantize_matmuls(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
         zero = numpy_helper.to_array(inits[node.input[3]]).astype(np.float32)
         scale = numpy_helper.to_array(inits[weight_scale[0]]).astype(np.float32)
         name = f"{node.input[1]}_dequantized"
-        weights.append(numpy_helper.from_array(((q - zero) * scale).astype(np.float32), name))
+        weight = (q - zero) * scale
+        if fp16_weights:
+            weights.append(numpy_helper.from_array(weight.astype(np.float16), f"{name}_fp16"))
+            casts.append(helper.make_node("Cast", [f"{name}_fp16"], [name], to=onnx.TensorProto.FLOAT,
+                                          name=f"{node.name}_weight_fp32"))
+        else:
+            weights.append(numpy_helper.from_array(weight.astype(np.float32), name))
         replaced[id(node)] = helper.make_node("MatMul", [quantize.input[0], name], [rescale.output[0]],
                                               name=f"{node.name}_fp32")
         dropped.update((id(cast), id(rescale), id(scales)))
-    nodes = [replaced.get(id(n), n) for n in graph.node if id(n) not in dropped]
+    nodes = casts + [replaced.get(id(n), n) for n in graph.node if id(n) not in dropped]
     outputs = {out.name for out in graph.output}
     while True:  # the quantise nodes and anything else left without a reader
         read = {name for node in nodes for name in node.input} | outputs
@@ -125,8 +136,8 @@ def requantize_bundle(src: str | Path, out: str | Path, mode: str, graphs: Seque
     precision = dict(manifest.get("graph_precision", {}))
     for name in graphs:
         path = out / bundle.graphs[name].path.name
-        model, count = dequantize_matmuls(onnx.load(str(path)))
-        if not count and mode == "fp32":
+        model, count = dequantize_matmuls(onnx.load(str(path)), fp16_weights=mode == "fp16-weights")
+        if not count and mode != "nbits8":
             raise ValueError(f"graph {name!r} has no dynamically quantised MatMuls: it is fp32 already")
         if mode == "nbits8":
             model = to_nbits(model)
@@ -146,8 +157,9 @@ def requantize_bundle(src: str | Path, out: str | Path, mode: str, graphs: Seque
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m export.requantize",
-        description="Rewrite a bundle's dynamic int8 MatMuls as fp32 or weight-only int8 (MatMulNBits): rows of a "
-        "batch no longer move each other's logits, and the MatMuls run on CUDA.",
+        description="Rewrite a bundle's dynamic int8 MatMuls as fp32, as fp16-stored weights computed in fp32, or "
+        "as weight-only int8 (MatMulNBits): rows of a batch no longer move each other's logits, and the MatMuls run "
+        "on CUDA.",
     )
     parser.add_argument("bundle", type=Path, help="the bundle folder to read (it is not changed)")
     parser.add_argument("--out", type=Path, required=True, help="the new bundle's folder (replaced if it exists)")

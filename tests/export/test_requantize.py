@@ -36,12 +36,16 @@ def _first_logits(bundle: Path) -> tuple[np.ndarray, np.ndarray]:
     return engine.prefill([preps[0]]).logits[0], engine.prefill(preps).logits[0]
 
 
-def test_fp32_keeps_the_weights_and_makes_rows_independent(tiny_int8: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["fp32", "fp16-weights"])
+def test_float_modes_keep_the_weights_and_make_rows_independent(tiny_int8: Path, tmp_path: Path, mode: str) -> None:
     assert {"MatMulInteger", "DynamicQuantizeLinear"} <= _ops(tiny_int8 / "decoder.onnx")
-    out = requantize_bundle(tiny_int8, tmp_path / "fp32", "fp32")
+    out = requantize_bundle(tiny_int8, tmp_path / mode, mode)
     assert not {"MatMulInteger", "DynamicQuantizeLinear"} & _ops(out / "decoder.onnx")
     bundle = load_bundle(out)  # checksums verified
-    assert bundle.manifest["graph_precision"]["decoder"] == "fp32" and bundle.name.endswith("-fp32")
+    assert bundle.manifest["graph_precision"]["decoder"] == mode and bundle.name.endswith(f"-{mode}")
+    stored = onnx.load(str(out / "decoder.onnx")).graph.initializer
+    fp16 = [init for init in stored if init.data_type == onnx.TensorProto.FLOAT16]
+    assert bool(fp16) == (mode == "fp16-weights")  # stored as fp16, computed in fp32 after ONNX Runtime's fold
     (int8_alone, _), (alone, batched) = _first_logits(tiny_int8), _first_logits(out)
     np.testing.assert_allclose(alone, batched, atol=1e-4)  # a row's logits do not depend on its batch
     assert float(np.abs(alone - int8_alone).max()) < 0.5  # the same weights: only the activation rounding goes
