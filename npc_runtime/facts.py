@@ -125,14 +125,13 @@ class RowFacts:
         if self._finish:
             return [self._finish[0]], [FINISH_BIAS]
         steering = self._steering
-        if not 0 <= best < len(steering.pieces):
-            return [], []
+        if not 0 <= best < len(steering.pieces) or not (steering.number_start[best] or steering.compass_start[best]):
+            return [], []  # most steps: nothing to settle, and the topic is not even looked up
         topic = self.topic
         if topic is None:
             return [], []
         fact = self.facts[topic]
-        wanted = fact.isdigit()
-        if not (steering.number_start[best] if wanted else steering.compass_start[best]):
+        if not (steering.number_start[best] if fact.isdigit() else steering.compass_start[best]):
             return [], []
         ids = steering.spell(fact, best)
         if not ids or (room is not None and len(ids) + 1 > room):

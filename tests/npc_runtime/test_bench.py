@@ -25,7 +25,7 @@ def test_bench_writes_json_and_markdown(tiny_bundle: Path, tmp_path: Path) -> No
     assert report["engine"]["roofline"]["bound_ms"] > 0
     cost = report["engine"]["sampling_ms_by_batch"]
     assert set(cost) == {"1", "64"} and cost["64"]["lexicon"] is False  # the tiny bundle has no lexicon
-    kinds = ("plain", "no_repeat_ngram", "no_repeat_ngram_and_spelling", "voice_steering")
+    kinds = ("plain", "no_repeat_ngram", "no_repeat_ngram_and_spelling", "voice_steering", "fact_steering")
     assert all(c[k] > 0 for c in cost.values() for k in kinds)
     assert "Choosing the next token" in out_md.read_text()
     assert "throughput_vs_one_npc" in report["ratios"]
