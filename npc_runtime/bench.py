@@ -635,7 +635,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- Roofline at batch 1: {roof['decoder_weight_bytes'] / 1e6:.1f} MB of weights + "
         f"{roof['kv_bytes_per_step'] / 1e6:.2f} MB of KV per step over {roof['memory_bandwidth_gbs']:.1f} GB/s "
         f"measured copy bandwidth = {roof['bound_ms']:.3f} ms lower bound; measured {roof['measured_ms']:.3f} ms "
-        f"({roof['ratio']}× the bound).",
+        f"({roof['ratio']}× the bound)"
+        + (" (host memory's bandwidth: not the GPU's bound)." if eng["provider"] == CUDA else "."),
         *_sampling_lines(eng.get("sampling_ms_by_batch", {})),
         f"- Server memory: RSS {mem.get('VmRSS', 'n/a')} MB, peak {mem.get('VmHWM', 'n/a')} MB.",
     ]
