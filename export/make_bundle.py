@@ -27,7 +27,7 @@ import numpy as np
 
 from npc_runtime.errors import BundleError, NpcRuntimeError
 
-__all__ = ["BundleConfig", "QualityReport", "make_bundle", "evaluate_bundle", "main"]
+__all__ = ["BundleConfig", "QualityReport", "make_bundle", "evaluate_bundle", "rewrite_manifest", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def add_lexicon(bundle_dir: str | Path, words: Sequence[str] | set[str]) -> Path
     write_lexicon(words, out / LEXICON_FILE)
     manifest = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
     files = {**manifest["files"], LEXICON_FILE: {}}
-    _rewrite_manifest(out, {"assets": {**manifest.get("assets", {}), "lexicon": LEXICON_FILE}, "files": files})
+    rewrite_manifest(out, {"assets": {**manifest.get("assets", {}), "lexicon": LEXICON_FILE}, "files": files})
     return out / LEXICON_FILE
 
 
@@ -285,7 +285,7 @@ def _quantize_text_encoder(out: Path, fp32_path: Path, texts: Sequence[str], min
     raise RuntimeError(f"int8 sentence encoder stays below cosine {min_cosine} to fp32: {tried}")
 
 
-def _rewrite_manifest(out: Path, updates: dict[str, Any]) -> None:
+def rewrite_manifest(out: Path, updates: dict[str, Any]) -> None:
     """Merge ``updates`` into bundle.json and refresh every file's checksum and size (graphs changed in place)."""
     from npc_runtime.bundle import MANIFEST_NAME, sha256_file
 
@@ -554,7 +554,7 @@ def make_bundle(run_dir: str | Path, out_dir: str | Path, config: BundleConfig |
                     for ex, reply in list(zip(examples, fp32.replies))[:6]
                 ],
             })
-            _rewrite_manifest(build, updates)
+            rewrite_manifest(build, updates)
             _write_model_card(build)
 
         total_mb = sum(p.stat().st_size for p in build.iterdir() if p.is_file()) / 1e6

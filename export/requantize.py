@@ -26,7 +26,6 @@ with ``npc-runtime eval --model DIR`` before serving it.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shutil
 from collections.abc import Sequence
@@ -118,7 +117,9 @@ def to_nbits(model: onnx.ModelProto, block_size: int = NBITS_BLOCK, accuracy_lev
 
 def requantize_bundle(src: str | Path, out: str | Path, mode: str, graphs: Sequence[str] = ("decoder",)) -> Path:
     """Copy the bundle at ``src`` to ``out`` with ``graphs`` rewritten to ``mode``; returns ``out``."""
-    from npc_runtime.bundle import MANIFEST_NAME, load_bundle, sha256_file
+    from npc_runtime.bundle import load_bundle
+
+    from .make_bundle import rewrite_manifest
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -132,8 +133,7 @@ def requantize_bundle(src: str | Path, out: str | Path, mode: str, graphs: Seque
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(src, out)
-    manifest = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
-    precision = dict(manifest.get("graph_precision", {}))
+    precision = dict(bundle.manifest.get("graph_precision", {}))
     for name in graphs:
         path = out / bundle.graphs[name].path.name
         model, count = dequantize_matmuls(onnx.load(str(path)), fp16_weights=mode == "fp16-weights")
@@ -144,12 +144,9 @@ def requantize_bundle(src: str | Path, out: str | Path, mode: str, graphs: Seque
         onnx.save(model, str(path))
         precision[name] = mode
         log.info("%s: %d dynamic int8 MatMuls rewritten as %s (%.1f MB)", name, count, mode, path.stat().st_size / 1e6)
-    manifest["graph_precision"] = precision
-    manifest["precision"] = next(iter(set(precision.values()))) if len(set(precision.values())) == 1 else "mixed"
-    manifest["name"] = f"{manifest.get('name', 'bundle')}-{mode}"
-    manifest["files"] = {name: {"sha256": sha256_file(out / name), "bytes": (out / name).stat().st_size}
-                         for name in manifest["files"]}  # fmt: skip
-    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    kinds = set(precision.values())
+    rewrite_manifest(out, {"graph_precision": precision, "precision": kinds.pop() if len(kinds) == 1 else "mixed",
+                           "name": f"{bundle.name}-{mode}"})  # checksums and sizes refreshed
     load_bundle(out)  # checksums and graph names hold
     return out
 

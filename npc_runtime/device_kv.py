@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import ctypes
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import InferenceError
+from .kv_cache import SlotRows
 from .ort_backend import OrtGraph, RuntimeOptions, _ort
 
 __all__ = ["KV_WRITE_GRAPH", "HostMemory", "CudaMemory", "KVWriter", "DeviceKVCache"]
@@ -42,10 +43,6 @@ log = logging.getLogger(__name__)
 KV_WRITE_GRAPH = Path(__file__).resolve().parent / "data" / "kv_write.onnx"
 FLOAT = 4  # bytes of a float32
 _MEMCPY_DEFAULT = 4  # cudaMemcpyDefault: the direction follows from the addresses (unified addressing)
-
-
-def _round_up(value: int, step: int) -> int:
-    return -(-value // step) * step
 
 
 class HostMemory:
@@ -143,8 +140,9 @@ class KVWriter:
         self.graph.run_bound(binding)
 
 
-class DeviceKVCache:
-    """The running batch's KV tensors in device memory; same calls as :class:`~npc_runtime.kv_cache.SlotKVCache`."""
+class DeviceKVCache(SlotRows):
+    """The running batch's KV tensors in device memory; same calls and slot policy as
+    :class:`~npc_runtime.kv_cache.SlotKVCache`."""
 
     def __init__(self, memory: HostMemory | CudaMemory, writer: KVWriter, n_tensors: int, heads: int,
                  head_dim: int, grow: int = 32, max_length: int | None = None) -> None:
@@ -177,16 +175,6 @@ class DeviceKVCache:
         capacity = self.capacity if capacity is None else capacity
         return (self._ptr if ptr is None else ptr) + t * slots * self.heads * capacity * self.head_dim * FLOAT
 
-    def _reserve(self, rows: int, columns: int) -> None:
-        """Make room for ``rows`` rows of ``columns`` positions, keeping the live rows' contents."""
-        if rows <= self.slots and columns <= self.capacity:
-            return
-        new_slots = max(rows, 2 * self.slots, 4) if rows > self.slots else self.slots
-        new_capacity = max(self.capacity, _round_up(columns, self.grow))
-        if self.max_length is not None:
-            new_capacity = max(columns, min(new_capacity, self.max_length))
-        self._realloc(new_slots, new_capacity)
-
     def _realloc(self, slots: int, capacity: int) -> None:
         mem, heads, dh = self.memory, self.heads, self.head_dim
         buffer, ptr = mem.alloc(self.n_tensors * slots * heads * capacity * dh * FLOAT)
@@ -199,11 +187,6 @@ class DeviceKVCache:
             self._staging, self._staging_ptr = mem.alloc(self.n_tensors * slots * heads * dh * FLOAT)
         mem.sync()
         self._buffer, self._ptr, self.slots, self.capacity = buffer, ptr, slots, capacity
-
-    def attention_mask(self, new: int = 1) -> np.ndarray:
-        """``(n, capacity + new)`` int64: 1 on each row's cached columns and on the ``new`` positions."""
-        cached = np.arange(self.capacity)[None, :] < self.lengths[:, None]
-        return np.concatenate([cached, np.ones((self.n, new), dtype=bool)], axis=1).astype(np.int64)
 
     def append(self, kv: Sequence[np.ndarray], mask: np.ndarray) -> None:
         """Add prefilled rows: ``kv`` per tensor ``(B, H, S, Dh)`` left padded as ``mask (B, S)`` says."""
@@ -265,28 +248,12 @@ class DeviceKVCache:
         self.memory.sync()
         return out
 
-    def remove(self, rows: Iterable[int]) -> list[int]:
-        """Drop ``rows``; the last live row moves into each freed one. Returns the old index at each position."""
-        order = list(range(self.n))
-        heads, dh, capacity = self.heads, self.head_dim, self.capacity
-        row_bytes = heads * capacity * dh * FLOAT
+    def _move_row(self, dst: int, src: int) -> None:
+        # row ``src`` of every tensor to row ``dst``: one whole row per tensor, a tensor apart
+        row_bytes = self.heads * self.capacity * self.head_dim * FLOAT
         tensor_bytes = self.slots * row_bytes
-        moved = False
-        for row in sorted(set(rows), reverse=True):
-            last = len(order) - 1
-            if row != last:
-                # row ``last`` of every tensor to row ``row``: one run per tensor, a tensor apart
-                self.memory.copy2d(self._ptr + row * row_bytes, tensor_bytes, self._ptr + last * row_bytes,
-                                   tensor_bytes, row_bytes, self.n_tensors)
-                self.lengths[row] = self.lengths[last]
-                order[row] = order[last]
-                moved = True
-            order.pop()
-        if moved:
-            self.memory.sync()
-        self.n = len(order)
-        self.lengths = self.lengths[: self.n].copy()
-        longest = int(self.lengths.max(initial=0)) + 1
-        if self.n and self.capacity - _round_up(longest, self.grow) >= 4 * self.grow:
-            self._realloc(self.slots, _round_up(longest, self.grow))  # give back what long rows held
-        return order
+        self.memory.copy2d(self._ptr + dst * row_bytes, tensor_bytes, self._ptr + src * row_bytes, tensor_bytes,
+                           row_bytes, self.n_tensors)
+
+    def _moved(self) -> None:
+        self.memory.sync()

@@ -20,14 +20,80 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["SlotKVCache", "ConcatKVCache"]
+__all__ = ["SlotRows", "SlotKVCache", "ConcatKVCache"]
 
 
 def _round_up(value: int, step: int) -> int:
     return -(-value // step) * step
 
 
-class SlotKVCache:
+class SlotRows:
+    """The slot policy of a cache whose live rows stay dense at the front of preallocated slots: how it grows
+    (rows double, columns in chunks of ``grow`` up to ``max_length``), the attention mask over the capacity, and
+    removing rows by moving the last live row into each freed slot, giving memory back when long rows leave.
+
+    Subclasses hold ``n``, ``lengths``, ``grow``, ``max_length``, ``slots`` and ``capacity``, and move the data:
+    ``_realloc(slots, capacity)`` keeps the live rows' contents, ``_move_row(dst, src)`` copies row ``src``'s
+    ``lengths[src]`` positions of every tensor to row ``dst``, and ``_moved()`` runs once after a removal's moves.
+    """
+
+    n: int
+    lengths: np.ndarray
+    grow: int
+    max_length: int | None
+    slots: int
+    capacity: int
+
+    def _realloc(self, slots: int, capacity: int) -> None:
+        raise NotImplementedError
+
+    def _move_row(self, dst: int, src: int) -> None:
+        raise NotImplementedError
+
+    def _moved(self) -> None:
+        """After a removal moved rows (a device cache waits for its copies here)."""
+
+    def _reserve(self, rows: int, columns: int) -> None:
+        """Make room for ``rows`` rows of ``columns`` positions, keeping the live rows' contents."""
+        slots, capacity = self.slots, self.capacity
+        if rows <= slots and columns <= capacity:
+            return
+        new_slots = max(rows, 2 * slots, 4) if rows > slots else slots
+        new_capacity = max(capacity, _round_up(columns, self.grow))
+        if self.max_length is not None:
+            new_capacity = max(columns, min(new_capacity, self.max_length))
+        self._realloc(new_slots, new_capacity)
+
+    def attention_mask(self, new: int = 1) -> np.ndarray:
+        """``(n, capacity + new)`` int64: 1 on each row's cached columns and on the ``new`` positions."""
+        cached = np.arange(self.capacity)[None, :] < self.lengths[:, None]
+        return np.concatenate([cached, np.ones((self.n, new), dtype=bool)], axis=1).astype(np.int64)
+
+    def remove(self, rows: Iterable[int]) -> list[int]:
+        """Drop ``rows``; the last live row moves into each freed one. Returns the old index at each position."""
+        order = list(range(self.n))
+        moved = False
+        for row in sorted(set(rows), reverse=True):
+            last = len(order) - 1
+            if row != last:
+                self._move_row(row, last)
+                self.lengths[row] = self.lengths[last]
+                order[row] = order[last]
+                moved = True
+            order.pop()
+        if moved:
+            self._moved()
+        self.n = len(order)
+        self.lengths = self.lengths[: self.n].copy()
+        longest = int(self.lengths.max(initial=0)) + 1
+        if self.n and self.capacity - _round_up(longest, self.grow) >= 4 * self.grow:
+            # long rows left while short ones go on: give the memory back. An empty cache keeps its buffers for
+            # the next prompts, which need about as much.
+            self._realloc(self.slots, _round_up(longest, self.grow))
+        return order
+
+
+class SlotKVCache(SlotRows):
     """Preallocated, in-place KV buffers for a decoder that outputs only its new positions' keys and values."""
 
     def __init__(self, n_tensors: int, heads: int, head_dim: int, dtype: np.dtype | type = np.float32,
@@ -60,17 +126,6 @@ class SlotKVCache:
     def nbytes(self) -> int:
         return sum(b.nbytes for b in self.buffers)
 
-    def _reserve(self, rows: int, columns: int) -> None:
-        """Make room for ``rows`` rows of ``columns`` positions, keeping the live rows' contents."""
-        slots, capacity = self.slots, self.capacity
-        if rows <= slots and columns <= capacity:
-            return
-        new_slots = max(rows, 2 * slots, 4) if rows > slots else slots
-        new_capacity = max(capacity, _round_up(columns, self.grow))
-        if self.max_length is not None:
-            new_capacity = max(columns, min(new_capacity, self.max_length))
-        self._realloc(new_slots, new_capacity)
-
     def _realloc(self, slots: int, capacity: int) -> None:
         keep = min(capacity, self.capacity)
         for i, old in enumerate(self.buffers):
@@ -81,11 +136,6 @@ class SlotKVCache:
     def past(self) -> list[np.ndarray]:
         """Each tensor's ``(n, H, capacity, Dh)`` view of the live rows, for the decoder's past inputs."""
         return [b[: self.n] for b in self.buffers]
-
-    def attention_mask(self, new: int = 1) -> np.ndarray:
-        """``(n, capacity + new)`` int64: 1 on each row's cached columns and on the ``new`` positions."""
-        cached = np.arange(self.capacity)[None, :] < self.lengths[:, None]
-        return np.concatenate([cached, np.ones((self.n, new), dtype=bool)], axis=1).astype(np.int64)
 
     def append(self, kv: Sequence[np.ndarray], mask: np.ndarray) -> None:
         """Add prefilled rows: ``kv`` per tensor ``(B, H, S, Dh)`` left padded as ``mask (B, S)`` says."""
@@ -107,26 +157,10 @@ class SlotKVCache:
             buffer[rows, :, self.lengths, :] = tensor[:, :, 0, :]
         self.lengths += 1
 
-    def remove(self, rows: Iterable[int]) -> list[int]:
-        """Drop ``rows``; the last live row moves into each freed one. Returns the old index at each position."""
-        order = list(range(self.n))
-        for row in sorted(set(rows), reverse=True):
-            last = len(order) - 1
-            if row != last:
-                n = int(self.lengths[last])
-                for buffer in self.buffers:
-                    buffer[row, :, :n] = buffer[last, :, :n]
-                self.lengths[row] = self.lengths[last]
-                order[row] = order[last]
-            order.pop()
-        self.n = len(order)
-        self.lengths = self.lengths[: self.n].copy()
-        longest = int(self.lengths.max(initial=0)) + 1
-        if self.n and self.capacity - _round_up(longest, self.grow) >= 4 * self.grow:
-            # long rows left while short ones go on: give the memory back. An empty cache keeps its buffers for
-            # the next prompts, which need about as much.
-            self._realloc(self.slots, _round_up(longest, self.grow))
-        return order
+    def _move_row(self, dst: int, src: int) -> None:
+        n = int(self.lengths[src])
+        for buffer in self.buffers:
+            buffer[dst, :, :n] = buffer[src, :, :n]
 
 
 def _pad_left(array: np.ndarray, axis: int, amount: int) -> np.ndarray:
