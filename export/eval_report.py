@@ -447,6 +447,9 @@ def _constraints(settings: Mapping[str, Any]) -> str:
     if "fact_bias" in settings:
         bias = settings["fact_bias"]
         parts.append(f"fact steering {bias} nats" if bias else "fact steering off")
+    if "scene_bias" in settings:
+        bias = settings["scene_bias"]
+        parts.append(f"scene steering {bias} nats" if bias else "scene steering off")
     return "".join(f", {p}" for p in parts)
 
 

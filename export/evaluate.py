@@ -32,6 +32,7 @@ from npc_runtime.ort_backend import DEVICES, RuntimeOptions
 from npc_runtime.personas import PersonaCard
 from npc_runtime.sampling import DEFAULT_NO_REPEAT_NGRAM
 from npc_runtime.facts import DEFAULT_FACT_BIAS
+from npc_runtime.grounding import DEFAULT_SCENE_BIAS
 from npc_runtime.voice import DEFAULT_VOICE_BIAS
 from npc_runtime.scheduler import GenOptions
 
@@ -93,6 +94,7 @@ class EvalConfig:
     spelling: bool = True  # the bundle's spelling constraint, as the server applies it
     voice_bias: float = DEFAULT_VOICE_BIAS  # the server's voice steering (npc_runtime.voice; 0: off)
     fact_bias: float = DEFAULT_FACT_BIAS  # the server's fact steering (npc_runtime.facts; 0: off)
+    scene_bias: float = DEFAULT_SCENE_BIAS  # the server's scene steering (npc_runtime.grounding; 0: off)
     #: 0: greedy (the default, so a run is reproducible); above 0: sampled with the server's top-p and top-k and
     #: a fixed seed per reply, as a game gets its lines.
     temperature: float = 0.0
@@ -118,6 +120,8 @@ class EvalConfig:
             raise ValueError(f"voice_bias must be in [0, 20], got {self.voice_bias}")
         if not 0.0 <= self.fact_bias <= 50.0:
             raise ValueError(f"fact_bias must be in [0, 50], got {self.fact_bias}")
+        if not 0.0 <= self.scene_bias <= 50.0:
+            raise ValueError(f"scene_bias must be in [0, 50], got {self.scene_bias}")
         if self.max_in_flight < 1:
             raise ValueError(f"max_in_flight must be >= 1, got {self.max_in_flight}")
         if self.reference_per_persona < 2:
@@ -273,13 +277,15 @@ MODEL_ALONE = ", model alone"
 def _handwritten_probes(engine: RoleModelEngine, runtime: RuntimeOptions, config: EvalConfig,
                         vocabulary: frozenset[str]) -> dict[str, Any]:
     """The hand-written-card probe of one bundle as the server decodes, and, where the server's decoding
-    constraints (spelling, n-gram ban, voice and fact steering) are on, again without them: the model alone, so that the constraints'
+    constraints (spelling, n-gram ban, voice, fact and scene steering) are on, again without them: the model alone, so that the constraints'
     share of its fluency stays visible (with spelling on, non-words are near zero by construction)."""
     name = engine.bundle.name
     out = {name: run_probe(engine, _gen_options(engine, config), vocabulary, config.max_in_flight)}
-    if engine.lexicon is not None or config.no_repeat_ngram or config.voice_bias or config.fact_bias:
+    if engine.lexicon is not None or config.no_repeat_ngram or config.voice_bias or config.fact_bias \
+            or config.scene_bias:
         loose = engine if engine.lexicon is None else RoleModelEngine(engine.bundle, runtime, spelling=False)
-        options = dataclasses.replace(_gen_options(loose, config), no_repeat_ngram=0, voice_bias=0.0, fact_bias=0.0)
+        options = dataclasses.replace(_gen_options(loose, config), no_repeat_ngram=0, voice_bias=0.0, fact_bias=0.0,
+                                      scene_bias=0.0)
         out[name + MODEL_ALONE] = run_probe(loose, options, vocabulary, config.max_in_flight)
     return out
 
@@ -337,6 +343,7 @@ def _gen_options(engine: RoleModelEngine, config: EvalConfig) -> GenOptions:
         no_repeat_ngram=config.no_repeat_ngram,
         voice_bias=config.voice_bias,
         fact_bias=config.fact_bias,
+        scene_bias=config.scene_bias,
         timeout_ms=3_600_000,
     )
 
@@ -538,6 +545,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fact-bias", type=float, default=DEFAULT_FACT_BIAS, metavar="NATS",
                         help="the server's fact steering towards the card's price or direction where a reply says "
                         "one; 0 turns it off (%(default)s)")  # fmt: skip
+    parser.add_argument("--scene-bias", type=float, default=DEFAULT_SCENE_BIAS, metavar="NATS",
+                        help="the server's scene steering towards the scene facts' weather, creature, held item or "
+                        "time of day where a reply names one; 0 turns it off (%(default)s)")  # fmt: skip
     parser.add_argument("--no-spelling", action="store_true",
                         help="turn off the bundles' spelling constraint (the server applies it)")
     parser.add_argument("--temperature", type=float, default=0.0,
@@ -584,6 +594,7 @@ def _run(args: argparse.Namespace) -> int:
             spelling=not args.no_spelling,
             voice_bias=args.voice_bias,
             fact_bias=args.fact_bias,
+            scene_bias=args.scene_bias,
             temperature=args.temperature,
             max_in_flight=args.batch,
             controls=not args.no_controls,

@@ -121,6 +121,32 @@ def add_lexicon(bundle_dir: str | Path, words: Sequence[str] | set[str]) -> Path
     return out / LEXICON_FILE
 
 
+def scene_words() -> dict[str, dict[str, list[str]]]:
+    """The manifest's ``scene_words`` (``npc_runtime.grounding``): per context key the sample game sends, the
+    elements the corpus's replies name and the words that name them, each element's own name first (the words
+    the evaluation's grounding metric accepts, ``export.eval_metrics.ELEMENT_ALIASES``). The place is left out:
+    place names are also the card's places in directions, which the scene must not overrule. The empty-handed
+    player is left out too (``grounding.NOT_A_TARGET``)."""
+    from sample_game.world import CREATURES, NOTHING, PLAYER_ITEMS, TIMES_OF_DAY, WEATHERS
+
+    from .eval_metrics import ELEMENT_ALIASES
+
+    def words(element: str) -> list[str]:
+        return [element, *sorted(set(ELEMENT_ALIASES[element]) - {element})]
+
+    return {
+        "time_of_day": {t: words(t) for t in TIMES_OF_DAY},
+        "weather": {w: words(w) for w in WEATHERS},
+        "nearby": {c: words(c) for c in CREATURES},
+        "player_item": {i: words(i) for i in PLAYER_ITEMS if i != NOTHING},
+    }
+
+
+def add_scene_words(bundle_dir: str | Path) -> None:
+    """Write :func:`scene_words` into the bundle's manifest (the graphs are untouched)."""
+    rewrite_manifest(Path(bundle_dir), {"scene_words": scene_words()})
+
+
 def evaluate_bundle(bundle_dir: str | Path, examples: Sequence[Any], max_new_tokens: int = 48) -> QualityReport:
     """Teacher-forced reply loss, emotion accuracy and greedy replies of ``examples`` through the bundle's graphs."""
     from npc_runtime import prompt
@@ -488,6 +514,7 @@ def make_bundle(run_dir: str | Path, out_dir: str | Path, config: BundleConfig |
             write_bundle(model, tokenizer_path, text_onnx, text_tokenizer, build, name=config.name, description=description,
                          quantize=None, limits=limits)  # fmt: skip
             add_lexicon(build, lexicon)
+            add_scene_words(build)
             fp32_dir = work / "fp32"
             fp32_dir.mkdir()
             for name in GRAPH_FILES:

@@ -378,14 +378,16 @@ def _engine_parts(config: BenchConfig) -> dict[str, Any]:
 
 def _sampling_cost(engine: Any, pre: Any, prep: Any, card: Any, tokens: int) -> dict[str, dict[str, float]]:
     """p50 ms of choosing one token per row, by batch: greedy with the repetition penalty only, with the n-gram ban,
-    and with the ban and the spelling constraint (where the bundle has a lexicon), and the voice and fact steerings'
-    own shares (``voice_steering``, ``fact_steering``: the nudges of every row, added to a copy of the logits, as
-    the scheduler does; the fact rows are asked the price of the card's first ware). The
+    and with the ban and the spelling constraint (where the bundle has a lexicon), and the voice, fact and scene
+    steerings' own shares (``voice_steering``, ``fact_steering``, ``scene_steering`` where the bundle lists scene
+    words: the nudges of every row, added to a copy of the logits, as the scheduler does; the fact rows are asked
+    the price of the card's first ware, the scene rows are in the first benchmark scene). The
     decoder follows the fully constrained choices, as the server's rows do; the other variants are timed on the
     same logits."""
     from .sampling import DEFAULT_NO_REPEAT_NGRAM, sample_tokens
     from .scheduler import GenOptions
     from .facts import DEFAULT_FACT_BIAS
+    from .grounding import DEFAULT_SCENE_BIAS
     from .voice import DEFAULT_VOICE_BIAS, steer
 
     plain = GenOptions(temperature=0.0, no_repeat_ngram=0)
@@ -400,12 +402,16 @@ def _sampling_cost(engine: Any, pre: Any, prep: Any, card: Any, tokens: int) -> 
         wares = card.knowledge.wares
         question = f"How much is the {wares[0].item}?" if wares else LINES[0]
         facts = [engine.facts.row(engine.knowledge_of(card), question, DEFAULT_FACT_BIAS) for _ in range(batch)]
+        scenes = [engine.scene.row(CONTEXTS[0], card.card_text(), engine.knowledge_of(card), question,
+                                   DEFAULT_SCENE_BIAS) if engine.scene is not None else None for _ in range(batch)]
         rngs = [np.random.default_rng(i) for i in range(batch)]
         generated: list[list[int]] = [[] for _ in range(batch)]
         logits = pre.logits[[0] * batch]
         position = np.full(batch, len(prep.ids), dtype=np.int64)
         times: dict[str, list[float]] = {"plain": [], "no_repeat_ngram": [], "no_repeat_ngram_and_spelling": [],
                                          "voice_steering": [], "fact_steering": []}
+        if engine.scene is not None:
+            times["scene_steering"] = []
         for _ in range(tokens):
             start = time.perf_counter()
             steer(logits, voices)
@@ -413,15 +419,19 @@ def _sampling_cost(engine: Any, pre: Any, prep: Any, card: Any, tokens: int) -> 
             start = time.perf_counter()
             steer(logits, facts)
             times["fact_steering"].append((time.perf_counter() - start) * 1000.0)
+            if engine.scene is not None:
+                start = time.perf_counter()
+                steer(logits, scenes)
+                times["scene_steering"].append((time.perf_counter() - start) * 1000.0)
             for name, options, allowed in (("plain", plain, None), ("no_repeat_ngram", banned, None),
                                            ("no_repeat_ngram_and_spelling", banned,
                                             [r.allows if r is not None else None for r in rows])):  # fmt: skip
                 start = time.perf_counter()
                 picks = sample_tokens(logits, generated, [options] * batch, rngs, engine.banned_ids, allowed)
                 times[name].append((time.perf_counter() - start) * 1000.0)
-            for row, token, spelling, voice, fact in zip(generated, picks, rows, voices, facts):
+            for row, token, spelling, voice, fact, scene in zip(generated, picks, rows, voices, facts, scenes):
                 row.append(int(token))
-                for steering in (spelling, voice, fact):
+                for steering in (spelling, voice, fact, scene):
                     if steering is not None:
                         steering.advance(int(token))
             logits = engine.decode_step(picks.astype(np.int64), position, cache)
@@ -592,6 +602,7 @@ def _sampling_lines(cost: dict[str, dict[str, Any]]) -> list[str]:
              + ("the spelling constraint" if c.get("lexicon") else "no lexicon in this bundle")
              + (f", {c['voice_steering']:.3f} ms more for voice steering" if "voice_steering" in c else "")
              + (f", {c['fact_steering']:.3f} ms more for fact steering" if "fact_steering" in c else "")
+             + (f", {c['scene_steering']:.3f} ms more for scene steering" if "scene_steering" in c else "")
              for b, c in cost.items()]  # fmt: skip
     return [f"- Choosing the next token per step (greedy, decoding constraints; `sampling_ms_by_batch`): "
             + "; ".join(parts) + "."]

@@ -70,6 +70,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise SystemExit(f"npc-runtime serve: --voice-bias must be in 0..20 nats (0: off), got {args.voice_bias}")
     if not 0.0 <= args.fact_bias <= 50.0:
         raise SystemExit(f"npc-runtime serve: --fact-bias must be in 0..50 nats (0: off), got {args.fact_bias}")
+    if not 0.0 <= args.scene_bias <= 50.0:
+        raise SystemExit(f"npc-runtime serve: --scene-bias must be in 0..50 nats (0: off), got {args.scene_bias}")
     model_dir = Path(args.model) if args.model else default_bundle_dir()
     bundle = load_bundle(model_dir)
     personas = PersonaPack.load(args.personas or default_pack_dir())
@@ -91,7 +93,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     config = ServerConfig(
         limits=Limits(),
         defaults=GenOptions(ignore_eos=args.ignore_eos, no_repeat_ngram=args.no_repeat_ngram,
-                            voice_bias=args.voice_bias, fact_bias=args.fact_bias),
+                            voice_bias=args.voice_bias, fact_bias=args.fact_bias,
+                            scene_bias=args.scene_bias),
         scheduler=SchedulerConfig(max_batch=args.max_batch, max_queue=args.max_queue),
         history_turns=args.history_turns,
     )
@@ -121,6 +124,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _add_serve(sub: argparse._SubParsersAction) -> None:
     from .sampling import DEFAULT_NO_REPEAT_NGRAM  # numpy only: --help stays fast
     from .facts import DEFAULT_FACT_BIAS
+    from .grounding import DEFAULT_SCENE_BIAS
     from .voice import DEFAULT_VOICE_BIAS
     p = sub.add_parser("serve", help="serve NPC dialogue over ZeroMQ", description="Serve protocol v1 over ZeroMQ.")
     p.add_argument("--bind", default="tcp://127.0.0.1:5555", help="ZeroMQ endpoint (default: %(default)s)")
@@ -152,6 +156,12 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
         "--fact-bias", type=float, default=DEFAULT_FACT_BIAS, metavar="NATS",
         help="where a reply is about to say a number or a compass direction, nudge it towards the card's price of "
         "the ware or direction of the place it talks about; 0 turns it off (default: %(default)s)",
+    )
+    p.add_argument(
+        "--scene-bias", type=float, default=DEFAULT_SCENE_BIAS, metavar="NATS",
+        help="where a reply is about to name a weather, creature, held item or time of day other than the say's "
+        "context gives, nudge it towards the context's (bundles that list their scene words); 0 turns it off "
+        "(default: %(default)s)",
     )
     p.add_argument(
         "--no-spelling", action="store_true",

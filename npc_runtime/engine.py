@@ -27,6 +27,7 @@ from .bundle import Bundle, role_model_kv_names
 from .device_kv import CudaMemory, DeviceKVCache, HostMemory, KVWriter
 from .errors import BundleError, ImageError
 from .facts import FactSteering
+from .grounding import SceneSteering
 from .images import decode_image, image_key, preprocess
 from .kv_cache import SlotKVCache
 from .ort_backend import CUDA, OrtGraph, RuntimeOptions, resolve_providers
@@ -220,6 +221,16 @@ class RoleModelEngine:
                                    self.eos_id)
         #: Fact steering towards the card's price or direction where a reply says one (``GenOptions.fact_bias``).
         self.facts = FactSteering(lambda text: self.tokenizer.encode(text, add_special_tokens=False).ids, pieces)
+        #: Scene steering towards the scene facts' element where a reply names one (``GenOptions.scene_bias``),
+        #: where the bundle lists its scene words (manifest ``scene_words``).
+        self.scene: SceneSteering | None = None
+        if bundle.manifest.get("scene_words") is not None:
+            try:
+                self.scene = SceneSteering(bundle.manifest["scene_words"],
+                                           lambda text: self.tokenizer.encode(text, add_special_tokens=False).ids,
+                                           pieces)  # fmt: skip
+            except ValueError as exc:
+                raise BundleError(f"{bundle.root}: bad scene_words in the manifest: {exc}") from exc
         #: Tokens that end a reply if sampled despite the ban (a turn marker means the reply is over).
         self.persona_cache = ByteLRU(persona_cache_bytes)
         self.image_cache = ByteLRU(image_cache_bytes)

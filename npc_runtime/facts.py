@@ -30,7 +30,7 @@ import numpy as np
 
 from .voice import FINISH_BIAS, plain_words
 
-__all__ = ["DEFAULT_FACT_BIAS", "card_facts", "FactSteering", "RowFacts"]
+__all__ = ["DEFAULT_FACT_BIAS", "card_facts", "combine", "FactSteering", "Steerings", "RowFacts", "WordNudge"]
 
 #: The default bias in nats (``GenOptions.fact_bias``); docs/eval.md, "Fact steering", gives the measured choice.
 DEFAULT_FACT_BIAS = 8.0
@@ -91,18 +91,52 @@ class FactSteering:
         return list(self._encode((" " if piece.startswith(" ") else "") + text))
 
 
-class RowFacts:
+class WordNudge:
+    """What a word-level steering of one reply keeps: the reply's text so far, this step's offer (its first token,
+    and the tokens that finish it if taken) and the rest of a taken nudge, said with ``FINISH_BIAS``."""
+
+    def __init__(self, pieces: Sequence[str]) -> None:
+        self._pieces = pieces
+        self.text = ""
+        self._offer: tuple[int, list[int]] | None = None
+        self._finish: list[int] = []
+
+    def finishing(self) -> bool:
+        """Whether a taken nudge still has tokens to say (``finish_step`` gives this step's)."""
+        self._offer = None
+        return bool(self._finish)
+
+    def finish_step(self) -> tuple[list[int], list[float]]:
+        return [self._finish[0]], [FINISH_BIAS]
+
+    def offer(self, ids: Sequence[int], bias: float, room: int | None) -> tuple[list[int], list[float]]:
+        """Raise ``ids``' first token by ``bias``, unless the word would not fit in ``room`` tokens."""
+        if not ids or (room is not None and len(ids) + 1 > room):
+            return [], []
+        self._offer = (ids[0], list(ids[1:]))
+        return [ids[0]], [bias]
+
+    def advance(self, token: int) -> None:
+        """Take the token the reply just said."""
+        if self._finish:
+            self._finish = self._finish[1:] if token == self._finish[0] else []
+        elif self._offer is not None and token == self._offer[0]:
+            self._finish = list(self._offer[1])
+        self._offer = None
+        if 0 <= token < len(self._pieces):
+            self.text += self._pieces[token]
+
+
+class RowFacts(WordNudge):
     """The fact steering of one reply: its topic, and what a taken nudge still has to say."""
 
     def __init__(self, steering: FactSteering, facts: dict[str, str], player: str, bias: float) -> None:
+        super().__init__(steering.pieces)
         self._steering = steering
         self.facts = facts
         self.bias = bias
         self._names = sorted(facts, key=len, reverse=True)  # "iron helm" before "helm"
         self._player_topic = self._last_named(player)
-        self._text = ""
-        self._offer: tuple[int, list[int]] | None = None
-        self._finish: list[int] = []
 
     def _last_named(self, text: str) -> str | None:
         words = f" {plain_words(text)} "
@@ -116,14 +150,13 @@ class RowFacts:
     @property
     def topic(self) -> str | None:
         """The ware or place the reply named last, else the player's line."""
-        return self._last_named(self._text) or self._player_topic
+        return self._last_named(self.text) or self._player_topic
 
     def boost(self, best: int, room: int | None = None) -> tuple[list[int], list[float]]:
         """The token ids to raise at this step and by how much, given the row's likeliest next token ``best``
         and the tokens the reply may still say (``room``; None: no limit)."""
-        self._offer = None
-        if self._finish:
-            return [self._finish[0]], [FINISH_BIAS]
+        if self.finishing():
+            return self.finish_step()
         steering = self._steering
         if not 0 <= best < len(steering.pieces) or not (steering.number_start[best] or steering.compass_start[best]):
             return [], []  # most steps: nothing to settle, and the topic is not even looked up
@@ -133,41 +166,31 @@ class RowFacts:
         fact = self.facts[topic]
         if not (steering.number_start[best] if fact.isdigit() else steering.compass_start[best]):
             return [], []
-        ids = steering.spell(fact, best)
-        if not ids or (room is not None and len(ids) + 1 > room):
-            return [], []
-        self._offer = (ids[0], ids[1:])
-        return [ids[0]], [self.bias]
-
-    def advance(self, token: int) -> None:
-        """Take the token the reply just said."""
-        if self._finish:
-            self._finish = self._finish[1:] if token == self._finish[0] else []
-        elif self._offer is not None and token == self._offer[0]:
-            self._finish = list(self._offer[1])
-        self._offer = None
-        if 0 <= token < len(self._steering.pieces):
-            self._text += self._steering.pieces[token]
+        return self.offer(steering.spell(fact, best), self.bias, room)
 
 
-class BothSteerings:
-    """Two steerings of one reply (facts, then voice): the first one's nudge has the step to itself, so a price
-    being finished is never interrupted by a form of address."""
+class Steerings:
+    """Several steerings of one reply, in order of precedence (facts, scene, voice): the first one with a nudge
+    has the step to itself, so a price being finished is never interrupted by a form of address."""
 
-    def __init__(self, first: RowFacts, second: object) -> None:
-        self.first, self.second = first, second
+    def __init__(self, rows: Sequence[object]) -> None:
+        self.rows = list(rows)
 
     def boost(self, best: int, room: int | None = None) -> tuple[list[int], list[float]]:
-        ids, by = self.first.boost(best, room)
-        return (ids, by) if ids else self.second.boost(best, room)  # type: ignore[attr-defined]
+        for row in self.rows:
+            ids, by = row.boost(best, room)  # type: ignore[attr-defined]
+            if ids:
+                return ids, by
+        return [], []
 
     def advance(self, token: int) -> None:
-        self.first.advance(token)
-        self.second.advance(token)  # type: ignore[attr-defined]
+        for row in self.rows:
+            row.advance(token)  # type: ignore[attr-defined]
 
 
-def combine(facts: RowFacts | None, voice: object | None) -> object | None:
-    """One steering object for a reply from its fact and voice steerings (either may be None)."""
-    if facts is None or voice is None:
-        return facts if facts is not None else voice
-    return BothSteerings(facts, voice)
+def combine(*rows: object | None) -> object | None:
+    """One steering object for a reply from its steerings in order of precedence (None where it has none)."""
+    present = [row for row in rows if row is not None]
+    if len(present) < 2:
+        return present[0] if present else None
+    return Steerings(present)

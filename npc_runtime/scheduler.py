@@ -22,6 +22,7 @@ from .emotion import summarise
 from .engine import PrefillResult, RoleModelEngine
 from .errors import ImageError, InferenceError
 from .facts import DEFAULT_FACT_BIAS, combine
+from .grounding import DEFAULT_SCENE_BIAS
 from .protocol import ImageInput, SayOptions
 from .sampling import DEFAULT_NO_REPEAT_NGRAM, sample_tokens
 from .voice import DEFAULT_VOICE_BIAS, steer
@@ -55,6 +56,10 @@ class GenOptions:
     #: Fact steering towards the card's price or direction where a reply is about to say one, in nats (0: off;
     #: ``npc_runtime.facts``); a server setting (``npc-runtime serve --fact-bias``).
     fact_bias: float = DEFAULT_FACT_BIAS
+    #: Scene steering towards the element the request's scene facts give where a reply is about to name the weather,
+    #: a creature, the player's item or the time of day, in nats (0: off; ``npc_runtime.grounding``); a server
+    #: setting (``npc-runtime serve --scene-bias``).
+    scene_bias: float = DEFAULT_SCENE_BIAS
     stop: tuple[str, ...] = ()
     timeout_ms: int = 30_000
     #: Not settable over the protocol: benchmarks and tests use it for replies of a fixed length.
@@ -70,6 +75,7 @@ class GenOptions:
         merged["ignore_eos"] = base.ignore_eos
         merged["voice_bias"] = base.voice_bias
         merged["fact_bias"] = base.fact_bias
+        merged["scene_bias"] = base.scene_bias
         return cls(**merged)
 
 
@@ -346,6 +352,7 @@ class Scheduler:
         spelling = getattr(self.engine, "spelling", None)  # engines of imported chat models have none
         voice = getattr(self.engine, "voice", None)  # nor voice steering
         facts = getattr(self.engine, "facts", None)  # nor fact steering
+        scene = getattr(self.engine, "scene", None)  # nor scene steering (nor a bundle without scene words)
         for row, (req, prep) in enumerate(zip(ready, prepared)):
             emotion = summarise(
                 result.emotion_logits[row].tolist(), float(result.emotion_intensity[row]), self.engine.bundle.emotions
@@ -362,10 +369,12 @@ class Scheduler:
             )
             if spelling is not None:
                 live.spelling = spelling(req.knowledge, req.context, req.history)
-            if voice is not None:
-                live.voice = voice.row(req.card_text, req.history, req.options.voice_bias)
-            if facts is not None:
-                live.voice = combine(facts.row(req.knowledge, req.text, req.options.fact_bias), live.voice)
+            live.voice = combine(
+                facts.row(req.knowledge, req.text, req.options.fact_bias) if facts is not None else None,
+                scene.row(req.context, req.card_text, req.knowledge, req.text, req.options.scene_bias)
+                if scene is not None else None,
+                voice.row(req.card_text, req.history, req.options.voice_bias) if voice is not None else None,
+            )  # in this order of precedence: a price or a scene word being finished is never cut by an address
             new_rows.append(live)
         for live, token in zip(new_rows, self._sample(new_rows, result.logits)):
             self._accept(live, int(token))

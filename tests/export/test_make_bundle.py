@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from export.corpus import build_corpus
-from export.make_bundle import BundleConfig, corpus_lexicon, make_bundle
+from export.make_bundle import BundleConfig, corpus_lexicon, make_bundle, scene_words
 from export.train import preset_configs, train
 from npc_runtime.bundle import load_bundle
 from npc_runtime.engine import RoleModelEngine
@@ -72,6 +72,10 @@ def test_int8_bundle_loads_and_answers(tiny_run: Path, tmp_path: Path) -> None:
     turns = build_corpus(data_cfg.corpus_config()).splits["train"]
     assert engine.lexicon is not None and engine.lexicon.words == corpus_lexicon(turns)
     assert lexicon_words([turns[0].reply]) <= engine.lexicon.words and "ottilie" not in engine.lexicon.words
+    # the scene steering's words: the game world's, each element's own name first; no place, no empty hands
+    assert manifest["scene_words"] == scene_words() and engine.scene is not None
+    assert manifest["scene_words"]["weather"]["rain"][0] == "rain" and "wolves" in manifest["scene_words"]["nearby"]["wolf"]
+    assert "location" not in manifest["scene_words"] and "nothing" not in manifest["scene_words"]["player_item"]
     card = PersonaPack.load(default_pack_dir()).get("blacksmith")
     prepared = engine.prepare(card.fingerprint(), card.card_text(), card.knowledge_text(), {"time_of_day": "night"},
                               [], "Do you sell swords?", None)  # fmt: skip

@@ -88,6 +88,8 @@ def test_a_bad_voice_bias_is_refused_before_loading(tmp_path: Path) -> None:
         main(["serve", "--voice-bias", "-1", "--model", str(tmp_path / "nope"), "--data", str(tmp_path)])
     with pytest.raises(SystemExit, match="--fact-bias must be in 0..50"):
         main(["serve", "--fact-bias", "60", "--model", str(tmp_path / "nope"), "--data", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--scene-bias must be in 0..50"):
+        main(["serve", "--scene-bias", "-2", "--model", str(tmp_path / "nope"), "--data", str(tmp_path)])
 
 
 def test_corrupt_bundle_file_is_named(tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

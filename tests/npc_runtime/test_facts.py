@@ -6,7 +6,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from npc_runtime.bundle import default_bundle_dir
-from npc_runtime.facts import BothSteerings, FactSteering, card_facts, combine
+from npc_runtime.facts import FactSteering, Steerings, card_facts, combine
 from npc_runtime.personas import PersonaPack, default_pack_dir
 from npc_runtime.voice import FINISH_BIAS
 
@@ -100,7 +100,7 @@ def test_combined_with_voice_the_fact_has_the_step(steering) -> None:
 
     row, voice = facts.row(KNOWLEDGE, "How much is the dagger?", 8.0), Voice()
     both = combine(row, voice)
-    assert isinstance(both, BothSteerings) and combine(None, voice) is voice and combine(row, None) is row
+    assert isinstance(both, Steerings) and combine(None, voice) is voice and combine(row, None) is row
     assert both.boost(_id(tok, " 40")) == ([_id(tok, " 12")], [8.0])
     assert both.boost(_id(tok, " silver")) == ([7], [1.5])  # no fact here: the voice's nudge
     both.advance(_id(tok, " 12"))

@@ -158,6 +158,7 @@ def test_the_scheduler_says_the_catchphrase_where_the_reply_would_end(tiny_engin
     # the server's setting, not the protocol's: a request's options never change it
     assert GenOptions.from_protocol(_protocol_options(), GenOptions(voice_bias=1.5)).voice_bias == 1.5
     assert GenOptions.from_protocol(_protocol_options(), GenOptions(fact_bias=3.0)).fact_bias == 3.0
+    assert GenOptions.from_protocol(_protocol_options(), GenOptions(scene_bias=0.0)).scene_bias == 0.0
 
 
 def _protocol_options():

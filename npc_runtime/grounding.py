@@ -1,0 +1,157 @@
+"""Scene steering: where a reply is about to name the weather, a creature, the player's item or the time of day,
+name the one the game's scene facts give.
+
+The small role model reads the scene facts on its ``<ctx>`` line, but where a reply names a scene element its
+choice among the elements it knows is weak: asked about the sky in the rain, it says "It's snow again, my fingers
+are numb" (docs/eval.md, "Scene steering"). The game sends the truth with every ``say`` (``context``), so the
+runtime settles that choice the way :mod:`npc_runtime.facts` settles a price:
+
+- The bundle's manifest lists, per context key, the elements its model was trained to name and the words that name
+  them (``scene_words``: ``{"weather": {"rain": ["rain", "raining", "rainy"], …}, "nearby": {…}, …}``, written by
+  the export from the game world's vocabulary). A bundle without the list gets no scene steering.
+- For each listed key the request's context has, the **targets** are the context's elements (``nearby`` is a
+  comma-separated list; a value the list does not know, such as ``weather: drizzle``, is its own word) and the
+  **competitors** are the words of the key's other elements.
+- A competitor is left alone where the card or the player's line uses it: a card whose catchphrase is "Right as
+  rain!", a quest about wolves, a player asking about a dog that is not there.
+- Where the row's likeliest next token **begins a competitor** (its first token, as it would be spelt at the start
+  of a reply or after a space, in lower or upper case, and only where that token is by itself a whole name of the
+  element: " snow" of "snowy", but not " sun" of "sunny", which also begins "the sun is at its highest", nor
+  " coin" of "coin purse"), the first target of that key the reply has not named yet gets ``bias`` on its first
+  token, spelt like the competitor, and a taken nudge is finished (``FINISH_BIAS``).
+
+The model still decides whether a reply speaks of the scene at all, and where; the steering only picks which
+element. It acts on a word, not a sentence: the words around a named element are the model's, so "It's snow
+again, my fingers are numb" becomes "It's rain again, my fingers are numb", right about the rain, not about the
+fingers. It is a server setting like the fact steering (``npc-runtime serve --scene-bias``); 0 turns it off. The
+empty-handed player (``player_item: nothing``) is never a target: "nothing" is too common a word ("just a dog,
+nothing more") to be steered away from or towards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from .facts import WordNudge
+from .voice import plain_words
+
+__all__ = ["DEFAULT_SCENE_BIAS", "NOT_A_TARGET", "SceneSteering", "RowScene", "validate_scene_words"]
+
+#: The default bias in nats (``GenOptions.scene_bias``); docs/eval.md, "Scene steering", gives the measured choice.
+DEFAULT_SCENE_BIAS = 8.0
+
+#: Context values that never become a target (see the module's docstring).
+NOT_A_TARGET = frozenset({"", "nothing", "none"})
+
+
+def validate_scene_words(value: object) -> dict[str, dict[str, tuple[str, ...]]]:
+    """The manifest's ``scene_words`` as ``{key: {element: words}}``; ValueError naming what is malformed."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"scene_words must be an object of context keys, got {type(value).__name__}")
+    out: dict[str, dict[str, tuple[str, ...]]] = {}
+    for key, elements in value.items():
+        if not isinstance(elements, Mapping) or not elements:
+            raise ValueError(f"scene_words[{key!r}] must be a non-empty object of elements")
+        out[str(key)] = {}
+        for element, words in elements.items():
+            if not isinstance(words, Sequence) or isinstance(words, str) or not words \
+                    or not all(isinstance(w, str) and w.strip() for w in words):  # fmt: skip
+                raise ValueError(f"scene_words[{key!r}][{element!r}] must be a non-empty list of words")
+            out[str(key)][str(element)] = tuple(plain_words(w) for w in words)
+    return out
+
+
+class SceneSteering:
+    """Per engine: the bundle's scene vocabulary, which tokens begin each of its words, and how a word is spelt."""
+
+    def __init__(self, scene_words: Mapping[str, Mapping[str, Sequence[str]]],
+                 encode: Callable[[str], Sequence[int]], pieces: Sequence[str]) -> None:  # fmt: skip
+        self._encode = encode
+        self.pieces = list(pieces)
+        self.words = validate_scene_words(scene_words)
+        self._first: dict[str, frozenset[int]] = {}  # word -> the tokens that begin it in a reply
+        for elements in self.words.values():
+            for words in elements.values():
+                for word in words:
+                    self._first.setdefault(word, self._first_tokens(word, words))
+
+    def _first_tokens(self, word: str, forms: Sequence[str]) -> frozenset[int]:
+        """The tokens that begin ``word`` in a reply (after a space or not, capitalised or not) and are a whole
+        name of the same element by themselves: " snow" begins "snowy" too, but " sun" (of " sunny") also
+        begins "the sun is at its highest", " coin" (of "coin purse") "not a coin less", and "F" (of "Fog")
+        anything."""
+        out = set()
+        for spelt in (word, word.capitalize()):
+            for text in (spelt, " " + spelt):
+                ids = list(self._encode(text))
+                if ids and 0 <= ids[0] < len(self.pieces) and self.pieces[ids[0]].strip().casefold() in forms:
+                    out.add(ids[0])
+        return frozenset(out)
+
+    def row(self, context: Mapping[str, str], card_text: str, knowledge: str, player: str,
+            bias: float) -> RowScene | None:  # fmt: skip
+        """The steering of one reply (None where no listed key has a target and a competitor, or ``bias`` is 0)."""
+        if bias <= 0.0 or not context:
+            return None
+        used = f" {plain_words(' '.join((card_text, knowledge, player)))} "
+        competitors: dict[int, str] = {}
+        targets: dict[str, list[str]] = {}
+        for key, elements in self.words.items():
+            value = context.get(key)
+            if not isinstance(value, str):
+                continue
+            wanted = [plain_words(part) for part in value.split(",")]
+            wanted = [w for w in wanted if w not in NOT_A_TARGET]
+            if not wanted:
+                continue
+            # An element the list knows is said by its first word ("coin purse"), another value by itself.
+            says = [elements[w][0] if w in elements else w for w in wanted]
+            own = {word for w in wanted for word in elements.get(w, (w,))}
+            own_first = set().union(*(self._first.get(w, frozenset()) for w in own))
+            rivals = set()
+            for words in elements.values():
+                for word in words:
+                    if word in own or f" {word} " in used:
+                        continue
+                    for token in self._first[word] - own_first:  # " clear" of "clear skies": is "clear" used?
+                        if f" {self.pieces[token].strip().casefold()} " not in used:
+                            rivals.add(token)
+            if rivals:
+                targets[key] = says
+                for token in rivals:
+                    competitors.setdefault(token, key)
+        return RowScene(self, competitors, targets, bias) if competitors else None
+
+    def spell(self, word: str, like: int) -> list[int]:
+        """``word``'s token ids as it would follow in place of token ``like``: its leading space and capital."""
+        piece = self.pieces[like] if 0 <= like < len(self.pieces) else " "
+        text = word.capitalize() if piece.strip()[:1].isupper() else word
+        return list(self._encode((" " if piece.startswith(" ") else "") + text))
+
+
+class RowScene(WordNudge):
+    """The scene steering of one reply: which token begins which key's competitor, and a taken nudge's rest."""
+
+    def __init__(self, steering: SceneSteering, competitors: dict[int, str], targets: dict[str, list[str]],
+                 bias: float) -> None:  # fmt: skip
+        super().__init__(steering.pieces)
+        self._steering = steering
+        self.competitors = competitors
+        self.targets = targets
+        self.bias = bias
+
+    def _target(self, key: str) -> str:
+        """The key's first target the reply has not named yet (the first one where it named them all)."""
+        said = f" {plain_words(self.text)} "
+        says = self.targets[key]
+        return next((word for word in says if f" {word} " not in said), says[0])
+
+    def boost(self, best: int, room: int | None = None) -> tuple[list[int], list[float]]:
+        """The token ids to raise at this step and by how much, given the row's likeliest next token ``best``
+        and the tokens the reply may still say (``room``; None: no limit)."""
+        if self.finishing():
+            return self.finish_step()
+        key = self.competitors.get(best)
+        if key is None:
+            return [], []
+        return self.offer(self._steering.spell(self._target(key), best), self.bias, room)

@@ -1,0 +1,142 @@
+"""Scene steering: which words compete with the scene facts' elements, what a nudge says, and the shipped model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tokenizers import Tokenizer
+
+from npc_runtime.bundle import default_bundle_dir
+from npc_runtime.grounding import SceneSteering, validate_scene_words
+from npc_runtime.personas import PersonaPack, default_pack_dir
+from npc_runtime.voice import FINISH_BIAS
+
+BUNDLE = default_bundle_dir()
+pytestmark = pytest.mark.skipif(not (BUNDLE / "tokenizer.json").exists(), reason="no shipped bundle")
+CARD = "Brenna Ironhand, the village blacksmith. Speaking style: gruff. Says things like: \"Mind the edge.\""
+RAIN = {"time_of_day": "noon", "weather": "rain", "nearby": "dog, wolf", "player_item": "coin purse"}
+
+
+@pytest.fixture(scope="module")
+def steering() -> tuple[SceneSteering, Tokenizer]:
+    tokenizer = Tokenizer.from_file(str(BUNDLE / "tokenizer.json"))
+    pieces = [tokenizer.decode([i], skip_special_tokens=False) for i in range(tokenizer.get_vocab_size())]
+    words = json.loads((BUNDLE / "bundle.json").read_text(encoding="utf-8"))["scene_words"]
+    return SceneSteering(words, lambda text: tokenizer.encode(text, add_special_tokens=False).ids, pieces), tokenizer
+
+
+def _ids(tokenizer: Tokenizer, text: str) -> list[int]:
+    return tokenizer.encode(text, add_special_tokens=False).ids
+
+
+def _say(row, tokenizer: Tokenizer, text: str) -> None:
+    for token in _ids(tokenizer, text):
+        row.boost(token)
+        row.advance(token)
+
+
+def test_another_weather_gets_the_scenes_and_a_taken_nudge_is_finished(steering) -> None:
+    scene, tok = steering
+    row = scene.row(RAIN, CARD, "name: Brenna", "How's the sky?", 8.0)
+    _say(row, tok, "Aye, it's")
+    assert row.boost(_ids(tok, " snow")[0]) == ([_ids(tok, " rain")[0]], [8.0])
+    assert row.boost(_ids(tok, " fog")[0]) == ([_ids(tok, " rain")[0]], [8.0])
+    assert row.boost(_ids(tok, " again")[0]) == ([], [])  # no scene word: nothing to settle
+    assert row.boost(_ids(tok, " rain")[0]) == ([], [])  # the scene's own weather: nothing to settle
+    # A creature that is not there: the first one the reply has not named yet ("dog", then "wolf").
+    assert row.boost(_ids(tok, " horse")[0]) == ([_ids(tok, " dog")[0]], [8.0])
+    _say(row, tok, " a dog and a")
+    assert row.boost(_ids(tok, " horse")[0]) == ([_ids(tok, " wolf")[0]], [8.0])
+    # Another held item than the purse: "coin purse" is two tokens, the second finished once the first is taken.
+    coin, purse = _ids(tok, " coin purse")
+    assert row.boost(_ids(tok, " sword")[0]) == ([coin], [8.0])
+    row.advance(coin)
+    assert row.boost(_ids(tok, " sword")[0]) == ([purse], [FINISH_BIAS])
+    row.advance(purse)
+    # The time of day, spelt like the word it replaces: capital after no space at the start of a sentence.
+    assert row.boost(_ids(tok, " Evening")[0]) == ([_ids(tok, " Noon")[0]], [8.0])
+
+
+def test_words_of_the_card_or_the_player_and_partial_tokens_never_compete(steering) -> None:
+    scene, tok = steering
+    sun = _ids(tok, " sun")[0]  # " sunny" begins with it, and so does "the sun is at its highest"
+    coin = _ids(tok, " coin")[0]  # "coin purse" begins with it, and so does "not a coin less"
+    row = scene.row({"weather": "rain", "player_item": "lute"}, CARD + ' Often says "Right as rain!"',
+                    "name: Brenna", "Is that a wolf or a horse?", 8.0)
+    assert sun not in row.competitors and coin not in row.competitors
+    assert _ids(tok, " snow")[0] in row.competitors
+    # "clear" is on the card: neither "clear" nor "clear skies" competes; the player asked about a horse.
+    row = scene.row({"weather": "rain", "nearby": "dog"}, CARD + " Keeps a clear head.", "name: Brenna",
+                    "Is that a horse?", 8.0)
+    assert _ids(tok, " clear")[0] not in row.competitors and _ids(tok, " horse")[0] not in row.competitors
+    assert row.competitors[_ids(tok, " wolf")[0]] == "nearby"
+
+
+def test_no_steering_without_a_target_a_context_or_a_bias(steering) -> None:
+    scene, tok = steering
+    assert scene.row(RAIN, CARD, "", "hi", 0.0) is None
+    assert scene.row({}, CARD, "", "hi", 8.0) is None
+    assert scene.row({"location": "forge", "mood": "tense"}, CARD, "", "hi", 8.0) is None  # keys it does not list
+    # The empty-handed player is never a target: "nothing" is too common a word to steer to.
+    assert scene.row({"player_item": "nothing"}, CARD, "", "hi", 8.0) is None
+    # A value the list does not know is its own word, and every listed weather competes with it.
+    row = scene.row({"weather": "drizzle"}, CARD, "", "hi", 8.0)
+    assert row.targets == {"weather": ["drizzle"]}
+    assert row.boost(_ids(tok, " snow")[0]) == ([_ids(tok, " drizzle")[0]], [8.0])
+
+
+def test_a_nudge_that_would_not_fit_is_not_begun(steering) -> None:
+    scene, tok = steering
+    row = scene.row({"player_item": "coin purse"}, CARD, "", "hi", 8.0)
+    assert row.boost(_ids(tok, " sword")[0], room=2) == ([], [])  # two tokens and the end need three
+    assert row.boost(_ids(tok, " sword")[0], room=3)[0] == [_ids(tok, " coin")[0]]
+
+
+def test_scene_words_are_validated() -> None:
+    assert validate_scene_words({"weather": {"rain": ["Rain", "raining"]}}) == {"weather": {"rain": ("rain", "raining")}}
+    for bad, what in (([], "object of context keys"), ({"weather": {}}, "non-empty object"),
+                      ({"weather": {"rain": "rain"}}, "non-empty list"), ({"weather": {"rain": [""]}}, "non-empty list")):
+        with pytest.raises(ValueError, match=what):
+            validate_scene_words(bad)
+
+
+def test_a_bundle_with_malformed_scene_words_is_refused(tmp_path) -> None:
+    import shutil
+
+    from export.make_bundle import rewrite_manifest
+    from npc_runtime.bundle import load_bundle
+    from npc_runtime.engine import RoleModelEngine
+    from npc_runtime.errors import BundleError
+    from npc_runtime.ort_backend import RuntimeOptions
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(BUNDLE, copy)
+    rewrite_manifest(copy, {"scene_words": {"weather": ["rain"]}})
+    with pytest.raises(BundleError, match="scene_words"):
+        RoleModelEngine(load_bundle(copy), RuntimeOptions(device="cpu", intra_op_threads=1))
+
+
+def test_the_shipped_bundle_names_the_scenes_weather_with_scene_steering() -> None:
+    """The real model and scheduler: asked about the weather in the rain, the blacksmith says it snows; with the
+    default steering it is rain, and the model goes on with a line of the rain's own."""
+    from npc_runtime.bundle import load_bundle
+    from npc_runtime.engine import RoleModelEngine
+    from npc_runtime.grounding import DEFAULT_SCENE_BIAS
+    from npc_runtime.ort_backend import RuntimeOptions
+    from npc_runtime.scheduler import GenOptions, GenRequest, SchedulerConfig
+
+    from .test_scheduler import _run
+
+    engine = RoleModelEngine(load_bundle(BUNDLE), RuntimeOptions(device="cpu", intra_op_threads=1))
+    assert engine.scene is not None
+    card = PersonaPack.load(default_pack_dir()).get("blacksmith")
+    reqs = [GenRequest(key=bias, fingerprint=card.fingerprint(), card_text=card.card_text(),
+                       knowledge=card.knowledge_text(voice=engine.prompt_voice), text="What's the weather like?",
+                       context={"time_of_day": "noon", "weather": "rain", "nearby": "dog"}, history=[], image=None,
+                       options=GenOptions(temperature=0.0, scene_bias=bias))
+            for bias in (0.0, DEFAULT_SCENE_BIAS)]  # fmt: skip
+    done = _run(engine, reqs, SchedulerConfig(max_batch=2))
+    off, on = done[0.0][1]["text"], done[DEFAULT_SCENE_BIAS][1]["text"]
+    assert "snow" in off.lower() and "rain" not in off.lower(), off
+    assert "rain today" in on.lower() and "snow" not in on.lower(), on
