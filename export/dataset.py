@@ -83,6 +83,11 @@ class DataConfig:
     invent_facts: bool = False
     #: How the corpus sets emotion labels (``CorpusConfig.emotion_labels``): ``sampled`` or ``rule``.
     emotion_labels: str = "sampled"
+    #: Share of training turns whose player line is left out of the decoder text (``<player><npc>``) while its
+    #: MiniLM embedding stays in the prefix, so that the model learns to read what the player means from the
+    #: embedding, which places a phrasing never seen in training near the ones that were, instead of from the
+    #: exact words of the corpus's paraphrase templates (docs/model.md, "Player-line dropout").
+    player_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("n_procedural_personas", "examples_per_persona", "examples_per_bundled_persona", "n_scenes",
@@ -94,7 +99,7 @@ class DataConfig:
             raise ValueError(f"text_encoder must be one of {TEXT_ENCODERS}, got {self.text_encoder!r}")
         if self.text_encoder == "minilm" and self.text_embed_dim != 384:
             raise ValueError(f"MiniLM embeddings are 384-d, got text_embed_dim={self.text_embed_dim}")
-        for name in ("context_dropout", "image_dropout", "voice_swap", "fact_swap"):
+        for name in ("context_dropout", "image_dropout", "voice_swap", "fact_swap", "player_dropout"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}")
@@ -125,6 +130,7 @@ class DataConfig:
             if name in values:
                 values[name] = tuple(values[name])
         values.setdefault("emotion_labels", "sampled")  # runs from before the option drew them
+        values.setdefault("player_dropout", 0.0)  # and before player-line dropout
         return cls(**values)
 
 
@@ -244,8 +250,10 @@ def _encode_split(
     context_dropped: Sequence[bool],
     voice: bool = False,
     spaced_quotes: bool = False,
+    player_dropped: Sequence[bool] | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[int], list[int]]:
-    """ids, labels, prompt lengths and the kept example indices; turns that cannot fit are skipped."""
+    """ids, labels, prompt lengths and the kept example indices; turns that cannot fit are skipped. A turn in
+    ``player_dropped`` has an empty player line in the decoder text (its embedding is the prefix's business)."""
     ids_of = special_token_ids()
     npc_id, player_id = ids_of[NPC], ids_of[PLAYER]
     histories = [list(ex.history) for ex in examples]
@@ -258,8 +266,9 @@ def _encode_split(
         ex = examples[i]
         context = {} if context_dropped[i] else ex.scene.to_context()
         knowledge = ex.card.knowledge_text(voice=voice, spaced_quotes=spaced_quotes)
-        prompt = build_decoder_text(knowledge, context, histories[i], ex.player)
-        return prompt, build_decoder_text(knowledge, context, histories[i], ex.player, reply=ex.reply)
+        player = "" if player_dropped is not None and player_dropped[i] else ex.player
+        prompt = build_decoder_text(knowledge, context, histories[i], player)
+        return prompt, build_decoder_text(knowledge, context, histories[i], player, reply=ex.reply)
 
     pending = list(range(len(examples)))
     while pending:
@@ -489,7 +498,13 @@ def prepare_data(
             encoded = _swap_voices(encoded, config, split)
         if split == "train" and config.fact_swap:
             encoded = _swap_facts(encoded, config, split)
-        ids, labels, prompt_lengths, kept = _encode_split(encoded, tokenizer, n_prefix, max_positions, config.history_loss, no_context, voice, spaced_quotes)
+        # Player-line dropout (training turns only), drawn apart from the scene dropout so that adding it leaves
+        # which turns lose their scene facts as they were.
+        no_player = None
+        if split == "train" and config.player_dropout:
+            rng = random.Random(f"player-dropout:{config.corpus_seed}")
+            no_player = [rng.random() < config.player_dropout for _ in exs]
+        ids, labels, prompt_lengths, kept = _encode_split(encoded, tokenizer, n_prefix, max_positions, config.history_loss, no_context, voice, spaced_quotes, no_player)
         if len(kept) < len(exs):
             log.warning("%s: skipped %d turns longer than %d positions", split, len(exs) - len(kept), max_positions)
         splits[split] = SplitData(

@@ -29,7 +29,7 @@ PRESETS = ("default", "small", "tiny")
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "train_log.jsonl"
 #: Training-data augmentations a run may set (``DataConfig`` fields, each a share of turns; flags ``--voice-swap``...).
-SWAP_OPTIONS = ("voice_swap", "fact_swap")
+SWAP_OPTIONS = ("voice_swap", "fact_swap", "player_dropout")
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,8 @@ class TrainConfig:
     #: ``DataConfig.voice_swap``, ``.fact_swap`` and ``.emotion_labels`` for this run (None: the preset's).
     voice_swap: float | None = None
     fact_swap: float | None = None
+    #: ``DataConfig.player_dropout`` for this run (None: the preset's).
+    player_dropout: float | None = None
     emotion_labels: str | None = None
     #: ``DataConfig.invent_facts`` for this run (None: the preset's).
     invent_facts: bool | None = None
@@ -599,6 +601,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="share of generated personas' training turns given another name, other numbers and "
                         "another quest on the card and in the turn's texts, so the model learns to copy them from "
                         "the card (default: the preset's)")  # fmt: skip
+    parser.add_argument("--player-dropout", type=float, default=None, metavar="SHARE",
+                        help="share of training turns whose player line is left out of the decoder text, its "
+                        "sentence embedding kept, so the model learns to read phrasings it never saw from the "
+                        "embedding (default: the preset's)")  # fmt: skip
     parser.add_argument("--invent-facts", action=argparse.BooleanOptionalAction, default=None,
                         help="the fact swap invents the new name from syllables and the role, wares, places and "
                         "quest title from words no corpus card uses, so they are split into several tokens as on a "
@@ -621,7 +627,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "copy_head": args.copy_head, "copy_induction": args.copy_induction,
                  "init_from": None if args.init_from is None else str(args.init_from),
                  "emotion_labels": args.emotion_labels, "voice_swap": args.voice_swap,
-                 "fact_swap": args.fact_swap, "invent_facts": args.invent_facts}  # fmt: skip
+                 "fact_swap": args.fact_swap, "invent_facts": args.invent_facts,
+                 "player_dropout": args.player_dropout}  # fmt: skip
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     if args.steps is not None and args.steps < cfg.eval_every:
         cfg = replace(cfg, eval_every=args.steps, checkpoint_every=args.steps)

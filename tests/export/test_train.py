@@ -82,6 +82,34 @@ def test_turns_are_encoded_like_the_runtime(tiny_data: TurnData) -> None:
         assert split.labels[row][want.prompt_length - 1 :].tolist() == want.labels[want.prompt_length - 1 :]
 
 
+def test_player_dropout_empties_the_player_line_of_some_training_turns(tiny_data: TurnData, tmp_path: Path) -> None:
+    """Dropped turns read ``<player> <npc>`` with the line's embedding kept; the rest, val and the scene dropout are
+    as without it."""
+    from dataclasses import replace as with_
+
+    from export.corpus import build_corpus
+
+    model_cfg, data_cfg, _ = preset_configs("tiny")
+    shutil.copytree(tiny_data.tokenizer_path.parent, tmp_path / "data")
+    dropped = prepare_data(with_(data_cfg, player_dropout=0.5), model_cfg.prefix_tokens, model_cfg.max_positions,
+                           tmp_path / "data", progress=False, voice=True)  # fmt: skip
+    examples = build_corpus(data_cfg.corpus_config()).splits["train"]
+    tokenizer = load_tokenizer(dropped.tokenizer_path)
+    plain, split = tiny_data.splits["train"], dropped.splits["train"]
+    assert (split.has_context == plain.has_context).all() and (split.utterance_row == plain.utterance_row).all()
+    emptied = 0
+    for row in range(len(split)):
+        ex = examples[int(split.example_index[row])]
+        context = ex.scene.to_context() if split.has_context[row] else {}
+        if split.ids[row].tolist() != plain.ids[row].tolist():
+            want = encode_turn(tokenizer, dropped.n_prefix, ex.card.knowledge_text(voice=True), context, ex.history,
+                               "", ex.reply)  # fmt: skip
+            assert split.ids[row].tolist() == want.ids
+            emptied += 1
+    assert 0.3 < emptied / len(split) < 0.7
+    assert all(a.tolist() == b.tolist() for a, b in zip(dropped.splits["val"].ids, tiny_data.splits["val"].ids))
+
+
 def test_history_replies_are_labelled(tiny_data: TurnData) -> None:
     split = tiny_data.splits["train"]
     with_history = [r for r in range(len(split)) if (split.labels[r][: split.prompt_length[r] - 1] != -100).any()]
@@ -217,7 +245,7 @@ def test_cli_copy_head_and_emotion_labels_are_stored_named_in_the_recipe_and_a_r
     assert load_checkpoint(out / CHECKPOINT_NAME)[0].cfg.copy_head is False
 
 
-@pytest.mark.parametrize("key", ["voice_swap", "fact_swap"])
+@pytest.mark.parametrize("key", ["voice_swap", "fact_swap", "player_dropout"])
 def test_cli_swap_share_is_stored_and_a_resume_cannot_change_it(tmp_path: Path, key: str) -> None:
     out = tmp_path / "swap"
     flag = "--" + key.replace("_", "-")
