@@ -16,6 +16,11 @@ completion"). The card itself says which is right, so the runtime settles it:
   ``bias``; where it **begins a compass direction** and the topic is a place with one, the direction's first token
   gets it. A taken nudge is finished with ``FINISH_BIAS`` ("south" of "south-west" goes on to "-west").
 
+- Where the reply is **listing wares** (its text so far ends with a comma or "and", and perhaps an article) and
+  the likeliest next token begins a ware the reply has already named, the first of the card's wares it has not
+  named gets ``bias`` instead ("a chain shirt for 84 silver and a chain shirt" becomes "… and a shield"). A token
+  that also begins an unnamed ware ("leather" of "leather boots" after "leather gloves") is left alone.
+
 The model still decides whether to give a number or a direction at all, and where; the steering only picks which
 one. Numbers that are not prices (an offer for the player's own goods, a reward) are left alone unless the topic
 is a ware. It is a server setting like the voice steering (``npc-runtime serve --fact-bias``); 0 turns it off.
@@ -41,6 +46,8 @@ _PLACE = re.compile(r"^(.*?)\s*\((.*)\)$")
 _COMPASS = re.compile(r"^((?:north|south|east|west)(?:-(?:north|south|east|west))?)\b", re.IGNORECASE)
 _ARTICLE = re.compile(r"^(?:a|an|the|some) ")
 _COMPASS_WORDS = ("north", "south", "east", "west")
+#: The end of a reply's text where a list goes on: "…, a", "… and", "…, some".
+_LIST_GOES_ON = re.compile(r"(?:,|\band)(?:\s+(?:a|an|some|the))?$", re.IGNORECASE)
 
 
 def _name_key(name: str) -> str:
@@ -137,6 +144,9 @@ class RowFacts(WordNudge):
         self.bias = bias
         self._names = sorted(facts, key=len, reverse=True)  # "iron helm" before "helm"
         self._player_topic = self._last_named(player)
+        #: Each ware's first token as a list says it (after a space, lower case), in the card's order.
+        self._ware_first = {name: ids[0] for name, fact in facts.items() if fact.isdigit()
+                            for ids in [steering.spell(name, -1)] if ids}  # fmt: skip
 
     def _last_named(self, text: str) -> str | None:
         words = f" {plain_words(text)} "
@@ -158,6 +168,10 @@ class RowFacts(WordNudge):
         if self.finishing():
             return self.finish_step()
         steering = self._steering
+        if best in self._ware_first.values() and len(self._ware_first) > 1:
+            nudge = self._next_ware(best, room)
+            if nudge[0]:
+                return nudge
         if not 0 <= best < len(steering.pieces) or not (steering.number_start[best] or steering.compass_start[best]):
             return [], []  # most steps: nothing to settle, and the topic is not even looked up
         topic = self.topic
@@ -167,6 +181,16 @@ class RowFacts(WordNudge):
         if not (steering.number_start[best] if fact.isdigit() else steering.compass_start[best]):
             return [], []
         return self.offer(steering.spell(fact, best), self.bias, room)
+
+    def _next_ware(self, best: int, room: int | None) -> tuple[list[int], list[float]]:
+        """In a list of wares, the first ware not named yet where ``best`` begins one already named."""
+        if not _LIST_GOES_ON.search(self.text.rstrip()):
+            return [], []
+        said = f" {plain_words(self.text)} "
+        unsaid = [name for name in self._ware_first if f" {name} " not in said]
+        if not unsaid or any(self._ware_first[name] == best for name in unsaid):
+            return [], []  # all named, or the token may begin one that is not
+        return self.offer(self._steering.spell(unsaid[0], best), self.bias, room)
 
 
 class Steerings:

@@ -74,6 +74,23 @@ def test_a_direction_is_the_places_and_a_taken_one_is_finished(steering) -> None
     assert capital.boost(_id(tok, " North")) == ([_id(tok, " East")], [3.0])  # as the row would write it
 
 
+def test_a_list_of_wares_goes_on_with_one_not_named_yet(steering) -> None:
+    facts, tok = steering
+    knowledge = "name: Brenna | wares: leather gloves 4, chain shirt 84, shield 36, leather boots 9"
+    row = facts.row(knowledge, "What do you sell?", 8.0)
+    chain, shield, leather = _id(tok, " chain"), _id(tok, " shield"), _id(tok, " leather")
+    _say(row, tok, "A chain shirt? The")
+    assert row.boost(chain) == ([], [])  # a named ware again, but not in a list: the model's choice
+    _say(row, tok, " chain shirt is 84 silver. I've got a leather gloves for 4 silver, a chain shirt for 84 silver and a")
+    assert row.boost(chain) == ([shield], [8.0])  # the list repeats a ware: the first one not named instead
+    assert row.boost(leather) == ([], [])  # "leather" may begin the leather boots, not named yet
+    assert row.boost(shield) == ([], [])  # an unnamed ware already: nothing to settle
+    _say(row, tok, " shield for 36 silver,")
+    assert row.boost(chain) == ([leather], [8.0])  # after a comma too
+    row.advance(leather)
+    assert row.boost(chain) == ([_id(tok, " boots")], [FINISH_BIAS])  # and a taken one is finished
+
+
 def test_no_steering_without_a_topic_a_fact_or_a_bias(steering) -> None:
     facts, tok = steering
     row = facts.row(KNOWLEDGE, "Hello there.", 8.0)
