@@ -12,8 +12,11 @@ runtime settles that choice the way :mod:`npc_runtime.facts` settles a price:
 - For each listed key the request's context has, the **targets** are the context's elements (``nearby`` is a
   comma-separated list; a value the list does not know, such as ``weather: drizzle``, is its own word) and the
   **competitors** are the words of the key's other elements.
-- A competitor is left alone where the card or the player's line uses it: a card whose catchphrase is "Right as
-  rain!", a quest about wolves, a player asking about a dog that is not there.
+- A competitor is left alone where the reply is saying words of the card or the player's line: where the word it
+  would begin, after the reply's last word, is a pair of words they use ("as rain" of a catchphrase "Right as
+  rain!", "the wolves" of a quest to drive off the wolves, "a dog" of a player asking "Is that a dog?"), or, at
+  the start of a sentence, a word they use. (A first form left out every word the card used anywhere; since most
+  generated cards mention a morning or the rain somewhere, that turned the time of day and the rain off for them.)
 - Where the row's likeliest next token **begins a competitor** (its first token, as it would be spelt at the start
   of a reply or after a space, in lower or upper case, and only where that token is by itself a whole name of the
   element: " snow" of "snowy", but not " sun" of "sunny", which also begins "the sun is at its highest", nor
@@ -93,7 +96,7 @@ class SceneSteering:
         """The steering of one reply (None where no listed key has a target and a competitor, or ``bias`` is 0)."""
         if bias <= 0.0 or not context:
             return None
-        used = f" {plain_words(' '.join((card_text, knowledge, player)))} "
+        sources = f" {plain_words(' '.join((card_text, knowledge, player)))} "
         competitors: dict[int, str] = {}
         targets: dict[str, list[str]] = {}
         for key, elements in self.words.items():
@@ -111,16 +114,13 @@ class SceneSteering:
             rivals = set()
             for words in elements.values():
                 for word in words:
-                    if word in own or f" {word} " in used:
-                        continue
-                    for token in self._first[word] - own_first:  # " clear" of "clear skies": is "clear" used?
-                        if f" {self.pieces[token].strip().casefold()} " not in used:
-                            rivals.add(token)
+                    if word not in own:
+                        rivals |= self._first[word] - own_first
             if rivals:
                 targets[key] = says
                 for token in rivals:
                     competitors.setdefault(token, key)
-        return RowScene(self, competitors, targets, bias) if competitors else None
+        return RowScene(self, competitors, targets, bias, sources) if competitors else None
 
     def spell(self, word: str, like: int) -> list[int]:
         """``word``'s token ids as it would follow in place of token ``like``: its leading space and capital."""
@@ -133,12 +133,24 @@ class RowScene(WordNudge):
     """The scene steering of one reply: which token begins which key's competitor, and a taken nudge's rest."""
 
     def __init__(self, steering: SceneSteering, competitors: dict[int, str], targets: dict[str, list[str]],
-                 bias: float) -> None:  # fmt: skip
+                 bias: float, sources: str = " ") -> None:  # fmt: skip
         super().__init__(steering.pieces)
         self._steering = steering
         self.competitors = competitors
         self.targets = targets
         self.bias = bias
+        self._sources = sources  # the card's, knowledge line's and player's words, " "-joined and padded
+
+    def _quoting(self, best: int) -> bool:
+        """Whether saying ``best`` here would go on with words of the card or the player's line: the word it
+        begins after the reply's last word is a pair of words they use ("as rain" of "Right as rain!", "the
+        wolves" of a quest about wolves), or, where no word of the sentence precedes it, a word they use."""
+        word = self._steering.pieces[best].strip().casefold()
+        before = self.text.rstrip()
+        if not before or before[-1] in ".!?":
+            return f" {word} " in self._sources
+        last = plain_words(before).rsplit(" ", 1)[-1]
+        return f" {last} {word} " in self._sources
 
     def _target(self, key: str) -> str:
         """The key's first target the reply has not named yet (the first one where it named them all)."""
@@ -152,6 +164,6 @@ class RowScene(WordNudge):
         if self.finishing():
             return self.finish_step()
         key = self.competitors.get(best)
-        if key is None:
+        if key is None or self._quoting(best):
             return [], []
         return self.offer(self._steering.spell(self._target(key), best), self.bias, room)

@@ -58,19 +58,25 @@ def test_another_weather_gets_the_scenes_and_a_taken_nudge_is_finished(steering)
     assert row.boost(_ids(tok, " Evening")[0]) == ([_ids(tok, " Noon")[0]], [8.0])
 
 
-def test_words_of_the_card_or_the_player_and_partial_tokens_never_compete(steering) -> None:
+def test_words_the_reply_takes_from_the_card_or_the_player_and_partial_tokens_are_left_alone(steering) -> None:
     scene, tok = steering
     sun = _ids(tok, " sun")[0]  # " sunny" begins with it, and so does "the sun is at its highest"
     coin = _ids(tok, " coin")[0]  # "coin purse" begins with it, and so does "not a coin less"
-    row = scene.row({"weather": "rain", "player_item": "lute"}, CARD + ' Often says "Right as rain!"',
-                    "name: Brenna", "Is that a wolf or a horse?", 8.0)
-    assert sun not in row.competitors and coin not in row.competitors
-    assert _ids(tok, " snow")[0] in row.competitors
-    # "clear" is on the card: neither "clear" nor "clear skies" competes; the player asked about a horse.
-    row = scene.row({"weather": "rain", "nearby": "dog"}, CARD + " Keeps a clear head.", "name: Brenna",
+    rain, fog, horse, dog = (_ids(tok, w)[0] for w in (" rain", " fog", " horse", " dog"))
+    card = CARD + ' Often says "Right as rain!" Keeps a clear head.'
+    row = scene.row({"weather": "fog", "nearby": "dog", "player_item": "lute"}, card, "name: Brenna",
                     "Is that a horse?", 8.0)
-    assert _ids(tok, " clear")[0] not in row.competitors and _ids(tok, " horse")[0] not in row.competitors
-    assert row.competitors[_ids(tok, " wolf")[0]] == "nearby"
+    assert sun not in row.competitors and coin not in row.competitors and rain in row.competitors
+    _say(row, tok, "Right as")
+    assert row.boost(rain) == ([], [])  # the card's catchphrase goes on: "as rain" is the card's
+    _say(row, tok, " rain! It's all")
+    assert row.boost(rain) == ([fog], [8.0])  # "all rain" is not: the scene's weather
+    _say(row, tok, " fog. That's a")
+    assert row.boost(horse) == ([], [])  # "a horse" repeats the player's question
+    _say(row, tok, " horse? The")
+    assert row.boost(horse) == ([dog], [8.0])  # "the horse" does not
+    _say(row, tok, " dog.")
+    assert row.boost(_ids(tok, " Clear")[0]) == ([], [])  # a sentence begun with a word of the card
 
 
 def test_no_steering_without_a_target_a_context_or_a_bias(steering) -> None:
