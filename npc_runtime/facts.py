@@ -35,7 +35,8 @@ import numpy as np
 
 from .voice import FINISH_BIAS, plain_words
 
-__all__ = ["DEFAULT_FACT_BIAS", "card_facts", "combine", "FactSteering", "Steerings", "RowFacts", "WordNudge"]
+__all__ = ["DEFAULT_FACT_BIAS", "card_facts", "combine", "FactSteering", "Steerings", "RowFacts", "WordNudge",
+           "spell_like"]
 
 #: The default bias in nats (``GenOptions.fact_bias``); docs/eval.md, "Fact steering", gives the measured choice.
 DEFAULT_FACT_BIAS = 8.0
@@ -73,6 +74,14 @@ def card_facts(knowledge: str) -> dict[str, str]:
     return out
 
 
+def spell_like(encode: Callable[[str], Sequence[int]], pieces: Sequence[str], text: str, like: int) -> list[int]:
+    """``text``'s token ids spelt in place of token ``like``: with its leading space, capitalised if it is (``like``
+    out of range: after a space, lower case)."""
+    piece = pieces[like] if 0 <= like < len(pieces) else " "
+    spelt = text.capitalize() if piece.strip()[:1].isupper() else text
+    return list(encode((" " if piece.startswith(" ") else "") + spelt))
+
+
 class FactSteering:
     """Per engine: which tokens begin a number or a compass direction, and how a fact is spelled in tokens."""
 
@@ -93,9 +102,7 @@ class FactSteering:
 
     def spell(self, fact: str, like: int) -> list[int]:
         """``fact``'s token ids as it would follow token ``like``: its leading space and capital."""
-        piece = self.pieces[like] if 0 <= like < len(self.pieces) else " "
-        text = fact.capitalize() if piece.strip()[:1].isupper() else fact
-        return list(self._encode((" " if piece.startswith(" ") else "") + text))
+        return spell_like(self._encode, self.pieces, fact, like)
 
 
 class WordNudge:

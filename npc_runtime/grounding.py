@@ -24,9 +24,10 @@ runtime settles that choice the way :mod:`npc_runtime.facts` settles a price:
   token, spelt like the competitor, and a taken nudge is finished (``FINISH_BIAS``).
 
 The model still decides whether a reply speaks of the scene at all, and where; the steering only picks which
-element. It acts on a word, not a sentence: the words around a named element are the model's, so "It's snow
-again, my fingers are numb" becomes "It's rain again, my fingers are numb", right about the rain, not about the
-fingers. It is a server setting like the fact steering (``npc-runtime serve --scene-bias``); 0 turns it off. The
+element. It acts on a word, not a sentence: the words around a named element are the model's. Often the model
+goes on with the element's own line ("It's snow again, my fingers are numb" in the rain becomes "It's rain today,
+keep your hood up"); sometimes the sentence begun for another element comes out bent ("It's fog has rolled in").
+It is a server setting like the fact steering (``npc-runtime serve --scene-bias``); 0 turns it off. The
 empty-handed player (``player_item: nothing``) is never a target: "nothing" is too common a word ("just a dog,
 nothing more") to be steered away from or towards.
 """
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from .facts import WordNudge
+from .facts import WordNudge, spell_like
 from .voice import plain_words
 
 __all__ = ["DEFAULT_SCENE_BIAS", "NOT_A_TARGET", "SceneSteering", "RowScene", "validate_scene_words"]
@@ -107,7 +108,7 @@ class SceneSteering:
             wanted = [w for w in wanted if w not in NOT_A_TARGET]
             if not wanted:
                 continue
-            # An element the list knows is said by its first word ("coin purse"), another value by itself.
+            # An element the list knows is said by its own name (the list's first word), another value as sent.
             says = [elements[w][0] if w in elements else w for w in wanted]
             own = {word for w in wanted for word in elements.get(w, (w,))}
             own_first = set().union(*(self._first.get(w, frozenset()) for w in own))
@@ -124,9 +125,7 @@ class SceneSteering:
 
     def spell(self, word: str, like: int) -> list[int]:
         """``word``'s token ids as it would follow in place of token ``like``: its leading space and capital."""
-        piece = self.pieces[like] if 0 <= like < len(self.pieces) else " "
-        text = word.capitalize() if piece.strip()[:1].isupper() else word
-        return list(self._encode((" " if piece.startswith(" ") else "") + text))
+        return spell_like(self._encode, self.pieces, word, like)
 
 
 class RowScene(WordNudge):

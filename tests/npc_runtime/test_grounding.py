@@ -100,9 +100,11 @@ def test_a_nudge_that_would_not_fit_is_not_begun(steering) -> None:
 
 
 def test_scene_words_are_validated() -> None:
-    assert validate_scene_words({"weather": {"rain": ["Rain", "raining"]}}) == {"weather": {"rain": ("rain", "raining")}}
+    want = {"weather": {"rain": ("rain", "raining")}}
+    assert validate_scene_words({"weather": {"rain": ["Rain", "raining"]}}) == want
     for bad, what in (([], "object of context keys"), ({"weather": {}}, "non-empty object"),
-                      ({"weather": {"rain": "rain"}}, "non-empty list"), ({"weather": {"rain": [""]}}, "non-empty list")):
+                      ({"weather": {"rain": "rain"}}, "non-empty list"),
+                      ({"weather": {"rain": [""]}}, "non-empty list")):
         with pytest.raises(ValueError, match=what):
             validate_scene_words(bad)
 
