@@ -12,11 +12,13 @@ runtime settles that choice the way :mod:`npc_runtime.facts` settles a price:
 - For each listed key the request's context has, the **targets** are the context's elements (``nearby`` is a
   comma-separated list; a value the list does not know, such as ``weather: drizzle``, is its own word) and the
   **competitors** are the words of the key's other elements.
-- A competitor is left alone where the reply is saying words of the card or the player's line: where the word it
-  would begin, after the reply's last word, is a pair of words they use ("as rain" of a catchphrase "Right as
-  rain!", "the wolves" of a quest to drive off the wolves, "a dog" of a player asking "Is that a dog?"), or, at
-  the start of a sentence, a word they use. (A first form left out every word the card used anywhere; since most
-  generated cards mention a morning or the rain somewhere, that turned the time of day and the rain off for them.)
+- A word the player's line uses never competes ("Is that a wolf?" may be answered "No wolf here"), nor does a
+  word of the card's ware and place names ("apple" of "apple pie", "night" of "room for the night"). Elsewhere a
+  competitor is left alone where the reply is saying words of the card: where the word it would begin, after the
+  reply's last word, is a pair of words the card uses ("as rain" of a catchphrase "Right as rain!", "the wolves"
+  of a quest to drive off the wolves), or, at the start of a sentence, a word it uses. (A first form left out
+  every word the card used anywhere; since most generated cards mention a morning or the rain somewhere, that
+  turned the time of day and the rain off for them.)
 - Where the row's likeliest next token **begins a competitor** (its first token, as it would be spelt at the start
   of a reply or after a space, in lower or upper case, and only where that token is by itself a whole name of the
   element: " snow" of "snowy", but not " sun" of "sunny", which also begins "the sun is at its highest", nor
@@ -36,7 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from .facts import WordNudge, spell_like
+from .facts import WordNudge, card_facts, spell_like
 from .voice import plain_words
 
 __all__ = ["DEFAULT_SCENE_BIAS", "NOT_A_TARGET", "SceneSteering", "RowScene", "validate_scene_words"]
@@ -98,6 +100,10 @@ class SceneSteering:
         if bias <= 0.0 or not context:
             return None
         sources = f" {plain_words(' '.join((card_text, knowledge, player)))} "
+        # Words never steered away from: the player's, and those of the card's ware and place names ("apple" of
+        # "apple pie", "night" of "room for the night").
+        named = " ".join((player, *card_facts(knowledge)))
+        kept = set(plain_words(named).split())
         competitors: dict[int, str] = {}
         targets: dict[str, list[str]] = {}
         for key, elements in self.words.items():
@@ -115,8 +121,9 @@ class SceneSteering:
             rivals = set()
             for words in elements.values():
                 for word in words:
-                    if word not in own:
-                        rivals |= self._first[word] - own_first
+                    if word not in own and word not in kept:
+                        rivals |= {t for t in self._first[word] - own_first
+                                   if self.pieces[t].strip().casefold() not in kept}  # " clear" of "clear skies"
             if rivals:
                 targets[key] = says
                 for token in rivals:

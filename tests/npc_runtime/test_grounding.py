@@ -64,17 +64,19 @@ def test_words_the_reply_takes_from_the_card_or_the_player_and_partial_tokens_ar
     coin = _ids(tok, " coin")[0]  # "coin purse" begins with it, and so does "not a coin less"
     rain, fog, horse, dog = (_ids(tok, w)[0] for w in (" rain", " fog", " horse", " dog"))
     card = CARD + ' Often says "Right as rain!" Keeps a clear head.'
-    row = scene.row({"weather": "fog", "nearby": "dog", "player_item": "lute"}, card, "name: Brenna",
+    knowledge = "name: Brenna | wares: apple pie 3, wolf pelt 9 | places: the inn (east of the square)"
+    row = scene.row({"weather": "fog", "nearby": "dog", "player_item": "lute"}, card, knowledge,
                     "Is that a horse?", 8.0)
     assert sun not in row.competitors and coin not in row.competitors and rain in row.competitors
+    # The player's words and the card's ware names never compete: "No horse here", "the apple pie".
+    assert horse not in row.competitors and _ids(tok, " apple")[0] not in row.competitors
+    assert _ids(tok, " wolf")[0] not in row.competitors and _ids(tok, " cat")[0] in row.competitors
     _say(row, tok, "Right as")
     assert row.boost(rain) == ([], [])  # the card's catchphrase goes on: "as rain" is the card's
     _say(row, tok, " rain! It's all")
     assert row.boost(rain) == ([fog], [8.0])  # "all rain" is not: the scene's weather
-    _say(row, tok, " fog. That's a")
-    assert row.boost(horse) == ([], [])  # "a horse" repeats the player's question
-    _say(row, tok, " horse? The")
-    assert row.boost(horse) == ([dog], [8.0])  # "the horse" does not
+    _say(row, tok, " fog. The")
+    assert row.boost(_ids(tok, " cat")[0]) == ([dog], [8.0])
     _say(row, tok, " dog.")
     assert row.boost(_ids(tok, " Clear")[0]) == ([], [])  # a sentence begun with a word of the card
 
