@@ -35,7 +35,7 @@ from . import __version__
 from .bundle import default_bundle_dir, load_bundle
 from .engine import Prepared
 from .errors import ConfigError, NpcRuntimeError
-from .ort_backend import CUDA
+from .ort_backend import CUDA, KV_CACHES
 from .prompt import layout_ids
 from .protocol import decode, encode
 
@@ -79,8 +79,8 @@ class BenchConfig:
             raise ValueError("concurrency levels must be >= 1")
         if self.rounds < 1 or self.max_tokens < 1:
             raise ValueError("rounds and max_tokens must be >= 1")
-        if self.kv_cache not in ("auto", "host", "device"):
-            raise ValueError(f"kv_cache must be auto, host or device, got {self.kv_cache!r}")
+        if self.kv_cache not in KV_CACHES:
+            raise ValueError(f"kv_cache must be one of {KV_CACHES}, got {self.kv_cache!r}")
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -687,7 +687,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=24, help="tokens per reply (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime / torch intra-op threads (0: auto)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--kv-cache", choices=("auto", "host", "device"), default="auto",
+    parser.add_argument("--kv-cache", choices=KV_CACHES, default="auto",
                         help="where the KV cache lives (auto: the GPU's memory with CUDA, else host memory)")
     parser.add_argument("--checkpoint", type=Path, help="PyTorch checkpoint of the same model for the eager peer")
     parser.add_argument("--no-images", action="store_true", help="send says without screenshots")

@@ -125,6 +125,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     from .sampling import DEFAULT_NO_REPEAT_NGRAM  # numpy only: --help stays fast
     from .facts import DEFAULT_FACT_BIAS
     from .grounding import DEFAULT_SCENE_BIAS
+    from .ort_backend import KV_CACHES
     from .voice import DEFAULT_VOICE_BIAS
     p = sub.add_parser("serve", help="serve NPC dialogue over ZeroMQ", description="Serve protocol v1 over ZeroMQ.")
     p.add_argument("--bind", default="tcp://127.0.0.1:5555", help="ZeroMQ endpoint (default: %(default)s)")
@@ -134,7 +135,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help=f"folder for sessions and caches (default: {default_data_dir()})")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its choice)")
     p.add_argument(
-        "--kv-cache", choices=("auto", "host", "device"), default="auto",
+        "--kv-cache", choices=KV_CACHES, default="auto",
         help="where the running batch's KV cache lives: device memory bound with IOBinding, or host memory; "
              "auto: the GPU's memory with CUDA, host memory on the CPU (default: %(default)s)",
     )

@@ -146,25 +146,16 @@ class DeviceKVCache(SlotRows):
 
     def __init__(self, memory: HostMemory | CudaMemory, writer: KVWriter, n_tensors: int, heads: int,
                  head_dim: int, grow: int = 32, max_length: int | None = None) -> None:
-        if n_tensors < 1 or heads < 1 or head_dim < 1 or grow < 1:
-            raise ValueError("n_tensors, heads, head_dim and grow must be >= 1")
         self.memory, self.writer = memory, writer
-        self.n_tensors, self.heads, self.head_dim = n_tensors, heads, head_dim
-        self.grow = grow
-        self.max_length = max_length
-        self.clear()
+        super().__init__(n_tensors, heads, head_dim, grow, max_length)
 
     def clear(self) -> None:
-        self.n = 0
-        self.lengths = np.zeros(0, dtype=np.int64)
+        super().clear()
         self.slots = self.capacity = 0
         self._buffer: Any = None
         self._ptr = 0
         self._staging: Any = None
         self._staging_ptr = 0
-
-    def __len__(self) -> int:
-        return self.n
 
     @property
     def nbytes(self) -> int:

@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .voice import FINISH_BIAS, plain_words
+from .voice import Nudge, plain_words
 
 __all__ = ["DEFAULT_FACT_BIAS", "card_facts", "combine", "FactSteering", "Steerings", "RowFacts", "WordNudge",
            "spell_like"]
@@ -105,38 +105,24 @@ class FactSteering:
         return spell_like(self._encode, self.pieces, fact, like)
 
 
-class WordNudge:
-    """What a word-level steering of one reply keeps: the reply's text so far, this step's offer (its first token,
-    and the tokens that finish it if taken) and the rest of a taken nudge, said with ``FINISH_BIAS``."""
+class WordNudge(Nudge):
+    """A word-level steering of one reply (facts, scene): a :class:`~npc_runtime.voice.Nudge` that also keeps the
+    reply's text so far and offers a whole word only where it fits."""
 
     def __init__(self, pieces: Sequence[str]) -> None:
+        super().__init__()
         self._pieces = pieces
         self.text = ""
-        self._offer: tuple[int, list[int]] | None = None
-        self._finish: list[int] = []
-
-    def finishing(self) -> bool:
-        """Whether a taken nudge still has tokens to say (``finish_step`` gives this step's)."""
-        self._offer = None
-        return bool(self._finish)
-
-    def finish_step(self) -> tuple[list[int], list[float]]:
-        return [self._finish[0]], [FINISH_BIAS]
 
     def offer(self, ids: Sequence[int], bias: float, room: int | None) -> tuple[list[int], list[float]]:
         """Raise ``ids``' first token by ``bias``, unless the word would not fit in ``room`` tokens."""
         if not ids or (room is not None and len(ids) + 1 > room):
             return [], []
-        self._offer = (ids[0], list(ids[1:]))
-        return [ids[0]], [bias]
+        return self.propose(ids[0], ids[1:], bias)
 
     def advance(self, token: int) -> None:
         """Take the token the reply just said."""
-        if self._finish:
-            self._finish = self._finish[1:] if token == self._finish[0] else []
-        elif self._offer is not None and token == self._offer[0]:
-            self._finish = list(self._offer[1])
-        self._offer = None
+        super().advance(token)
         if 0 <= token < len(self._pieces):
             self.text += self._pieces[token]
 

@@ -44,6 +44,22 @@ class SlotRows:
     slots: int
     capacity: int
 
+    def __init__(self, n_tensors: int, heads: int, head_dim: int, grow: int, max_length: int | None) -> None:
+        if n_tensors < 1 or heads < 1 or head_dim < 1 or grow < 1:
+            raise ValueError("n_tensors, heads, head_dim and grow must be >= 1")
+        self.n_tensors, self.heads, self.head_dim = n_tensors, heads, head_dim
+        self.grow = grow
+        self.max_length = max_length
+        self.clear()
+
+    def clear(self) -> None:
+        """Drop every row (subclasses also drop their memory)."""
+        self.n = 0
+        self.lengths = np.zeros(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return self.n
+
     def _realloc(self, slots: int, capacity: int) -> None:
         raise NotImplementedError
 
@@ -98,21 +114,12 @@ class SlotKVCache(SlotRows):
 
     def __init__(self, n_tensors: int, heads: int, head_dim: int, dtype: np.dtype | type = np.float32,
                  grow: int = 32, max_length: int | None = None) -> None:
-        if n_tensors < 1 or heads < 1 or head_dim < 1 or grow < 1:
-            raise ValueError("n_tensors, heads, head_dim and grow must be >= 1")
-        self.n_tensors, self.heads, self.head_dim = n_tensors, heads, head_dim
         self.dtype = np.dtype(dtype)
-        self.grow = grow
-        self.max_length = max_length
-        self.clear()
+        super().__init__(n_tensors, heads, head_dim, grow, max_length)
 
     def clear(self) -> None:
-        self.n = 0
-        self.lengths = np.zeros(0, dtype=np.int64)
+        super().clear()
         self.buffers = [np.zeros((0, self.heads, 0, self.head_dim), dtype=self.dtype) for _ in range(self.n_tensors)]
-
-    def __len__(self) -> int:
-        return self.n
 
     @property
     def slots(self) -> int:

@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 __all__ = ["ADDRESS_RE", "CATCHPHRASE_RE", "DEFAULT_VOICE_BIAS", "FINISH_BIAS", "style_markers", "card_markers",
-           "plain_words", "VoiceSteering", "RowVoice", "steer"]  # fmt: skip
+           "plain_words", "Nudge", "VoiceSteering", "RowVoice", "steer"]  # fmt: skip
 
 #: The default bias in nats (``GenOptions.voice_bias``): with it the shipped model says a card's form of address
 #: about as often as the corpus does (four replies in ten); 3.0 made it nine in ten, a tic (docs/eval.md, "Voice
@@ -116,10 +116,42 @@ class VoiceSteering:
         return RowVoice(self, sequences, bias) if sequences else None
 
 
-class RowVoice:
+class Nudge:
+    """What every steering of one reply keeps (voice, facts, scene): this step's offer, its first token and the
+    tokens that finish it if the reply takes it, and the rest of a taken offer, said with ``FINISH_BIAS``."""
+
+    def __init__(self) -> None:
+        self._offer: tuple[int, list[int]] | None = None
+        self._finish: list[int] = []
+
+    def finishing(self) -> bool:
+        """Whether a taken offer still has tokens to say (``finish_step`` gives this step's); clears the last
+        step's offer, so call it first in ``boost``."""
+        self._offer = None
+        return bool(self._finish)
+
+    def finish_step(self) -> tuple[list[int], list[float]]:
+        return [self._finish[0]], [FINISH_BIAS]
+
+    def propose(self, first: int, rest: Sequence[int], bias: float) -> tuple[list[int], list[float]]:
+        """Offer ``first`` with ``bias``; if the reply takes it, ``rest`` follows with ``FINISH_BIAS``."""
+        self._offer = (first, list(rest))
+        return [first], [bias]
+
+    def advance(self, token: int) -> None:
+        """Take the token the reply just said."""
+        if self._finish:
+            self._finish = self._finish[1:] if token == self._finish[0] else []  # refused even so: let it go
+        elif self._offer is not None and token == self._offer[0]:
+            self._finish = list(self._offer[1])
+        self._offer = None
+
+
+class RowVoice(Nudge):
     """The steering state of one reply: which markers are said or tried, and what a taken nudge still has to say."""
 
     def __init__(self, steering: VoiceSteering, sequences: dict[str, list[int]], bias: float) -> None:
+        super().__init__()
         self._steering = steering
         self.sequences = sequences
         self.bias = bias
@@ -127,16 +159,13 @@ class RowVoice:
         self.tried: set[str] = set()  # nudged once already: one try each, or a refused nudge loops
         self._recent: list[int] = []  # the reply's last tokens, as many as the longest marker has
         self._keep = max(len(ids) for ids in sequences.values())
-        self._offer: tuple[int, list[int]] | None = None  # this step's nudge: its token, and what follows if taken
-        self._finish: list[int] = []  # a taken nudge's remaining tokens
 
     def boost(self, best: int, room: int | None = None) -> tuple[list[int], list[float]]:
         """The token ids to raise at this step, and by how much each, given the row's likeliest next token
         (``best``, the argmax of its logits) and the tokens the reply may still say (``room``; None: no limit): a
         marker that would be cut off is not begun."""
-        self._offer = None
-        if self._finish:
-            return [self._finish[0]], [FINISH_BIAS]
+        if self.finishing():
+            return self.finish_step()
         steering = self._steering
         last = self._recent[-1] if self._recent else None
         if last is None:
@@ -147,21 +176,15 @@ class RowVoice:
         if "catchphrase" in open_kinds and steering.sentence_end[last] and best == steering.eos_id:
             ids = self.sequences["catchphrase"]
             self.tried.add("catchphrase")
-            self._offer = (ids[0], ids[1:])
-        elif "address" in open_kinds and steering.word_end[last] and steering.sentence_end[best]:
+            return self.propose(ids[0], ids[1:], self.bias)
+        if "address" in open_kinds and steering.word_end[last] and steering.sentence_end[best]:
             self.tried.add("address")
-            self._offer = (steering.comma_id, [*self.sequences["address"], best])  # ", honeybun" then its "."
-        if self._offer is None:
-            return [], []
-        return [self._offer[0]], [self.bias]
+            return self.propose(steering.comma_id, [*self.sequences["address"], best], self.bias)  # ", honeybun."
+        return [], []
 
     def advance(self, token: int) -> None:
         """Take the token the reply just said."""
-        if self._finish:
-            self._finish = self._finish[1:] if token == self._finish[0] else []  # refused even so: let it go
-        elif self._offer is not None and token == self._offer[0]:
-            self._finish = list(self._offer[1])
-        self._offer = None
+        super().advance(token)
         self._recent = (self._recent + [token])[-self._keep :]
         for kind, ids in self.sequences.items():
             if self._recent[-len(ids) :] == ids:
