@@ -32,6 +32,7 @@ from npc_runtime.prompt import BOS, NPC, PAD, PLAYER, PREFIX, build_decoder_text
 
 __all__ = [
     "TEXT_ENCODERS",
+    "INTENT_READER_FILE",
     "DataConfig",
     "SplitData",
     "TurnData",
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 TEXT_ENCODERS = ("minilm", "tiny-random")
 _SPLITS = ("train", "val")
 _CACHE_VERSION = 1
+#: The intent reader's file in the data cache and in the bundle.
+INTENT_READER_FILE = "intent_reader.json"
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,15 @@ class DataConfig:
     #: embedding, which places a phrasing never seen in training near the ones that were, instead of from the
     #: exact words of the corpus's paraphrase templates (docs/model.md, "Player-line dropout").
     player_dropout: float = 0.0
+    #: Put the intent reader's hint after each turn's player line (``npc_runtime.intent_hint``): a reader fitted
+    #: on the MiniLM embeddings of the training lines, so that a phrasing never seen in training is still read as
+    #: the request it is (docs/model.md, "Intent hints"). The bundle then carries the reader.
+    intent_hint: bool = False
+    #: Which hint a training turn reads: 0, the reader's fitted on every training line, as served, so nearly always
+    #: right (the model learns to follow the hint; the shipped recipe); N >= 2, the hint of a reader fitted without
+    #: the turn's template, the templates split into N groups, so the hints are wrong as often as on a phrasing
+    #: never seen (the model learns to weigh them against the words). docs/model.md, "Intent hints".
+    intent_hint_folds: int = 0
 
     def __post_init__(self) -> None:
         for name in ("n_procedural_personas", "examples_per_persona", "examples_per_bundled_persona", "n_scenes",
@@ -103,8 +115,12 @@ class DataConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-        if not isinstance(self.invent_facts, bool):
-            raise ValueError(f"invent_facts must be a bool, got {self.invent_facts!r}")
+        if isinstance(self.intent_hint_folds, bool) or not isinstance(self.intent_hint_folds, int) or \
+                self.intent_hint_folds == 1 or self.intent_hint_folds < 0:
+            raise ValueError(f"intent_hint_folds must be 0 or an int >= 2, got {self.intent_hint_folds!r}")
+        for name in ("invent_facts", "intent_hint"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if self.emotion_labels not in EMOTION_LABELS:
             raise ValueError(f"emotion_labels must be one of {EMOTION_LABELS}, got {self.emotion_labels!r}")
         if self.context_dropout + self.image_dropout >= 1.0:
@@ -131,6 +147,8 @@ class DataConfig:
                 values[name] = tuple(values[name])
         values.setdefault("emotion_labels", "sampled")  # runs from before the option drew them
         values.setdefault("player_dropout", 0.0)  # and before player-line dropout
+        values.setdefault("intent_hint", False)  # and before intent hints
+        values.setdefault("intent_hint_folds", 5)  # the first hinted runs knew only cross-fitting, in 5 groups
         return cls(**values)
 
 
@@ -181,6 +199,8 @@ class TurnData:
     images: np.ndarray  # float32 (n_images, 3, S, S), already normalised by npc_runtime.images.preprocess
     splits: dict[str, SplitData]
     corpus_digest: str
+    #: The intent reader the hints came from (``DataConfig.intent_hint``), None without hints.
+    intent_reader_path: Path | None = None
 
     def batch(self, split: str, rows: Sequence[int]) -> dict[str, Tensor]:
         """Right-padded batch of the given turns, in the layout ``RoleModel.forward`` documents."""
@@ -251,9 +271,11 @@ def _encode_split(
     voice: bool = False,
     spaced_quotes: bool = False,
     player_dropped: Sequence[bool] | None = None,
+    hints: Sequence[str] | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[int], list[int]]:
     """ids, labels, prompt lengths and the kept example indices; turns that cannot fit are skipped. A turn in
-    ``player_dropped`` has an empty player line in the decoder text (its embedding is the prefix's business)."""
+    ``player_dropped`` has an empty player line in the decoder text (its embedding is the prefix's business);
+    ``hints`` are the intent reader's hints that follow each turn's player line."""
     ids_of = special_token_ids()
     npc_id, player_id = ids_of[NPC], ids_of[PLAYER]
     histories = [list(ex.history) for ex in examples]
@@ -267,8 +289,9 @@ def _encode_split(
         context = {} if context_dropped[i] else ex.scene.to_context()
         knowledge = ex.card.knowledge_text(voice=voice, spaced_quotes=spaced_quotes)
         player = "" if player_dropped is not None and player_dropped[i] else ex.player
-        prompt = build_decoder_text(knowledge, context, histories[i], player)
-        return prompt, build_decoder_text(knowledge, context, histories[i], player, reply=ex.reply)
+        hint = hints[i] if hints is not None else ""
+        prompt = build_decoder_text(knowledge, context, histories[i], player, hint=hint)
+        return prompt, build_decoder_text(knowledge, context, histories[i], player, reply=ex.reply, hint=hint)
 
     pending = list(range(len(examples)))
     while pending:
@@ -489,6 +512,12 @@ def prepare_data(
                          _renderer_fingerprint(scene_keys), *map(repr, scene_keys)])
     images = _cached_array(cache / "images.npy", image_key, lambda: _render_images(config, scene_keys, progress=progress))
 
+    hints: dict[str, list[str] | None] = {split: None for split in _SPLITS}
+    reader_path = None
+    if config.intent_hint:
+        reader_path, hints = _intent_hints(examples, text_embeddings, text_row, config.corpus_seed, cache,
+                                           config.intent_hint_folds)  # fmt: skip
+
     splits = {}
     for split in _SPLITS:
         exs = examples[split]
@@ -504,7 +533,7 @@ def prepare_data(
         if split == "train" and config.player_dropout:
             rng = random.Random(f"player-dropout:{config.corpus_seed}")
             no_player = [rng.random() < config.player_dropout for _ in exs]
-        ids, labels, prompt_lengths, kept = _encode_split(encoded, tokenizer, n_prefix, max_positions, config.history_loss, no_context, voice, spaced_quotes, no_player)
+        ids, labels, prompt_lengths, kept = _encode_split(encoded, tokenizer, n_prefix, max_positions, config.history_loss, no_context, voice, spaced_quotes, no_player, hints[split])
         if len(kept) < len(exs):
             log.warning("%s: skipped %d turns longer than %d positions", split, len(exs) - len(kept), max_positions)
         splits[split] = SplitData(
@@ -529,4 +558,40 @@ def prepare_data(
     }
     (cache / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     log.info("training data ready: %s", meta)
-    return TurnData(tokenizer_path, n_prefix, text_embeddings, images, splits, digest)
+    return TurnData(tokenizer_path, n_prefix, text_embeddings, images, splits, digest, reader_path)
+
+
+def _intent_hints(
+    examples: dict[str, Sequence[Example]],
+    embeddings: np.ndarray,
+    text_row: dict[str, int],
+    seed: int,
+    cache: Path,
+    folds: int,
+) -> tuple[Path, dict[str, list[str] | None]]:
+    """Fit the intent reader on the training lines (saved as ``cache/intent_reader.json``) and give each turn its
+    hint: training turns from a reader fitted without their template (``folds`` groups of templates; 0: from the
+    full reader), validation turns from the full reader."""
+    from export.corpus_intents import INTENTS
+    from export.intent_reader import cross_fitted_hints, fit_reader, hint_label
+
+    first: dict[str, tuple[str, str]] = {}
+    for ex in examples["train"]:
+        first.setdefault(ex.player, (ex.intent, ex.template_id))
+    lines = list(first)
+    x = embeddings[[text_row[t] for t in lines]]
+    intents = [first[t][0] for t in lines]
+    reader = fit_reader(x, intents, classes=INTENTS)
+    if folds:
+        line_hints, accuracy = cross_fitted_hints(x, intents, [first[t][1] for t in lines], folds=folds, seed=seed)
+    else:
+        line_hints = reader.read(x)
+        accuracy = float(np.mean([h == hint_label(t) for h, t in zip(line_hints, intents)]))
+    path = reader.save(cache / INTENT_READER_FILE)
+    hint_of = dict(zip(lines, line_hints))
+    val = examples["val"]
+    val_hints = reader.read(embeddings[[text_row[ex.player] for ex in val]]) if val else []
+    log.info("intent reader: %d training lines; their hints (%s) right in %.3f of them", len(lines),
+             f"each from a reader fitted without its template, {folds} groups" if folds else "the full reader's",
+             accuracy)  # fmt: skip
+    return path, {"train": [hint_of[ex.player] for ex in examples["train"]], "val": list(val_hints)}

@@ -498,6 +498,12 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"reference lines, encoder {classifier['encoder']}, features `{json.dumps(classifier['features'])}`.",
         f"- Settings: `{json.dumps(report['settings'])}`.",
     ]
+    if report.get("intent_reader"):
+        reader = report["intent_reader"]
+        out.append("- Intent reader (the hint the model reads after the player's line, docs/model.md, \"Intent "
+                   "hints\"): it names the asked intent in "
+                   + ", ".join(f"{_fmt(r['accuracy'])} of {_SPLIT_NAMES.get(s, s)} turns" for s, r in reader.items())
+                   + ".")  # fmt: skip
     return "\n".join(out) + "\n"
 
 

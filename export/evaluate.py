@@ -294,7 +294,7 @@ def _bundle_info(bundle: Bundle) -> dict[str, Any]:
     """What the report says about a bundle; ``steps`` is the training budget its manifest records (None if not),
     ``prompt_voice`` whether its model reads the card's voice on the ``<know>`` line, ``copy_head`` whether its
     decoder has the pointer head, ``copy_induction`` whether that head has the induction bonus, ``lexicon`` whether
-    it has the spelling constraint's word list."""
+    it has the spelling constraint's word list, ``intent_hint`` whether its model reads an intent reader's hint."""
     training = bundle.manifest.get("training")
     steps = training.get("steps") if isinstance(training, Mapping) else None
     return {
@@ -305,6 +305,7 @@ def _bundle_info(bundle: Bundle) -> dict[str, Any]:
         "copy_head": bool(bundle.model.get("copy_head", False)),
         "copy_induction": bool(bundle.model.get("copy_induction", False)),
         "lexicon": "lexicon" in bundle.manifest.get("assets", {}),
+        "intent_hint": "intent_reader" in bundle.manifest.get("assets", {}),
         "precision": bundle.manifest.get("precision"),
         "steps": steps if isinstance(steps, int) and not isinstance(steps, bool) else None,
     }
@@ -491,9 +492,26 @@ def evaluate(
     }
     if probe is not None:
         report["voice_probe"] = probe
+    if engine.intent_reader is not None:
+        report["intent_reader"] = _reader_accuracy(engine, selected)
     report["targets"] = check_targets(report)
     report["elapsed_s"] = round(time.monotonic() - started, 1)
     return report
+
+
+def _reader_accuracy(engine: RoleModelEngine, selected: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
+    """How often the bundle's intent reader names the intent each evaluated turn asks (its hint is what the
+    model reads after the player's line)."""
+    from .intent_reader import hint_label
+
+    out = {}
+    for split, examples in selected.items():
+        lines = [ex.player for ex in examples]
+        embeddings = np.concatenate([engine.encode_texts(lines[i : i + 64]) for i in range(0, len(lines), 64)])
+        hints = engine.intent_hints(embeddings)
+        right = sum(hint == hint_label(ex.intent) for hint, ex in zip(hints, examples))
+        out[split] = {"turns": len(examples), "accuracy": round(right / max(1, len(examples)), 4)}
+    return out
 
 
 # --------------------------------------------------------------------------------------------- CLI

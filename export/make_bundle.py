@@ -121,6 +121,23 @@ def add_lexicon(bundle_dir: str | Path, words: Sequence[str] | set[str]) -> Path
     return out / LEXICON_FILE
 
 
+def add_intent_reader(bundle_dir: str | Path, reader_file: str | Path) -> Path:
+    """Copy a run's intent reader (``npc_runtime.intent_hint``) into the bundle as ``assets["intent_reader"]``
+    and refresh the manifest's checksums; the engine then gives every player line its hint."""
+    from export.dataset import INTENT_READER_FILE
+    from npc_runtime.bundle import MANIFEST_NAME
+    from npc_runtime.intent_hint import load_reader
+
+    out = Path(bundle_dir)
+    load_reader(reader_file)  # a broken reader fails the export, not the first request
+    shutil.copyfile(reader_file, out / INTENT_READER_FILE)
+    manifest = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
+    files = {**manifest["files"], INTENT_READER_FILE: {}}
+    assets = {**manifest.get("assets", {}), "intent_reader": INTENT_READER_FILE}
+    rewrite_manifest(out, {"assets": assets, "files": files})
+    return out / INTENT_READER_FILE
+
+
 def scene_words() -> dict[str, dict[str, list[str]]]:
     """The manifest's ``scene_words`` (``npc_runtime.grounding``): per context key the sample game sends, the
     elements the corpus's replies name and the words that name them, each element's own name first (the words
@@ -167,6 +184,7 @@ def evaluate_bundle(bundle_dir: str | Path, examples: Sequence[Any], max_new_tok
         knowledge = engine.knowledge_of(ex.card)
         persona = engine.encode_texts([ex.card.card_text()])  # (1, E)
         utterance = engine.encode_texts([ex.player])  # (1, E)
+        hint = engine.intent_hints(utterance)[0]
         pixels = preprocess(ex.render(), engine.image_size, engine.image_mean, engine.image_std)[None]
         visual = engine.graphs["vision_encoder"].run({"image": pixels})["visual_features"]  # (1, N, D)
         prefix = engine.graphs["prefix_encoder"].run({
@@ -179,9 +197,9 @@ def evaluate_bundle(bundle_dir: str | Path, examples: Sequence[Any], max_new_tok
         history = list(ex.history)
         while True:
             prompt_ids = engine.tokenizer.encode(
-                prompt.build_decoder_text(knowledge, context, history, ex.player), add_special_tokens=False
+                prompt.build_decoder_text(knowledge, context, history, ex.player, hint=hint), add_special_tokens=False
             ).ids
-            full_text = prompt.build_decoder_text(knowledge, context, history, ex.player, reply=ex.reply)
+            full_text = prompt.build_decoder_text(knowledge, context, history, ex.player, reply=ex.reply, hint=hint)
             reply_ids = engine.tokenizer.encode(full_text, add_special_tokens=False).ids[len(prompt_ids):]
             fits = len(prompt_ids) <= engine.max_prompt_tokens - k - 1
             if (fits and k + 1 + len(prompt_ids) + len(reply_ids) <= engine.max_positions) or not history:
@@ -376,9 +394,9 @@ def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, A
             copy_head: bool | None = None, copy_induction: bool = False, spaced_quotes: bool = False) -> str:
     """The train command of a run: its preset, plus --steps, --lr, --seed, --fusion, --no-voice, --spaced-quotes,
     --copy-head,
-    --copy-induction, --init-from, --emotion-labels, --voice-swap, --fact-swap and --invent-facts where the run
-    changed the preset's (``prompt_voice``, ``copy_head``, ``copy_induction`` and ``swaps``, which also carries
-    ``emotion_labels`` and ``invent_facts``, are the checkpoint's model and data settings: runs from before these
+    --copy-induction, --init-from, --emotion-labels, --voice-swap, --fact-swap, --invent-facts, --intent-hint and
+    --intent-hint-folds where the run changed the preset's (``prompt_voice``, ``copy_head``, ``copy_induction`` and
+    ``swaps``, which also carries ``emotion_labels``, ``invent_facts``, ``intent_hint`` and ``intent_hint_folds``, are the checkpoint's model and data settings: runs from before these
     options record no choice)."""
     from export.train import SWAP_OPTIONS, preset_configs
 
@@ -419,6 +437,12 @@ def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, A
     invent = (swaps or {}).get("invent_facts")
     if preset_data is not None and invent is not None and invent != preset_data.invent_facts:
         words.append("--invent-facts" if invent else "--no-invent-facts")
+    hint = (swaps or {}).get("intent_hint")
+    if preset_data is not None and hint is not None and hint != preset_data.intent_hint:
+        words.append("--intent-hint" if hint else "--no-intent-hint")
+    folds = (swaps or {}).get("intent_hint_folds")
+    if preset_data is not None and hint and folds is not None and folds != preset_data.intent_hint_folds:
+        words.append(f"--intent-hint-folds {folds}")
     return " ".join(words) + " && npc-runtime export"
 
 
@@ -432,6 +456,8 @@ def _training_record(run_dir: Path, extra: dict[str, Any], prompt_voice: bool,
     if data_config:
         swaps["emotion_labels"] = data_config.get("emotion_labels", "sampled")
         swaps["invent_facts"] = bool(data_config.get("invent_facts", False))
+        swaps["intent_hint"] = bool(data_config.get("intent_hint", False))
+        swaps["intent_hint_folds"] = data_config.get("intent_hint_folds", 5)  # as DataConfig.from_dict reads it
     history = extra.get("history") or []
     train_config = extra.get("train_config", {})
     record = {
@@ -506,6 +532,7 @@ def make_bundle(run_dir: str | Path, out_dir: str | Path, config: BundleConfig |
                 f"{extra.get('step')} steps); persona by MiniLM card embedding"
                 + (" and the card's traits, mood and speaking style as prompt text" if model.cfg.prompt_voice else "")
                 + ", screenshot by a small CNN"
+                + ("; the player's line with an intent reader's hint" if extra.get("intent_reader") else "")
                 + ("; a copy head points at facts in the prompt" if model.cfg.copy_head else "")
                 + (", and at the piece that followed the piece just copied" if model.cfg.copy_induction else "")
                 + (f"; warm-started from {extra['train_config']['init_from']}"
@@ -515,6 +542,8 @@ def make_bundle(run_dir: str | Path, out_dir: str | Path, config: BundleConfig |
                          quantize=None, limits=limits)  # fmt: skip
             add_lexicon(build, lexicon)
             add_scene_words(build)
+            if extra.get("intent_reader"):
+                add_intent_reader(build, run / extra["intent_reader"])
             fp32_dir = work / "fp32"
             fp32_dir.mkdir()
             for name in GRAPH_FILES:

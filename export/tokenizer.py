@@ -108,16 +108,17 @@ def encode_turn(
     history: Sequence[tuple[str, str]],
     player_text: str,
     reply: str | None = None,
+    hint: str = "",
 ) -> EncodedTurn:
     """Encode one turn the way the runtime does (``build_decoder_text`` then ``layout_ids``)."""
     ids_of = special_token_ids()
-    prompt_text = build_decoder_text(knowledge, context, history, player_text)
+    prompt_text = build_decoder_text(knowledge, context, history, player_text, hint=hint)
     prompt_ids, prompt_mask = layout_ids(tokenizer.encode(prompt_text).ids, n_prefix, ids_of[PREFIX], ids_of[BOS])
     if prompt_ids[-1] != ids_of[NPC]:
         raise ValueError("prompt does not end with a single <npc> token; is this the project tokenizer?")
     if reply is None:
         return EncodedTurn(prompt_ids, prompt_mask, [IGNORE_INDEX] * len(prompt_ids), len(prompt_ids))
-    full_text = build_decoder_text(knowledge, context, history, player_text, reply=reply)
+    full_text = build_decoder_text(knowledge, context, history, player_text, reply=reply, hint=hint)
     ids, mask = layout_ids(tokenizer.encode(full_text).ids, n_prefix, ids_of[PREFIX], ids_of[BOS])
     if ids[: len(prompt_ids)] != prompt_ids:
         raise ValueError("the reply changed how the prompt tokenizes; special tokens must split the text")

@@ -60,6 +60,9 @@ class TrainConfig:
     emotion_labels: str | None = None
     #: ``DataConfig.invent_facts`` for this run (None: the preset's).
     invent_facts: bool | None = None
+    #: ``DataConfig.intent_hint`` and ``.intent_hint_folds`` for this run (None: the preset's).
+    intent_hint: bool | None = None
+    intent_hint_folds: int | None = None
     seed: int = 0
     steps: int = 2500
     batch_size: int = 16
@@ -124,8 +127,9 @@ def preset_configs(preset: str) -> tuple[Any, Any, TrainConfig]:
 
     if preset == "default":
         # The shipped recipe (docs/model.md, "The shipped run"): the copy head with its induction bonus, trained on
-        # turns whose facts are swapped for invented ones, rule emotion labels; 4,400 steps fit the hour budget.
-        data = DataConfig(fact_swap=0.8, invent_facts=True, emotion_labels="rule")
+        # turns whose facts are swapped for invented ones, rule emotion labels, the intent reader's hint after each
+        # player line; 4,400 steps fit the hour budget.
+        data = DataConfig(fact_swap=0.8, invent_facts=True, emotion_labels="rule", intent_hint=True)
         model = RoleModelConfig(vocab_size=data.vocab_size, d_model=192, n_layers=4, n_heads=3, d_ff=576,
                                 max_positions=384, n_persona_tokens=4, n_visual_tokens=16, image_size=64,
                                 vision_channels=(16, 32, 64), prompt_voice=True, copy_head=True,
@@ -382,6 +386,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         data_cfg = replace(data_cfg, emotion_labels=cfg.emotion_labels)
     if cfg.invent_facts is not None:
         data_cfg = replace(data_cfg, invent_facts=cfg.invent_facts)
+    if cfg.intent_hint is not None:
+        data_cfg = replace(data_cfg, intent_hint=cfg.intent_hint)
+    if cfg.intent_hint_folds is not None:
+        data_cfg = replace(data_cfg, intent_hint_folds=cfg.intent_hint_folds)
     state: dict[str, Any] | None = None
     if resume:
         if not ckpt_path.exists():
@@ -420,6 +428,14 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         if cfg.invent_facts is not None and cfg.invent_facts != saved_invent:
             raise ValueError(f"--resume: {ckpt_path} was trained with invent_facts={saved_invent}; drop "
                              "--invent-facts/--no-invent-facts or train into another folder")  # fmt: skip
+        saved_hint = saved["data_config"].get("intent_hint", False)
+        if cfg.intent_hint is not None and cfg.intent_hint != saved_hint:
+            raise ValueError(f"--resume: {ckpt_path} was trained with intent_hint={saved_hint}; drop "
+                             "--intent-hint/--no-intent-hint or train into another folder")  # fmt: skip
+        saved_folds = saved["data_config"].get("intent_hint_folds", 5)
+        if cfg.intent_hint_folds is not None and cfg.intent_hint_folds != saved_folds:
+            raise ValueError(f"--resume: {ckpt_path} was trained with intent_hint_folds={saved_folds}; drop "
+                             "--intent-hint-folds or train into another folder")  # fmt: skip
         cfg = replace(TrainConfig(**saved["train_config"]), max_minutes=cfg.max_minutes, threads=cfg.threads)
         data_cfg = DataConfig.from_dict(saved["data_config"])
         model_cfg = saved_model_cfg
@@ -484,6 +500,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
             "train_config": asdict(cfg), "data_config": data_cfg.to_dict(),
             "tokenizer": str(data.tokenizer_path.relative_to(out)), "text_encoder": data_cfg.text_encoder,
             "corpus_digest": data.corpus_digest, "world_size": dist_info.world,
+            **({"intent_reader": str(data.intent_reader_path.relative_to(out))} if data.intent_reader_path else {}),
             "total_wall_s": round(earlier_wall_s + time.monotonic() - started, 1),
         }  # fmt: skip
 
@@ -609,6 +626,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the fact swap invents the new name from syllables and the role, wares, places and "
                         "quest title from words no corpus card uses, so they are split into several tokens as on a "
                         "card written by hand (default: the preset's)")  # fmt: skip
+    parser.add_argument("--intent-hint", action=argparse.BooleanOptionalAction, default=None,
+                        help="put an intent reader's hint (fitted on the sentence embeddings of the training lines) "
+                        "after each player line, so a phrasing never seen in training is read as the request it is; "
+                        "the bundle carries the reader (default: the preset's: on in the default preset)")  # fmt: skip
+    parser.add_argument("--intent-hint-folds", type=int, default=None, metavar="N",
+                        help="with --intent-hint: each training turn's hint comes from a reader fitted without its "
+                        "template, the templates split into N groups (as often wrong as on a new phrasing); 0: from "
+                        "the reader fitted on every training line, as served (default: 0)")  # fmt: skip
     parser.add_argument("--resume", action="store_true", help="continue the checkpoint in --out exactly")
     parser.add_argument("--steps", type=int, default=None, help="override the preset's number of steps")
     parser.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size (per rank)")
@@ -628,7 +653,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "init_from": None if args.init_from is None else str(args.init_from),
                  "emotion_labels": args.emotion_labels, "voice_swap": args.voice_swap,
                  "fact_swap": args.fact_swap, "invent_facts": args.invent_facts,
-                 "player_dropout": args.player_dropout}  # fmt: skip
+                 "player_dropout": args.player_dropout, "intent_hint": args.intent_hint,
+                 "intent_hint_folds": args.intent_hint_folds}  # fmt: skip
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     if args.steps is not None and args.steps < cfg.eval_every:
         cfg = replace(cfg, eval_every=args.steps, checkpoint_every=args.steps)

@@ -29,6 +29,7 @@ from .errors import BundleError, ImageError
 from .facts import FactSteering
 from .grounding import SceneSteering
 from .images import decode_image, image_key, preprocess
+from .intent_hint import IntentReader, load_reader, read_hints
 from .kv_cache import SlotKVCache
 from .ort_backend import CUDA, OrtGraph, RuntimeOptions, resolve_providers
 from .personas import PersonaCard
@@ -231,6 +232,14 @@ class RoleModelEngine:
                                            pieces)  # fmt: skip
             except ValueError as exc:
                 raise BundleError(f"{bundle.root}: bad scene_words in the manifest: {exc}") from exc
+        #: What each player's line asks for, read from its sentence embedding, where the model was trained with
+        #: these hints (asset ``intent_reader``; ``npc_runtime.intent_hint``).
+        self.intent_reader: IntentReader | None = None
+        if "intent_reader" in bundle.manifest.get("assets", {}):
+            try:
+                self.intent_reader = load_reader(bundle.file("intent_reader"), int(model["text_embed_dim"]))
+            except (OSError, UnicodeDecodeError, ValueError, KeyError) as exc:
+                raise BundleError(f"{bundle.root}: bad intent reader: {exc}") from exc
         #: Tokens that end a reply if sampled despite the ban (a turn marker means the reply is over).
         self.persona_cache = ByteLRU(persona_cache_bytes)
         self.image_cache = ByteLRU(image_cache_bytes)
@@ -286,12 +295,14 @@ class RoleModelEngine:
         context: Mapping[str, str],
         history: Sequence[tuple[str, str]],
         player_text: str,
+        hint: str = "",
     ) -> list[int]:
-        """Decoder token ids of the prompt text, dropping the oldest history until it fits."""
+        """Decoder token ids of the prompt text, dropping the oldest history until it fits; ``hint`` is the intent
+        reader's (:meth:`intent_hints`)."""
         budget = self.max_prompt_tokens - self.prefix_tokens - 1
         turns = list(history)
         while True:
-            text = prompt.build_decoder_text(knowledge, context, turns, player_text)
+            text = prompt.build_decoder_text(knowledge, context, turns, player_text, hint=hint)
             ids = self.tokenizer.encode(text, add_special_tokens=False).ids
             if len(ids) <= budget:
                 return ids
@@ -303,6 +314,10 @@ class RoleModelEngine:
                 continue
             log.warning("prompt of %d tokens cut to %d", len(ids), budget)
             return ids[-budget:]
+
+    def intent_hints(self, utterance_embeddings: np.ndarray) -> Sequence[str]:
+        """The intent reader's hint of each player line's sentence embedding; empty without a reader."""
+        return read_hints(self.intent_reader, utterance_embeddings)
 
     def prepare(
         self,
@@ -382,9 +397,10 @@ class RoleModelEngine:
                 "image_present": np.array([visuals[i][1] for i in ok], dtype=np.float32),  # type: ignore[index]
             }
         )["prefix_embeds"]  # (B, K, D)
+        hints = self.intent_hints(utterances)
         for row, i in enumerate(ok):
             r = requests[i]
-            text_ids = self.prompt_ids(r.knowledge, r.context, r.history, r.text)
+            text_ids = self.prompt_ids(r.knowledge, r.context, r.history, r.text, hints[row])
             ids, mask = prompt.layout_ids(text_ids, self.prefix_tokens, self.token_id["prefix"], self.token_id["bos"])
             results[i] = Prepared(ids=ids, prefix_mask=np.asarray(mask, dtype=np.float32), prefix_embeds=prefix[row])
         return results

@@ -90,15 +90,21 @@ def build_decoder_text(
     history: Sequence[tuple[str, str]],
     player_text: str,
     reply: str | None = None,
+    hint: str = "",
 ) -> str:
     """The decoder's text for one turn; with ``reply`` (training) the reply and ``<eos>`` are appended.
 
     ``knowledge`` is the persona's compact facts line (``PersonaCard.knowledge_text()``); ``history`` holds earlier ``(player, npc)`` exchanges, oldest first; the caller trims it to fit the context.
+    ``hint`` (models trained with intent hints, ``npc_runtime.intent_hint``) is what the intent reader makes of
+    the player's line; it follows the line after the field separator: ``<player> Any beasts about? | ask creatures<npc>``.
     """
     pieces = [KNOW, " ", _clean(knowledge), CTX, " ", format_context(context)]
     for player, npc in history:
         pieces += [PLAYER, " ", _clean(player), NPC, " ", _clean(npc)]
-    pieces += [PLAYER, " ", _clean(player_text), NPC]
+    pieces += [PLAYER, " ", _clean(player_text)]
+    if hint:
+        pieces += [FIELD_SEPARATOR, _clean(hint)]
+    pieces.append(NPC)
     if reply is not None:
         pieces += [" ", _clean(reply), EOS]
     return "".join(pieces)

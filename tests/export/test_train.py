@@ -324,7 +324,8 @@ def test_warm_start_begins_where_the_checkpoint_ended_and_adds_the_induction_bon
 def test_recipe_of_the_default_preset_names_only_what_a_run_changed() -> None:
     from export.make_bundle import _recipe
 
-    shipped = {"fact_swap": 0.8, "invent_facts": True, "emotion_labels": "rule"}
+    shipped = {"fact_swap": 0.8, "invent_facts": True, "emotion_labels": "rule", "intent_hint": True,
+               "intent_hint_folds": 0}  # fmt: skip
     run = {"preset": "default", "steps": 4400, "seed": 0}
     assert _recipe(run, True, shipped, copy_head=True, copy_induction=True) == (
         "npc-runtime train --preset default && npc-runtime export")  # fmt: skip
@@ -334,5 +335,11 @@ def test_recipe_of_the_default_preset_names_only_what_a_run_changed() -> None:
     plain = _recipe({**run, "steps": 7000}, True, {"emotion_labels": "sampled", "invent_facts": False}, copy_head=False)
     assert plain == ("npc-runtime train --preset default --steps 7000 --no-copy-head --emotion-labels sampled "
                      "--fact-swap 0 --no-invent-facts && npc-runtime export")  # fmt: skip
-    model_cfg, _, train_cfg = preset_configs("default")
+    # the run shipped before the intent hints, and the cross-fitted hint run
+    unhinted = _recipe(run, True, {**shipped, "intent_hint": False}, copy_head=True, copy_induction=True)
+    assert unhinted.endswith("--preset default --no-intent-hint && npc-runtime export")
+    crossed = _recipe(run, True, {**shipped, "intent_hint_folds": 5}, copy_head=True, copy_induction=True)
+    assert crossed.endswith("--preset default --intent-hint-folds 5 && npc-runtime export")
+    model_cfg, data_cfg, train_cfg = preset_configs("default")
     assert model_cfg.copy_head and model_cfg.copy_induction and train_cfg.steps == 4400
+    assert data_cfg.intent_hint and data_cfg.intent_hint_folds == 0

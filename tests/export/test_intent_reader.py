@@ -1,0 +1,138 @@
+"""Fitting the intent reader, the cross-fitted hints of training turns, and a hinted run from training to serving."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from export.corpus import build_corpus
+from export.dataset import INTENT_READER_FILE, prepare_data
+from export.intent_reader import cross_fitted_hints, fit_reader, hint_label
+from export.make_bundle import BundleConfig, make_bundle
+from export.tokenizer import encode_turn, load_tokenizer
+from export.train import CHECKPOINT_NAME, main, preset_configs
+from npc_runtime.bundle import load_bundle
+from npc_runtime.engine import RoleModelEngine
+from npc_runtime.intent_hint import load_reader
+from npc_runtime.ort_backend import RuntimeOptions
+
+
+def _clusters(seed: int = 0) -> tuple[np.ndarray, list[str], list[str]]:
+    """Three intents around three directions; each intent's lines come from four templates (groups)."""
+    rng = np.random.default_rng(seed)
+    centres = np.eye(3, 16) * 3.0
+    x, intents, groups = [], [], []
+    for c, intent in enumerate(("greeting", "ask_weather", "buy")):
+        for t in range(4):
+            for _ in range(5):
+                x.append(centres[c] + rng.normal(0, 0.4, 16))
+                intents.append(intent)
+                groups.append(f"{intent}/{t:02d}")
+    return np.array(x, dtype=np.float32), intents, groups
+
+
+def test_the_reader_learns_separable_intents_and_never_answers_an_absent_one() -> None:
+    x, intents, _ = _clusters()
+    reader = fit_reader(x, intents, classes=("greeting", "ask_weather", "buy", "farewell"))
+    assert reader.labels == ("greeting", "ask weather", "buy", "farewell")
+    test, want, _ = _clusters(seed=1)
+    assert reader.read(test) == [hint_label(i) for i in want]
+    assert "farewell" not in reader.read(np.random.default_rng(2).normal(size=(50, 16)).astype(np.float32))
+    again = fit_reader(x, intents, classes=("greeting", "ask_weather", "buy", "farewell"))
+    assert np.array_equal(again.weights, reader.weights)  # deterministic
+    with pytest.raises(ValueError, match="3 embeddings for 2 labels"):
+        fit_reader(x[:3], intents[:2])
+
+
+def test_cross_fitted_hints_come_from_a_reader_that_never_saw_the_template() -> None:
+    """A template whose lines sit near another intent gets that intent as its hint: the reader that reads it was
+    fitted without it. A reader fitted on everything would have learnt it."""
+    x, intents, groups = _clusters()
+    odd = [i for i, g in enumerate(groups) if g == "buy/03"]
+    x[odd] = np.eye(3, 16)[0] * 3.0 + np.random.default_rng(3).normal(0, 0.1, (len(odd), 16))  # greeting-like buys
+    hints, accuracy = cross_fitted_hints(x, intents, groups, folds=4, seed=0)
+    assert [hints[i] for i in odd] == ["greeting"] * len(odd)
+    assert accuracy == pytest.approx(np.mean([h == hint_label(t) for h, t in zip(hints, intents)]))
+    assert 0.75 < accuracy <= 1 - len(odd) / len(intents)
+    full = fit_reader(x, intents, steps=3000)
+    assert set(full.read(x[odd])) == {"buy"}
+    with pytest.raises(ValueError, match="folds"):
+        cross_fitted_hints(x, intents, groups, folds=1)
+
+
+def test_hinted_training_turns_read_their_hint_after_the_player_line(tmp_path: Path) -> None:
+    model_cfg, data_cfg, _ = preset_configs("tiny")
+    data = prepare_data(replace(data_cfg, intent_hint=True), model_cfg.prefix_tokens, model_cfg.max_positions,
+                        tmp_path / "data", progress=False, voice=True)  # fmt: skip
+    assert data.intent_reader_path == tmp_path / "data" / INTENT_READER_FILE
+    reader = load_reader(data.intent_reader_path, dim=data_cfg.text_embed_dim)
+    corpus = build_corpus(data_cfg.corpus_config())
+    tokenizer = load_tokenizer(data.tokenizer_path)
+    for split in ("train", "val"):
+        examples, encoded = corpus.splits[split], data.splits[split]
+        hints = set()
+        for row in range(len(encoded)):
+            ex = examples[int(encoded.example_index[row])]
+            context = ex.scene.to_context() if encoded.has_context[row] else {}
+            text = tokenizer.decode(encoded.ids[row].tolist(), skip_special_tokens=False)
+            hint = text.split(ex.player.split()[-1] + " | ", 1)[1].split("<npc>", 1)[0]
+            assert hint in reader.labels
+            want = encode_turn(tokenizer, data.n_prefix, ex.card.knowledge_text(voice=True), context, ex.history,
+                               ex.player, ex.reply, hint=hint)  # fmt: skip
+            assert encoded.ids[row].tolist() == want.ids
+            hints.add(hint)
+        assert len(hints) > 1
+    # With no folds, training turns read the full reader's hint, as served.
+    full = prepare_data(replace(data_cfg, intent_hint=True, intent_hint_folds=0), model_cfg.prefix_tokens,
+                        model_cfg.max_positions, tmp_path / "full", progress=False, voice=True)  # fmt: skip
+    examples, encoded = corpus.splits["train"], full.splits["train"]
+    embeddings = full.text_embeddings[encoded.utterance_row]
+    for row, hint in enumerate(load_reader(full.intent_reader_path).read(embeddings)):
+        text = tokenizer.decode(encoded.ids[row].tolist(), skip_special_tokens=False)
+        assert text.split("<npc>")[-2].endswith(f" | {hint}"), text
+    for folds in (1, -1, True):
+        with pytest.raises(ValueError, match="intent_hint_folds"):
+            replace(data_cfg, intent_hint_folds=folds)
+    plain = prepare_data(data_cfg, model_cfg.prefix_tokens, model_cfg.max_positions, tmp_path / "plain",
+                         progress=False, voice=True)  # fmt: skip
+    assert plain.intent_reader_path is None
+    assert all(len(a) < len(b) for a, b in zip(plain.splits["val"].ids, data.splits["val"].ids))
+
+
+def test_a_hinted_run_is_stored_named_in_the_recipe_exported_with_its_reader_and_served(tmp_path: Path) -> None:
+    from export.role_model import load_checkpoint
+
+    run = tmp_path / "run"
+    common = ["--preset", "tiny", "--out", str(run), "--no-progress", "--threads", "1", "--steps", "2"]
+    assert main([*common, "--intent-hint", "--stop-after", "1"]) == 0
+    _, extra = load_checkpoint(run / CHECKPOINT_NAME)
+    assert extra["data_config"]["intent_hint"] is True and extra["intent_reader"] == f"data/{INTENT_READER_FILE}"
+    with pytest.raises(ValueError, match="intent_hint"):
+        main([*common, "--resume", "--no-intent-hint"])
+    assert main([*common, "--resume"]) == 0
+    out = tmp_path / "bundle"
+    make_bundle(run, out, BundleConfig(quantize=None, eval_examples=1))
+    manifest = json.loads((out / "bundle.json").read_text(encoding="utf-8"))
+    assert manifest["assets"]["intent_reader"] == INTENT_READER_FILE and INTENT_READER_FILE in manifest["files"]
+    assert manifest["training"]["recipe"].endswith("--steps 2 --intent-hint && npc-runtime export")
+    assert "intent reader" in manifest["description"]
+    assert (out / INTENT_READER_FILE).read_bytes() == (run / "data" / INTENT_READER_FILE).read_bytes()
+    engine = RoleModelEngine(load_bundle(out), RuntimeOptions(device="cpu", intra_op_threads=1))
+    assert engine.intent_reader is not None and engine.intent_reader.labels == load_reader(out / INTENT_READER_FILE).labels
+    # The evaluation reports how often the reader's hint names the asked intent.
+    from export.eval_report import BEGIN_MARK, END_MARK
+    from export.evaluate import main as evaluate
+
+    out_json, out_md = tmp_path / "eval.json", tmp_path / "eval.md"
+    out_md.write_text(f"# Evaluation\n\n{BEGIN_MARK}\n{END_MARK}\n", encoding="utf-8")
+    assert evaluate(["--model", str(out), "--limit", "4", "--out-json", str(out_json), "--out-md", str(out_md),
+                     "--no-controls", "--no-progress", "--threads", "1"]) == 0  # fmt: skip
+    report = json.loads(out_json.read_text(encoding="utf-8"))
+    assert report["bundle"]["intent_hint"] is True
+    assert {r["turns"] for r in report["intent_reader"].values()} == {4}
+    assert all(0.0 <= r["accuracy"] <= 1.0 for r in report["intent_reader"].values())
+    assert "Intent reader (the hint the model reads after the player's line" in out_md.read_text(encoding="utf-8")
