@@ -396,7 +396,8 @@ def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, A
     --copy-head,
     --copy-induction, --init-from, --emotion-labels, --voice-swap, --fact-swap, --invent-facts, --intent-hint and
     --intent-hint-folds where the run changed the preset's (``prompt_voice``, ``copy_head``, ``copy_induction`` and
-    ``swaps``, which also carries ``emotion_labels``, ``invent_facts``, ``intent_hint`` and ``intent_hint_folds``, are the checkpoint's model and data settings: runs from before these
+    ``swaps``, which also carries ``emotion_labels``, ``invent_facts``, ``intent_hint`` and ``intent_hint_folds``,
+    are the checkpoint's model and data settings: runs from before these
     options record no choice)."""
     from export.train import SWAP_OPTIONS, preset_configs
 

@@ -450,14 +450,17 @@ def _peer_spec(config: BenchConfig, engine: Any, cards: Sequence[Any]) -> dict[s
         for npc in range(concurrency):
             card = cards[npc % len(cards)]
             line = LINES[npc % len(LINES)]
-            # The same prompt ids the server feeds (trimmed to the bundle's prompt budget).
-            text_ids = engine.prompt_ids(engine.knowledge_of(card), CONTEXTS[npc % len(CONTEXTS)], [], line)
+            # The same prompt ids the server feeds (trimmed to the bundle's prompt budget, with the intent hint
+            # where the bundle has a reader).
+            utterance = engine.encode_texts([line])
+            text_ids = engine.prompt_ids(engine.knowledge_of(card), CONTEXTS[npc % len(CONTEXTS)], [], line,
+                                         engine.intent_hints(utterance)[0])  # fmt: skip
             ids, mask = layout_ids(text_ids, k, engine.token_id["prefix"], engine.token_id["bos"])
             turns.append({
                 "ids": ids,
                 "prefix_mask": mask,
                 "persona": engine.persona_embedding(card.fingerprint(), card.card_text()).tolist(),
-                "utterance": engine.encode_texts([line])[0].tolist(),
+                "utterance": utterance[0].tolist(),
             })  # fmt: skip
         levels.append({"turns": turns})
     return {
