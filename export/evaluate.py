@@ -34,7 +34,7 @@ from npc_runtime.sampling import DEFAULT_NO_REPEAT_NGRAM
 from npc_runtime.facts import DEFAULT_FACT_BIAS
 from npc_runtime.grounding import DEFAULT_SCENE_BIAS
 from npc_runtime.voice import DEFAULT_VOICE_BIAS
-from npc_runtime.scheduler import GenOptions
+from npc_runtime.scheduler import STEERING_LIMITS, GenOptions, steering_errors
 
 from .eval_attribution import FeatureConfig, PersonaClassifier
 from .eval_generate import Generation, Prompt, generate, png_image
@@ -116,12 +116,8 @@ class EvalConfig:
             raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
         if self.no_repeat_ngram < 0:
             raise ValueError(f"no_repeat_ngram must be >= 0, got {self.no_repeat_ngram}")
-        if not 0.0 <= self.voice_bias <= 20.0:
-            raise ValueError(f"voice_bias must be in [0, 20], got {self.voice_bias}")
-        if not 0.0 <= self.fact_bias <= 50.0:
-            raise ValueError(f"fact_bias must be in [0, 50], got {self.fact_bias}")
-        if not 0.0 <= self.scene_bias <= 50.0:
-            raise ValueError(f"scene_bias must be in [0, 50], got {self.scene_bias}")
+        for error in steering_errors({name: getattr(self, name) for name in STEERING_LIMITS}):
+            raise ValueError(error)
         if self.max_in_flight < 1:
             raise ValueError(f"max_in_flight must be >= 1, got {self.max_in_flight}")
         if self.reference_per_persona < 2:

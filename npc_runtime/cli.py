@@ -60,18 +60,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from .ort_backend import RuntimeOptions
     from .personas import PersonaPack, default_pack_dir
     from .protocol import Limits
-    from .scheduler import GenOptions, SchedulerConfig
+    from .scheduler import STEERING_LIMITS, GenOptions, SchedulerConfig, steering_errors
     from .server import NpcServer, ServerConfig
     from .sessions import SessionStore
 
     if args.no_repeat_ngram < 0:
         raise SystemExit(f"npc-runtime serve: --no-repeat-ngram must be 0 (off) or more, got {args.no_repeat_ngram}")
-    if not 0.0 <= args.voice_bias <= 20.0:
-        raise SystemExit(f"npc-runtime serve: --voice-bias must be in 0..20 nats (0: off), got {args.voice_bias}")
-    if not 0.0 <= args.fact_bias <= 50.0:
-        raise SystemExit(f"npc-runtime serve: --fact-bias must be in 0..50 nats (0: off), got {args.fact_bias}")
-    if not 0.0 <= args.scene_bias <= 50.0:
-        raise SystemExit(f"npc-runtime serve: --scene-bias must be in 0..50 nats (0: off), got {args.scene_bias}")
+    for error in steering_errors({name: getattr(args, name) for name in STEERING_LIMITS}):
+        raise SystemExit(f"npc-runtime serve: --{error.replace('_', '-', 1)}")
     model_dir = Path(args.model) if args.model else default_bundle_dir()
     bundle = load_bundle(model_dir)
     personas = PersonaPack.load(args.personas or default_pack_dir())

@@ -27,13 +27,26 @@ from .protocol import ImageInput, SayOptions
 from .sampling import DEFAULT_NO_REPEAT_NGRAM, sample_tokens
 from .voice import DEFAULT_VOICE_BIAS, steer
 
-__all__ = ["GenRequest", "GenOptions", "Scheduler", "SchedulerConfig", "Overloaded"]
+__all__ = ["GenRequest", "GenOptions", "Scheduler", "SchedulerConfig", "Overloaded", "STEERING_LIMITS",
+           "steering_errors"]
 
 log = logging.getLogger(__name__)
 
 
 class Overloaded(Exception):
     """The queue is full; the server answers ``overloaded``."""
+
+
+#: The most nats each steering may add (``GenOptions.voice_bias`` and the others): a serve or eval option outside
+#: ``0..max`` is refused. Voice stays lower: its nudge sits where a reply may end, and a large one makes a tic.
+STEERING_LIMITS: dict[str, float] = {"voice_bias": 20.0, "fact_bias": 50.0, "scene_bias": 50.0}
+
+
+def steering_errors(values: dict[str, float]) -> list[str]:
+    """What is wrong with the steering biases in ``values`` (names of ``STEERING_LIMITS``): ``name``, its range
+    and the value, one line each; empty when they are all in range."""
+    return [f"{name} must be in 0..{STEERING_LIMITS[name]:g} nats (0: off), got {value}"
+            for name, value in values.items() if not 0.0 <= value <= STEERING_LIMITS[name]]  # fmt: skip
 
 
 @dataclass(frozen=True)
