@@ -399,7 +399,7 @@ def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, A
     ``swaps``, which also carries ``emotion_labels``, ``invent_facts``, ``intent_hint`` and ``intent_hint_folds``,
     are the checkpoint's model and data settings: runs from before these
     options record no choice)."""
-    from export.train import SWAP_OPTIONS, preset_configs
+    from export.train import DATA_OPTIONS, SWAP_OPTIONS, preset_configs
 
     preset = train_config.get("preset")
     words = ["npc-runtime train", f"--preset {preset}"]
@@ -428,37 +428,32 @@ def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, A
         words.append("--copy-induction" if copy_induction else "--no-copy-induction")
     if train_config.get("init_from"):
         words.append(f"--init-from {train_config['init_from']}")
-    labels = (swaps or {}).get("emotion_labels")
-    if preset_data is not None and labels is not None and labels != preset_data.emotion_labels:
-        words.append(f"--emotion-labels {labels}")
-    for key in SWAP_OPTIONS:
-        share = float((swaps or {}).get(key, 0.0))
-        if preset_data is not None and share != getattr(preset_data, key):
-            words.append(f"--{key.replace('_', '-')} {share:g}")
-    invent = (swaps or {}).get("invent_facts")
-    if preset_data is not None and invent is not None and invent != preset_data.invent_facts:
-        words.append("--invent-facts" if invent else "--no-invent-facts")
-    hint = (swaps or {}).get("intent_hint")
-    if preset_data is not None and hint is not None and hint != preset_data.intent_hint:
-        words.append("--intent-hint" if hint else "--no-intent-hint")
-    folds = (swaps or {}).get("intent_hint_folds")
-    if preset_data is not None and hint and folds is not None and folds != preset_data.intent_hint_folds:
-        words.append(f"--intent-hint-folds {folds}")
+    values = swaps or {}
+    for key in DATA_OPTIONS:
+        value = values.get(key, 0.0 if key in SWAP_OPTIONS else None)  # a share not recorded was 0
+        if preset_data is None or value is None or value == getattr(preset_data, key):
+            continue
+        if key == "intent_hint_folds" and not values.get("intent_hint"):
+            continue  # without hints the folds change nothing
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            words.append(flag if value else "--no-" + flag[2:])
+        else:
+            words.append(f"{flag} {float(value):g}" if key in SWAP_OPTIONS else f"{flag} {value}")
     return " ".join(words) + " && npc-runtime export"
 
 
 def _training_record(run_dir: Path, extra: dict[str, Any], prompt_voice: bool,
                      copy_head: bool | None = None, copy_induction: bool = False,
                      spaced_quotes: bool = False) -> dict[str, Any]:
-    from export.train import SWAP_OPTIONS
+    from export.dataset import DataConfig
+    from export.train import DATA_OPTIONS, SWAP_OPTIONS
 
     data_config = extra.get("data_config", {})
     swaps: dict[str, Any] = {key: float(data_config.get(key, 0.0)) for key in SWAP_OPTIONS}
-    if data_config:
-        swaps["emotion_labels"] = data_config.get("emotion_labels", "sampled")
-        swaps["invent_facts"] = bool(data_config.get("invent_facts", False))
-        swaps["intent_hint"] = bool(data_config.get("intent_hint", False))
-        swaps["intent_hint_folds"] = data_config.get("intent_hint_folds", 5)  # as DataConfig.from_dict reads it
+    if data_config:  # what the run set, with what runs of before an option had (DataConfig.from_dict)
+        saved = DataConfig.from_dict(data_config)
+        swaps.update({key: getattr(saved, key) for key in DATA_OPTIONS})
     history = extra.get("history") or []
     train_config = extra.get("train_config", {})
     record = {

@@ -30,6 +30,9 @@ CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "train_log.jsonl"
 #: Training-data augmentations a run may set (``DataConfig`` fields, each a share of turns; flags ``--voice-swap``...).
 SWAP_OPTIONS = ("voice_swap", "fact_swap", "player_dropout")
+#: Every ``DataConfig`` field a run may set (a ``TrainConfig`` field of the same name, None: the preset's; the flag
+#: is the name with dashes), in the order the recipe names them. A resume cannot change any of them.
+DATA_OPTIONS = ("emotion_labels", *SWAP_OPTIONS, "invent_facts", "intent_hint", "intent_hint_folds")
 
 
 @dataclass(frozen=True)
@@ -381,15 +384,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
     if cfg.copy_induction is not None:
         model_cfg = replace(model_cfg, copy_induction=cfg.copy_induction,
                             copy_head=model_cfg.copy_head or cfg.copy_induction)  # fmt: skip
-    data_cfg = replace(data_cfg, **{k: getattr(cfg, k) for k in SWAP_OPTIONS if getattr(cfg, k) is not None})
-    if cfg.emotion_labels is not None:
-        data_cfg = replace(data_cfg, emotion_labels=cfg.emotion_labels)
-    if cfg.invent_facts is not None:
-        data_cfg = replace(data_cfg, invent_facts=cfg.invent_facts)
-    if cfg.intent_hint is not None:
-        data_cfg = replace(data_cfg, intent_hint=cfg.intent_hint)
-    if cfg.intent_hint_folds is not None:
-        data_cfg = replace(data_cfg, intent_hint_folds=cfg.intent_hint_folds)
+    data_cfg = replace(data_cfg, **{k: getattr(cfg, k) for k in DATA_OPTIONS if getattr(cfg, k) is not None})
     state: dict[str, Any] | None = None
     if resume:
         if not ckpt_path.exists():
@@ -410,34 +405,18 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
         if cfg.copy_head is not None and cfg.copy_head != saved_model_cfg.copy_head:
             raise ValueError(f"--resume: {ckpt_path} was trained with copy_head={saved_model_cfg.copy_head}; "
                              "drop --copy-head/--no-copy-head or train into another folder")  # fmt: skip
-        for key in SWAP_OPTIONS:
-            saved_share = saved["data_config"].get(key, 0.0)
-            if getattr(cfg, key) is not None and getattr(cfg, key) != saved_share:
+        saved_data = DataConfig.from_dict(saved["data_config"])  # fills in what runs of before an option had
+        for key in DATA_OPTIONS:
+            if getattr(cfg, key) is not None and getattr(cfg, key) != getattr(saved_data, key):
                 flag = "--" + key.replace("_", "-")
-                raise ValueError(f"--resume: {ckpt_path} was trained with {key}={saved_share}; drop {flag} or train "
-                                 "into another folder")  # fmt: skip
+                raise ValueError(f"--resume: {ckpt_path} was trained with {key}={getattr(saved_data, key)}; drop "
+                                 f"{flag} or train into another folder")  # fmt: skip
         if cfg.copy_induction is not None and cfg.copy_induction != saved_model_cfg.copy_induction:
             raise ValueError(f"--resume: {ckpt_path} was trained with copy_induction="
                              f"{saved_model_cfg.copy_induction}; drop --copy-induction or train into another "
                              "folder")  # fmt: skip
-        saved_labels = saved["data_config"].get("emotion_labels", "sampled")
-        if cfg.emotion_labels is not None and cfg.emotion_labels != saved_labels:
-            raise ValueError(f"--resume: {ckpt_path} was trained with emotion_labels={saved_labels}; drop "
-                             "--emotion-labels or train into another folder")  # fmt: skip
-        saved_invent = saved["data_config"].get("invent_facts", False)
-        if cfg.invent_facts is not None and cfg.invent_facts != saved_invent:
-            raise ValueError(f"--resume: {ckpt_path} was trained with invent_facts={saved_invent}; drop "
-                             "--invent-facts/--no-invent-facts or train into another folder")  # fmt: skip
-        saved_hint = saved["data_config"].get("intent_hint", False)
-        if cfg.intent_hint is not None and cfg.intent_hint != saved_hint:
-            raise ValueError(f"--resume: {ckpt_path} was trained with intent_hint={saved_hint}; drop "
-                             "--intent-hint/--no-intent-hint or train into another folder")  # fmt: skip
-        saved_folds = saved["data_config"].get("intent_hint_folds", 5)
-        if cfg.intent_hint_folds is not None and cfg.intent_hint_folds != saved_folds:
-            raise ValueError(f"--resume: {ckpt_path} was trained with intent_hint_folds={saved_folds}; drop "
-                             "--intent-hint-folds or train into another folder")  # fmt: skip
         cfg = replace(TrainConfig(**saved["train_config"]), max_minutes=cfg.max_minutes, threads=cfg.threads)
-        data_cfg = DataConfig.from_dict(saved["data_config"])
+        data_cfg = saved_data
         model_cfg = saved_model_cfg
     data_cfg = replace(data_cfg, image_size=model_cfg.image_size, image_mean=tuple(model_cfg.image_mean),
                        image_std=tuple(model_cfg.image_std), text_embed_dim=model_cfg.text_embed_dim)  # fmt: skip
@@ -651,10 +630,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "prompt_voice": False if args.no_voice else None, "spaced_quotes": args.spaced_quotes,
                  "copy_head": args.copy_head, "copy_induction": args.copy_induction,
                  "init_from": None if args.init_from is None else str(args.init_from),
-                 "emotion_labels": args.emotion_labels, "voice_swap": args.voice_swap,
-                 "fact_swap": args.fact_swap, "invent_facts": args.invent_facts,
-                 "player_dropout": args.player_dropout, "intent_hint": args.intent_hint,
-                 "intent_hint_folds": args.intent_hint_folds}  # fmt: skip
+                 **{key: getattr(args, key) for key in DATA_OPTIONS}}  # fmt: skip
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     if args.steps is not None and args.steps < cfg.eval_every:
         cfg = replace(cfg, eval_every=args.steps, checkpoint_every=args.steps)

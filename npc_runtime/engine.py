@@ -29,7 +29,7 @@ from .errors import BundleError, ImageError
 from .facts import FactSteering
 from .grounding import SceneSteering
 from .images import decode_image, image_key, preprocess
-from .intent_hint import IntentReader, load_reader, read_hints
+from .intent_hint import IntentReader, load_reader
 from .kv_cache import SlotKVCache
 from .ort_backend import CUDA, OrtGraph, RuntimeOptions, resolve_providers
 from .personas import PersonaCard
@@ -317,7 +317,9 @@ class RoleModelEngine:
 
     def intent_hints(self, utterance_embeddings: np.ndarray) -> Sequence[str]:
         """The intent reader's hint of each player line's sentence embedding; empty without a reader."""
-        return read_hints(self.intent_reader, utterance_embeddings)
+        if self.intent_reader is None:
+            return [""] * len(utterance_embeddings)
+        return self.intent_reader.read(utterance_embeddings)
 
     def prepare(
         self,

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["READER_FORMAT", "IntentReader", "load_reader", "read_hints"]
+__all__ = ["READER_FORMAT", "IntentReader", "load_reader"]
 
 READER_FORMAT = "npc-intent-reader"
 READER_VERSION = 1
@@ -109,9 +108,3 @@ def load_reader(path: str | Path, dim: int | None = None) -> IntentReader:
         raise ValueError(f"intent reader reads {reader.dim}-d embeddings, the text encoder gives {dim}")
     return reader
 
-
-def read_hints(reader: IntentReader | None, embeddings: np.ndarray) -> Sequence[str]:
-    """Each embedding's hint, or empty hints without a reader."""
-    if reader is None:
-        return [""] * len(embeddings)
-    return reader.read(embeddings)

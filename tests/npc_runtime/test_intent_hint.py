@@ -13,7 +13,7 @@ from npc_runtime import prompt
 from npc_runtime.bundle import load_bundle
 from npc_runtime.engine import RoleModelEngine
 from npc_runtime.errors import BundleError
-from npc_runtime.intent_hint import IntentReader, load_reader, read_hints
+from npc_runtime.intent_hint import IntentReader, load_reader
 from npc_runtime.ort_backend import RuntimeOptions
 from npc_runtime.personas import PersonaPack, default_pack_dir
 
@@ -34,7 +34,6 @@ def test_the_reader_answers_the_likeliest_label_of_each_embedding_whatever_its_l
     assert np.allclose(reader.scores(embeddings[:1]), reader.scores(embeddings[:1] / 3))  # normalised first
     with pytest.raises(ValueError, match=r"\(batch, 4\)"):
         reader.read(np.zeros((2, 5), dtype=np.float32))
-    assert read_hints(None, embeddings) == ["", "", ""]
 
 
 def test_the_reader_file_round_trips_and_bad_files_say_what_is_wrong(tmp_path: Path) -> None:
