@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from export.tokenizer import IGNORE_INDEX, load_tokenizer, special_token_ids, tr
 from npc_runtime.emotion import EMOTIONS
 from npc_runtime.images import preprocess
 from npc_runtime.prompt import BOS, NPC, PAD, PLAYER, PREFIX, build_decoder_text, layout_ids
+from sample_game.world import NOTHING
 
 __all__ = [
     "TEXT_ENCODERS",
@@ -100,6 +102,11 @@ class DataConfig:
     #: the turn's template, the templates split into N groups, so the hints are wrong as often as on a phrasing
     #: never seen (the model learns to weigh them against the words). docs/model.md, "Intent hints".
     intent_hint_folds: int = 0
+    #: Training turns of a reply branch (``reply_branch``: the intent, and whether the reply carries card facts or
+    #: says the player holds nothing) with fewer turns than this are repeated, up to ``BRANCH_REPEAT_CAP`` times, so
+    #: that a rare branch (a remedy seller asked about a cough, an empty-handed player asking what they hold) is
+    #: not learnt as "what usually follows this request" (docs/model.md, "Branch balance"). 0: off.
+    branch_floor: int = 0
 
     def __post_init__(self) -> None:
         for name in ("n_procedural_personas", "examples_per_persona", "examples_per_bundled_persona", "n_scenes",
@@ -121,6 +128,8 @@ class DataConfig:
         for name in ("invent_facts", "intent_hint"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if isinstance(self.branch_floor, bool) or not isinstance(self.branch_floor, int) or self.branch_floor < 0:
+            raise ValueError(f"branch_floor must be an int >= 0, got {self.branch_floor!r}")
         if self.emotion_labels not in EMOTION_LABELS:
             raise ValueError(f"emotion_labels must be one of {EMOTION_LABELS}, got {self.emotion_labels!r}")
         if self.context_dropout + self.image_dropout >= 1.0:
@@ -149,6 +158,7 @@ class DataConfig:
         values.setdefault("player_dropout", 0.0)  # and before player-line dropout
         values.setdefault("intent_hint", False)  # and before intent hints
         values.setdefault("intent_hint_folds", 5)  # the first hinted runs knew only cross-fitting, in 5 groups
+        values.setdefault("branch_floor", 0)  # and before branch balance
         return cls(**values)
 
 
@@ -177,6 +187,8 @@ class SplitData:
     intensity: np.ndarray  # float32 (N,)
     example_index: np.ndarray  # int64 (N,): the turn's index in the corpus split (over-long turns are skipped)
     has_context: np.ndarray  # bool (N,): False where the scene facts were left out of <ctx>
+    #: int64 (N,): how many times an epoch draws each turn (``DataConfig.branch_floor``); None: once each.
+    repeats: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -239,13 +251,47 @@ class TurnData:
         }
 
 
+#: The most times branch balance draws one turn in an epoch (``DataConfig.branch_floor``).
+BRANCH_REPEAT_CAP = 3
+
+
+def reply_branch(ex: Example) -> str:
+    """The kind of reply a turn teaches: its intent, with ``:facts`` where the reply must carry card facts (the
+    card has the wares, quest or remedy asked about) and ``:nothing`` where it says the player's hands are empty."""
+    if ex.required_facts:
+        return f"{ex.intent}:facts"
+    if ex.scene_element == NOTHING:
+        return f"{ex.intent}:nothing"
+    return ex.intent
+
+
+def branch_repeats(examples: Sequence[Example], floor: int, seed: int) -> np.ndarray:
+    """How many times an epoch draws each turn: a branch (``reply_branch``) with ``n < floor`` turns is drawn
+    ``min(floor / n, BRANCH_REPEAT_CAP)`` times as often, whole repeats for all of its turns and the fraction as
+    one more repeat for a seeded share of them; every other turn once."""
+    branches = [reply_branch(ex) for ex in examples]
+    counts = Counter(branches)
+    rng = np.random.default_rng([seed, floor])
+    draws = rng.random(len(examples))
+    repeats = np.ones(len(examples), dtype=np.int64)
+    for i, branch in enumerate(branches):
+        factor = min(floor / counts[branch], BRANCH_REPEAT_CAP)
+        if factor > 1.0:
+            repeats[i] = int(factor) + int(draws[i] < factor - int(factor))
+    return repeats
+
+
 def length_grouped_batches(
-    indices: Sequence[int], lengths: np.ndarray, batch_size: int, seed: int, epoch: int, group: int = 50
+    indices: Sequence[int], lengths: np.ndarray, batch_size: int, seed: int, epoch: int, group: int = 50,
+    repeats: np.ndarray | None = None,
 ) -> list[list[int]]:
     """Batches of similar length (less padding): shuffle, sort within groups of ``group`` batches, shuffle batches.
 
-    Deterministic for (indices, seed, epoch); the last incomplete batch is dropped so every rank gets the same count.
+    ``repeats`` (per turn, ``SplitData.repeats``) draws turn ``i`` ``repeats[i]`` times. Deterministic for (indices,
+    seed, epoch); the last incomplete batch is dropped so every rank gets the same count.
     """
+    if repeats is not None:
+        indices = [i for i in indices for _ in range(int(repeats[i]))]
     rng = np.random.default_rng([seed, epoch])
     order = np.asarray(indices, dtype=np.int64)[rng.permutation(len(indices))]
     batches: list[list[int]] = []
@@ -547,6 +593,8 @@ def prepare_data(
             intensity=np.array([exs[i].intensity for i in kept], dtype=np.float32),
             example_index=np.asarray(kept, dtype=np.int64),
             has_context=np.array([not no_context[i] for i in kept], dtype=bool),
+            repeats=branch_repeats([exs[i] for i in kept], config.branch_floor, config.corpus_seed)
+            if split == "train" and config.branch_floor else None,
         )
     meta = {
         "corpus_digest": digest,

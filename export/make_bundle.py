@@ -393,12 +393,10 @@ def _write_model_card(out: Path) -> None:
 def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, Any] | None = None,
             copy_head: bool | None = None, copy_induction: bool = False, spaced_quotes: bool = False) -> str:
     """The train command of a run: its preset, plus --steps, --lr, --seed, --fusion, --no-voice, --spaced-quotes,
-    --copy-head,
-    --copy-induction, --init-from, --emotion-labels, --voice-swap, --fact-swap, --invent-facts, --intent-hint and
-    --intent-hint-folds where the run changed the preset's (``prompt_voice``, ``copy_head``, ``copy_induction`` and
-    ``swaps``, which also carries ``emotion_labels``, ``invent_facts``, ``intent_hint`` and ``intent_hint_folds``,
-    are the checkpoint's model and data settings: runs from before these
-    options record no choice)."""
+    --copy-head, --copy-induction, --init-from and the flag of each ``export.train.DATA_OPTIONS`` entry
+    (--emotion-labels, --voice-swap, --fact-swap, --invent-facts, --intent-hint, --branch-floor, ...) where the run
+    changed the preset's (``prompt_voice``, ``copy_head``, ``copy_induction`` and ``swaps``, which carries the data
+    options, are the checkpoint's model and data settings: runs from before these options record no choice)."""
     from export.train import DATA_OPTIONS, SWAP_OPTIONS, preset_configs
 
     preset = train_config.get("preset")

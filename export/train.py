@@ -32,7 +32,7 @@ LOG_NAME = "train_log.jsonl"
 SWAP_OPTIONS = ("voice_swap", "fact_swap", "player_dropout")
 #: Every ``DataConfig`` field a run may set (a ``TrainConfig`` field of the same name, None: the preset's; the flag
 #: is the name with dashes), in the order the recipe names them. A resume cannot change any of them.
-DATA_OPTIONS = ("emotion_labels", *SWAP_OPTIONS, "invent_facts", "intent_hint", "intent_hint_folds")
+DATA_OPTIONS = ("emotion_labels", *SWAP_OPTIONS, "invent_facts", "intent_hint", "intent_hint_folds", "branch_floor")
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,8 @@ class TrainConfig:
     #: ``DataConfig.intent_hint`` and ``.intent_hint_folds`` for this run (None: the preset's).
     intent_hint: bool | None = None
     intent_hint_folds: int | None = None
+    #: ``DataConfig.branch_floor`` for this run (None: the preset's).
+    branch_floor: int | None = None
     seed: int = 0
     steps: int = 2500
     batch_size: int = 16
@@ -471,7 +473,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, progress:
 
     def epoch_batches(e: int) -> list[list[int]]:
         sampler.set_epoch(e)
-        return length_grouped_batches(list(sampler), lengths, cfg.batch_size, cfg.seed, e)
+        return length_grouped_batches(list(sampler), lengths, cfg.batch_size, cfg.seed, e,
+                                      repeats=train_split.repeats)  # fmt: skip
 
     def extra(done: int, e: int, b: int) -> dict[str, Any]:
         return {
@@ -613,6 +616,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="with --intent-hint: each training turn's hint comes from a reader fitted without its "
                         "template, the templates split into N groups (as often wrong as on a new phrasing); 0: from "
                         "the reader fitted on every training line, as served (default: 0)")  # fmt: skip
+    parser.add_argument("--branch-floor", type=int, default=None, metavar="N",
+                        help="repeat the training turns of a reply branch (an intent, and whether the reply carries "
+                        "card facts or says the player holds nothing) with fewer than N turns, up to 3 times, so a "
+                        "rare branch is learnt from the card and scene instead of the usual reply; 0: off (default: "
+                        "the preset's)")  # fmt: skip
     parser.add_argument("--resume", action="store_true", help="continue the checkpoint in --out exactly")
     parser.add_argument("--steps", type=int, default=None, help="override the preset's number of steps")
     parser.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size (per rank)")

@@ -7,6 +7,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -136,6 +137,11 @@ def test_length_grouped_batches_are_deterministic_and_cover_once() -> None:
     assert a == b and a != c
     flat = [i for batch in a for i in batch]
     assert len(flat) == len(set(flat)) == 12 * 8
+    # branch balance: turn i is drawn repeats[i] times (104 draws: 13 batches, none dropped)
+    repeats = np.ones(103, dtype=np.int64)
+    repeats[0] = 2
+    drawn = [i for batch in length_grouped_batches(range(103), lengths, 8, 1, 0, 3, repeats=repeats) for i in batch]
+    assert len(drawn) == 104 and drawn.count(0) == 2 and sorted(set(drawn)) == list(range(103))
 
 
 def test_training_reduces_val_loss(straight_run: Path) -> None:
@@ -259,6 +265,56 @@ def test_cli_swap_share_is_stored_and_a_resume_cannot_change_it(tmp_path: Path, 
     from export.make_bundle import _recipe
 
     assert _recipe(extra["train_config"], True, {key: 0.5}).endswith(f"--steps 2 {flag} 0.5 && npc-runtime export")
+
+
+def test_branch_repeats_lift_rare_reply_branches_towards_the_floor() -> None:
+    """A branch below the floor is drawn min(floor / n, cap) times as often (whole repeats plus a seeded share of one
+    more); a branch at or above it, once per turn; the same seed gives the same repeats."""
+    from collections import Counter
+
+    from export.corpus import build_corpus
+    from export.dataset import BRANCH_REPEAT_CAP, branch_repeats, reply_branch
+
+    _, data_cfg, _ = preset_configs("small")
+    examples = build_corpus(data_cfg.corpus_config()).splits["train"]
+    branches = [reply_branch(ex) for ex in examples]
+    counts = Counter(branches)
+    assert any(b.endswith(":facts") for b in counts) and any(b.endswith(":nothing") for b in counts)
+    assert all(b == ex.intent or b.startswith(ex.intent + ":") for b, ex in zip(branches, examples))
+    floor = sorted(counts.values())[len(counts) // 2]  # the median branch: half the branches are below it
+    repeats = branch_repeats(examples, floor, seed=0)
+    assert (repeats == branch_repeats(examples, floor, seed=0)).all()
+    assert repeats.min() >= 1 and repeats.max() <= BRANCH_REPEAT_CAP
+    drawn = Counter()
+    for branch, times in zip(branches, repeats):
+        drawn[branch] += int(times)
+    for branch, n in counts.items():
+        want = min(floor, BRANCH_REPEAT_CAP * n) if n < floor else n
+        assert abs(drawn[branch] - want) <= max(3, 0.25 * n), (branch, n, drawn[branch], want)
+    assert (branch_repeats(examples, 1, seed=0) == 1).all()
+
+
+def test_branch_floor_draws_repeated_turns_in_an_epoch_and_is_kept_on_resume(tmp_path: Path) -> None:
+    from export.make_bundle import _recipe
+
+    out = tmp_path / "branch"
+    common = ["--preset", "tiny", "--out", str(out), "--no-progress", "--threads", "1", "--steps", "2"]
+    assert main([*common, "--branch-floor", "40", "--stop-after", "1"]) == 0
+    _, extra = load_checkpoint(out / CHECKPOINT_NAME)
+    assert extra["data_config"]["branch_floor"] == 40 and extra["train_config"]["branch_floor"] == 40
+    with pytest.raises(ValueError, match="branch_floor"):
+        main([*common, "--resume", "--branch-floor", "0"])
+    assert main([*common, "--resume"]) == 0
+    assert _recipe(extra["train_config"], True, {"branch_floor": 40}).endswith("--branch-floor 40 && npc-runtime export")
+    model_cfg, data_cfg, _ = preset_configs("tiny")
+    from dataclasses import replace as with_
+
+    balanced = prepare_data(with_(data_cfg, branch_floor=40), model_cfg.prefix_tokens, model_cfg.max_positions,
+                            out / "data", progress=False, voice=True)  # fmt: skip
+    repeats = balanced.splits["train"].repeats
+    assert repeats is not None and repeats.max() > 1 and balanced.splits["val"].repeats is None
+    with pytest.raises(ValueError, match="branch_floor"):
+        with_(data_cfg, branch_floor=-1)
 
 
 def test_cli_invent_facts_is_stored_named_in_the_recipe_and_a_resume_cannot_flip_it(tmp_path: Path) -> None:
