@@ -8,6 +8,7 @@ folder, so a resumed run reuses them. :class:`TurnData` then hands out right-pad
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -29,6 +30,7 @@ from export.corpus_personas import PROCEDURAL_PREFIX
 from export.tokenizer import IGNORE_INDEX, load_tokenizer, special_token_ids, train_tokenizer
 from npc_runtime.emotion import EMOTIONS
 from npc_runtime.images import preprocess
+from npc_runtime.intent_hint import lookup_hint
 from npc_runtime.prompt import BOS, NPC, PAD, PLAYER, PREFIX, build_decoder_text, layout_ids
 from sample_game.world import NOTHING
 
@@ -102,6 +104,10 @@ class DataConfig:
     #: the turn's template, the templates split into N groups, so the hints are wrong as often as on a phrasing
     #: never seen (the model learns to weigh them against the words). docs/model.md, "Intent hints".
     intent_hint_folds: int = 0
+    #: With ``intent_hint``: add the fact a request turns on to its hint, looked up on the card or scene as the
+    #: runtime does (``npc_runtime.intent_hint.lookup_hint``: "ask item: sword", "buy: candle 3", "quest ask: The
+    #: Lost Ledger"); the bundle's reader then tells the runtime to do so (docs/model.md, "Looked-up hints").
+    hint_lookup: bool = False
     #: Training turns of a reply branch (``reply_branch``: the intent, and whether the reply carries card facts or
     #: says the player holds nothing) with fewer turns than this are repeated, up to ``BRANCH_REPEAT_CAP`` times, so
     #: that a rare branch (a remedy seller asked about a cough, an empty-handed player asking what they hold) is
@@ -125,9 +131,11 @@ class DataConfig:
         if isinstance(self.intent_hint_folds, bool) or not isinstance(self.intent_hint_folds, int) or \
                 self.intent_hint_folds == 1 or self.intent_hint_folds < 0:
             raise ValueError(f"intent_hint_folds must be 0 or an int >= 2, got {self.intent_hint_folds!r}")
-        for name in ("invent_facts", "intent_hint"):
+        for name in ("invent_facts", "intent_hint", "hint_lookup"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if self.hint_lookup and not self.intent_hint:
+            raise ValueError("hint_lookup adds facts to the intent hints: it needs intent_hint")
         if isinstance(self.branch_floor, bool) or not isinstance(self.branch_floor, int) or self.branch_floor < 0:
             raise ValueError(f"branch_floor must be an int >= 0, got {self.branch_floor!r}")
         if self.emotion_labels not in EMOTION_LABELS:
@@ -159,6 +167,7 @@ class DataConfig:
         values.setdefault("intent_hint", False)  # and before intent hints
         values.setdefault("intent_hint_folds", 5)  # the first hinted runs knew only cross-fitting, in 5 groups
         values.setdefault("branch_floor", 0)  # and before branch balance
+        values.setdefault("hint_lookup", False)  # and before looked-up hints
         return cls(**values)
 
 
@@ -318,10 +327,12 @@ def _encode_split(
     spaced_quotes: bool = False,
     player_dropped: Sequence[bool] | None = None,
     hints: Sequence[str] | None = None,
+    hint_lookup: bool = False,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[int], list[int]]:
     """ids, labels, prompt lengths and the kept example indices; turns that cannot fit are skipped. A turn in
     ``player_dropped`` has an empty player line in the decoder text (its embedding is the prefix's business);
-    ``hints`` are the intent reader's hints that follow each turn's player line."""
+    ``hints`` are the intent reader's hints that follow each turn's player line, with their looked-up fact where
+    ``hint_lookup`` (``npc_runtime.intent_hint.lookup_hint``, on the turn's own card, scene facts and line)."""
     ids_of = special_token_ids()
     npc_id, player_id = ids_of[NPC], ids_of[PLAYER]
     histories = [list(ex.history) for ex in examples]
@@ -336,6 +347,8 @@ def _encode_split(
         knowledge = ex.card.knowledge_text(voice=voice, spaced_quotes=spaced_quotes)
         player = "" if player_dropped is not None and player_dropped[i] else ex.player
         hint = hints[i] if hints is not None else ""
+        if hint and hint_lookup:
+            hint = lookup_hint(hint, knowledge, context, player)
         prompt = build_decoder_text(knowledge, context, histories[i], player, hint=hint)
         return prompt, build_decoder_text(knowledge, context, histories[i], player, reply=ex.reply, hint=hint)
 
@@ -562,7 +575,7 @@ def prepare_data(
     reader_path = None
     if config.intent_hint:
         reader_path, hints = _intent_hints(examples, text_embeddings, text_row, config.corpus_seed, cache,
-                                           config.intent_hint_folds)  # fmt: skip
+                                           config.intent_hint_folds, config.hint_lookup)  # fmt: skip
 
     splits = {}
     for split in _SPLITS:
@@ -579,7 +592,7 @@ def prepare_data(
         if split == "train" and config.player_dropout:
             rng = random.Random(f"player-dropout:{config.corpus_seed}")
             no_player = [rng.random() < config.player_dropout for _ in exs]
-        ids, labels, prompt_lengths, kept = _encode_split(encoded, tokenizer, n_prefix, max_positions, config.history_loss, no_context, voice, spaced_quotes, no_player, hints[split])
+        ids, labels, prompt_lengths, kept = _encode_split(encoded, tokenizer, n_prefix, max_positions, config.history_loss, no_context, voice, spaced_quotes, no_player, hints[split], config.hint_lookup)
         if len(kept) < len(exs):
             log.warning("%s: skipped %d turns longer than %d positions", split, len(exs) - len(kept), max_positions)
         splits[split] = SplitData(
@@ -616,6 +629,7 @@ def _intent_hints(
     seed: int,
     cache: Path,
     folds: int,
+    lookup: bool = False,
 ) -> tuple[Path, dict[str, list[str] | None]]:
     """Fit the intent reader on the training lines (saved as ``cache/intent_reader.json``) and give each turn its
     hint: training turns from a reader fitted without their template (``folds`` groups of templates; 0: from the
@@ -630,6 +644,8 @@ def _intent_hints(
     x = embeddings[[text_row[t] for t in lines]]
     intents = [first[t][0] for t in lines]
     reader = fit_reader(x, intents, classes=INTENTS)
+    if lookup:  # the served reader tells the runtime to look the hints' facts up, as training did
+        reader = dataclasses.replace(reader, lookup=True)
     if folds:
         line_hints, accuracy = cross_fitted_hints(x, intents, [first[t][1] for t in lines], folds=folds, seed=seed)
     else:

@@ -184,7 +184,7 @@ def evaluate_bundle(bundle_dir: str | Path, examples: Sequence[Any], max_new_tok
         knowledge = engine.knowledge_of(ex.card)
         persona = engine.encode_texts([ex.card.card_text()])  # (1, E)
         utterance = engine.encode_texts([ex.player])  # (1, E)
-        hint = engine.intent_hints(utterance)[0]
+        hint = engine.looked_up(engine.intent_hints(utterance)[0], knowledge, context, ex.player)
         pixels = preprocess(ex.render(), engine.image_size, engine.image_mean, engine.image_std)[None]
         visual = engine.graphs["vision_encoder"].run({"image": pixels})["visual_features"]  # (1, N, D)
         prefix = engine.graphs["prefix_encoder"].run({
@@ -431,8 +431,8 @@ def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, A
         value = values.get(key, 0.0 if key in SWAP_OPTIONS else None)  # a share not recorded was 0
         if preset_data is None or value is None or value == getattr(preset_data, key):
             continue
-        if key == "intent_hint_folds" and not values.get("intent_hint"):
-            continue  # without hints the folds change nothing
+        if key in ("intent_hint_folds", "hint_lookup") and not values.get("intent_hint"):
+            continue  # without hints the folds and the lookup change nothing
         flag = "--" + key.replace("_", "-")
         if isinstance(value, bool):
             words.append(flag if value else "--no-" + flag[2:])

@@ -32,7 +32,8 @@ LOG_NAME = "train_log.jsonl"
 SWAP_OPTIONS = ("voice_swap", "fact_swap", "player_dropout")
 #: Every ``DataConfig`` field a run may set (a ``TrainConfig`` field of the same name, None: the preset's; the flag
 #: is the name with dashes), in the order the recipe names them. A resume cannot change any of them.
-DATA_OPTIONS = ("emotion_labels", *SWAP_OPTIONS, "invent_facts", "intent_hint", "intent_hint_folds", "branch_floor")
+DATA_OPTIONS = ("emotion_labels", *SWAP_OPTIONS, "invent_facts", "intent_hint", "intent_hint_folds", "hint_lookup",
+                "branch_floor")
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ class TrainConfig:
     #: ``DataConfig.intent_hint`` and ``.intent_hint_folds`` for this run (None: the preset's).
     intent_hint: bool | None = None
     intent_hint_folds: int | None = None
+    #: ``DataConfig.hint_lookup`` for this run (None: the preset's).
+    hint_lookup: bool | None = None
     #: ``DataConfig.branch_floor`` for this run (None: the preset's).
     branch_floor: int | None = None
     seed: int = 0
@@ -616,6 +619,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="with --intent-hint: each training turn's hint comes from a reader fitted without its "
                         "template, the templates split into N groups (as often wrong as on a new phrasing); 0: from "
                         "the reader fitted on every training line, as served (default: 0)")  # fmt: skip
+    parser.add_argument("--hint-lookup", action=argparse.BooleanOptionalAction, default=None,
+                        help="with --intent-hint: add the fact a request turns on to its hint, looked up on the card "
+                        "or scene as the runtime does ('ask item: sword', 'buy: candle 3', 'quest ask: <title>'); "
+                        "the bundle's reader tells the runtime to do the same (default: the preset's)")  # fmt: skip
     parser.add_argument("--branch-floor", type=int, default=None, metavar="N",
                         help="repeat the training turns of a reply branch (an intent, and whether the reply carries "
                         "card facts or says the player holds nothing) with fewer than N turns, up to 3 times, so a "

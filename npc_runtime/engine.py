@@ -29,7 +29,7 @@ from .errors import BundleError, ImageError
 from .facts import FactSteering
 from .grounding import SceneSteering
 from .images import decode_image, image_key, preprocess
-from .intent_hint import IntentReader, load_reader
+from .intent_hint import IntentReader, load_reader, lookup_hint
 from .kv_cache import SlotKVCache
 from .ort_backend import CUDA, OrtGraph, RuntimeOptions, resolve_providers
 from .personas import PersonaCard
@@ -298,8 +298,10 @@ class RoleModelEngine:
         hint: str = "",
     ) -> list[int]:
         """Decoder token ids of the prompt text, dropping the oldest history until it fits; ``hint`` is the intent
-        reader's (:meth:`intent_hints`)."""
+        reader's (:meth:`intent_hints`), given its looked-up fact here where the bundle's model reads one
+        (:meth:`looked_up`)."""
         budget = self.max_prompt_tokens - self.prefix_tokens - 1
+        hint = self.looked_up(hint, knowledge, context, player_text)
         turns = list(history)
         while True:
             text = prompt.build_decoder_text(knowledge, context, turns, player_text, hint=hint)
@@ -314,6 +316,13 @@ class RoleModelEngine:
                 continue
             log.warning("prompt of %d tokens cut to %d", len(ids), budget)
             return ids[-budget:]
+
+    def looked_up(self, hint: str, knowledge: str, context: Mapping[str, str], player_text: str) -> str:
+        """``hint`` with the fact it turns on, where this bundle's model was trained so (``IntentReader.lookup``,
+        :func:`npc_runtime.intent_hint.lookup_hint`); else ``hint``."""
+        if hint and self.intent_reader is not None and self.intent_reader.lookup:
+            return lookup_hint(hint, knowledge, context, player_text)
+        return hint
 
     def intent_hints(self, utterance_embeddings: np.ndarray) -> Sequence[str]:
         """The intent reader's hint of each player line's sentence embedding; empty without a reader."""

@@ -35,13 +35,14 @@ import numpy as np
 
 from .voice import Nudge, plain_words
 
-__all__ = ["DEFAULT_FACT_BIAS", "card_facts", "combine", "FactSteering", "Steerings", "RowFacts", "WordNudge",
-           "spell_like"]
+__all__ = ["DEFAULT_FACT_BIAS", "card_facts", "card_quest", "card_wares", "combine", "FactSteering", "Steerings",
+           "RowFacts", "WordNudge", "spell_like"]
 
 #: The default bias in nats (``GenOptions.fact_bias``); docs/eval.md, "Fact steering", gives the measured choice.
 DEFAULT_FACT_BIAS = 8.0
 
 _SECTION = re.compile(r"(?:^|\|)\s*(wares|places):\s*([^|]*)")
+_QUEST = re.compile(r"(?:^|\|)\s*quest:\s*([^|:]*[^|:\s])\s*:")
 _WARE = re.compile(r"^(.*\S)\s+(\d+)$")
 _PLACE = re.compile(r"^(.*?)\s*\((.*)\)$")
 _COMPASS = re.compile(r"^((?:north|south|east|west)(?:-(?:north|south|east|west))?)\b", re.IGNORECASE)
@@ -58,20 +59,34 @@ def _name_key(name: str) -> str:
 def card_facts(knowledge: str) -> dict[str, str]:
     """``{name: fact}`` from a card's knowledge line: each ware's price and each place's leading compass
     direction, names as :func:`plain_words` without a leading article."""
-    out: dict[str, str] = {}
+    out = card_wares(knowledge)
     for section, body in _SECTION.findall(knowledge):
-        for item in (part.strip() for part in re.split(r",\s*(?![^()]*\))", body)):
-            if section == "wares":
-                found = _WARE.match(item)
-                if found:
-                    out[_name_key(found.group(1))] = found.group(2)
-            else:
+        if section == "places":
+            for item in (part.strip() for part in re.split(r",\s*(?![^()]*\))", body)):
                 found = _PLACE.match(item)
                 direction = _COMPASS.match(found.group(2).strip()) if found else None
                 if found and direction:
                     out[_name_key(found.group(1))] = direction.group(1).lower()
     out.pop("", None)
     return out
+
+
+def card_wares(knowledge: str) -> dict[str, str]:
+    """``{name: price}`` of the wares on a card's knowledge line (names as in :func:`card_facts`)."""
+    out: dict[str, str] = {}
+    for section, body in _SECTION.findall(knowledge):
+        if section == "wares":
+            for item in (part.strip() for part in re.split(r",\s*(?![^()]*\))", body)):
+                found = _WARE.match(item)
+                if found and _name_key(found.group(1)):
+                    out[_name_key(found.group(1))] = found.group(2)
+    return out
+
+
+def card_quest(knowledge: str) -> str | None:
+    """The title of the quest on a card's knowledge line (``quest: Title: what to do; reward ...``), or None."""
+    found = _QUEST.search(knowledge)
+    return " ".join(found.group(1).split()) if found else None
 
 
 def spell_like(encode: Callable[[str], Sequence[int]], pieces: Sequence[str], text: str, like: int) -> list[int]:

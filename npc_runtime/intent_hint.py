@@ -10,18 +10,29 @@ The reader is a softmax regression over the corpus's intents (``export.intent_re
 model was trained with hints carries it as the asset ``intent_reader`` (a JSON file, this module's format), and
 the engine gives every request its hint. Training turns get the hint a reader fitted without their paraphrase
 template gives them, so the model learns how far to trust it.
+
+**Looked-up hints** (a reader saved with ``lookup``, ``npc-runtime train --hint-lookup``): for the requests whose
+answer turns on one fact of the card or scene, the runtime looks the fact up and adds it to the hint
+(:func:`lookup_hint`), so the small model copies it from beside the reply instead of finding it far back on the
+``<know>`` or ``<ctx>`` line: "ask item: sword" (the scene's ``player_item``), "buy: candle 3" (the card's ware the
+line names, with its price; a bare "buy" where the card has no such ware), "complaint: candle 3", and "quest ask:
+The Lost Ledger" (the card's quest). Training and serving build the same text.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["READER_FORMAT", "IntentReader", "load_reader"]
+from .facts import card_quest, card_wares
+from .voice import plain_words
+
+__all__ = ["READER_FORMAT", "IntentReader", "load_reader", "lookup_hint"]
 
 READER_FORMAT = "npc-intent-reader"
 READER_VERSION = 1
@@ -34,6 +45,8 @@ class IntentReader:
     labels: tuple[str, ...]
     weights: np.ndarray  # float32 (E, n_labels)
     bias: np.ndarray  # float32 (n_labels,)
+    #: The model was trained on looked-up hints (:func:`lookup_hint`); the runtime must build them too.
+    lookup: bool = False
 
     def __post_init__(self) -> None:
         if not self.labels or not all(isinstance(x, str) and x.strip() for x in self.labels):
@@ -47,6 +60,8 @@ class IntentReader:
             raise ValueError(f"intent reader bias must be ({n},), got {self.bias.shape}")
         if not (np.isfinite(self.weights).all() and np.isfinite(self.bias).all()):
             raise ValueError("intent reader weights are not finite")
+        if not isinstance(self.lookup, bool):
+            raise ValueError(f"intent reader 'lookup' must be true or false, got {self.lookup!r}")
 
     @property
     def dim(self) -> int:
@@ -71,6 +86,7 @@ class IntentReader:
             "labels": list(self.labels),
             "bias": [round(float(v), 6) for v in self.bias],
             "weights": [[round(float(v), 6) for v in row] for row in self.weights],
+            **({"lookup": True} if self.lookup else {}),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -93,7 +109,7 @@ class IntentReader:
             bias = np.asarray(data.get("bias"), dtype=np.float32)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"intent reader weights are not numbers: {exc}") from exc
-        return cls(tuple(labels), weights, bias)
+        return cls(tuple(labels), weights, bias, data.get("lookup", False))
 
 
 def load_reader(path: str | Path, dim: int | None = None) -> IntentReader:
@@ -108,3 +124,22 @@ def load_reader(path: str | Path, dim: int | None = None) -> IntentReader:
         raise ValueError(f"intent reader reads {reader.dim}-d embeddings, the text encoder gives {dim}")
     return reader
 
+
+def lookup_hint(hint: str, knowledge: str, context: Mapping[str, str] | None, player_text: str) -> str:
+    """The hint with the fact its request turns on (module docstring): the held item for "ask item", the card's
+    ware the player's line names (the longest, with its price) for "buy" and "complaint", the card's quest title
+    for "quest ask"; any other hint, or one whose fact is not there, unchanged."""
+    if hint == "ask item":
+        held = " ".join(str((context or {}).get("player_item", "")).split())
+        return f"{hint}: {held}" if held else hint
+    if hint in ("buy", "complaint"):
+        line = f" {plain_words(player_text)} "
+        named = [(name, price) for name, price in card_wares(knowledge).items() if f" {name} " in line]
+        if named:
+            name, price = max(named, key=lambda pair: len(pair[0]))
+            return f"{hint}: {name} {price}"
+        return hint
+    if hint == "quest ask":
+        title = card_quest(knowledge)
+        return f"{hint}: {title}" if title else hint
+    return hint

@@ -136,3 +136,43 @@ def test_a_hinted_run_is_stored_named_in_the_recipe_exported_with_its_reader_and
     assert {r["turns"] for r in report["intent_reader"].values()} == {4}
     assert all(0.0 <= r["accuracy"] <= 1.0 for r in report["intent_reader"].values())
     assert "Intent reader (the hint the model reads after the player's line" in out_md.read_text(encoding="utf-8")
+
+
+def test_looked_up_hints_are_built_in_training_as_the_runtime_builds_them(tmp_path: Path) -> None:
+    """Every training turn reads ``lookup_hint`` of the reader's hint on its own card, scene facts and line; the
+    saved reader says so, so the runtime does the same; the flag is stored, kept on resume and named in the
+    recipe."""
+    from export.make_bundle import _recipe
+    from export.role_model import load_checkpoint
+    from npc_runtime.intent_hint import lookup_hint
+
+    model_cfg, data_cfg, _ = preset_configs("tiny")
+    with pytest.raises(ValueError, match="needs intent_hint"):
+        replace(data_cfg, hint_lookup=True)
+    cfg = replace(data_cfg, intent_hint=True, intent_hint_folds=0, hint_lookup=True)
+    data = prepare_data(cfg, model_cfg.prefix_tokens, model_cfg.max_positions, tmp_path / "data", progress=False,
+                        voice=True)  # fmt: skip
+    reader = load_reader(data.intent_reader_path)
+    assert reader.lookup is True
+    examples, encoded = build_corpus(cfg.corpus_config()).splits["train"], data.splits["train"]
+    tokenizer = load_tokenizer(data.tokenizer_path)
+    looked = 0
+    for row, hint in enumerate(reader.read(data.text_embeddings[encoded.utterance_row])):
+        ex = examples[int(encoded.example_index[row])]
+        context = ex.scene.to_context() if encoded.has_context[row] else {}
+        knowledge = ex.card.knowledge_text(voice=True)
+        full = lookup_hint(hint, knowledge, context, ex.player)
+        want = encode_turn(tokenizer, data.n_prefix, knowledge, context, ex.history, ex.player, ex.reply, hint=full)
+        assert encoded.ids[row].tolist() == want.ids
+        looked += full != hint
+    assert looked > 0, "no training turn got a looked-up fact"
+
+    run = tmp_path / "run"
+    common = ["--preset", "tiny", "--out", str(run), "--no-progress", "--threads", "1", "--steps", "2"]
+    assert main([*common, "--intent-hint", "--hint-lookup", "--stop-after", "1"]) == 0
+    _, extra = load_checkpoint(run / CHECKPOINT_NAME)
+    assert extra["data_config"]["hint_lookup"] is True and extra["train_config"]["hint_lookup"] is True
+    with pytest.raises(ValueError, match="hint_lookup"):
+        main([*common, "--resume", "--no-hint-lookup"])
+    recipe = _recipe(extra["train_config"], True, {"intent_hint": True, "intent_hint_folds": 0, "hint_lookup": True})
+    assert recipe.endswith("--steps 2 --intent-hint --hint-lookup && npc-runtime export")

@@ -116,3 +116,51 @@ def test_a_broken_reader_in_a_bundle_is_a_bundle_error(tiny_bundle: Path, tmp_pa
     bundle = _with_reader(tiny_bundle, tmp_path, json.dumps(_reader(dim=3).to_dict()))
     with pytest.raises(BundleError, match="intent reader: intent reader reads 3-d embeddings"):
         RoleModelEngine(load_bundle(bundle), RuntimeOptions(device="cpu", intra_op_threads=1))
+
+
+def test_a_looked_up_hint_carries_the_fact_its_request_turns_on() -> None:
+    from npc_runtime.intent_hint import lookup_hint
+
+    pack = PersonaPack.load(default_pack_dir())
+    healer = pack.get("healer").knowledge_text(voice=True)  # wares: willow bark tea 3, ..., honey salve 3, ...
+    child = pack.get("child").knowledge_text(voice=True)  # no wares, no quest
+    scene = {"weather": "rain", "player_item": "fishing rod"}
+    assert lookup_hint("ask item", healer, scene, "What am I holding?") == "ask item: fishing rod"
+    assert lookup_hint("ask item", healer, {"player_item": "nothing"}, "Like it?") == "ask item: nothing"
+    assert lookup_hint("ask item", healer, {}, "What am I holding?") == "ask item"  # no scene facts: nothing to add
+    assert lookup_hint("buy", healer, scene, "I'll take the Honey Salve. How much?") == "buy: honey salve 3"
+    assert lookup_hint("buy", healer, scene, "Sell me the rope?") == "buy"  # not a ware of hers: the bare hint
+    assert lookup_hint("buy", healer, scene, "Some tea, please") == "buy"  # a part of a name is not the ware
+    assert lookup_hint("complaint", healer, scene, "Your willow bark tea was useless!") == (
+        "complaint: willow bark tea 3")  # fmt: skip
+    assert lookup_hint("quest ask", healer, scene, "Any work?") == "quest ask: Moonpetal at Dawn"
+    assert lookup_hint("quest ask", child, scene, "Any work?") == "quest ask"
+    assert lookup_hint("greeting", healer, scene, "honey salve!") == "greeting"
+    assert lookup_hint("", healer, scene, "honey salve") == ""
+    # The longest ware the line names wins: "basket of eggs" over "basket".
+    card = "name: Wynn | wares: basket 2, basket of eggs 5 | quest: The Lost Hen: find my hen; reward 3 silver coins"
+    assert lookup_hint("buy", card, {}, "How much is the basket of eggs?") == "buy: basket of eggs 5"
+    assert lookup_hint("buy", card, {}, "How much is the basket?") == "buy: basket 2"
+    assert lookup_hint("quest ask", card, {}, "Work?") == "quest ask: The Lost Hen"
+
+
+def test_the_lookup_flag_round_trips_and_the_engine_looks_up_only_for_a_lookup_reader(
+        tiny_bundle: Path, tmp_path: Path) -> None:  # fmt: skip
+    reader = _reader()
+    assert "lookup" not in reader.to_dict() and not IntentReader.from_dict(reader.to_dict()).lookup
+    looking = IntentReader(reader.labels, reader.weights, reader.bias, lookup=True)
+    assert IntentReader.from_dict(json.loads(json.dumps(looking.to_dict()))).lookup is True
+    with pytest.raises(ValueError, match="lookup"):
+        IntentReader.from_dict({**reader.to_dict(), "lookup": "yes"})
+    options = RuntimeOptions(device="cpu", intra_op_threads=1)
+    scene = {"player_item": "sword"}
+    dim = int(load_bundle(tiny_bundle).model["text_embed_dim"])
+    for lookup in (False, True):
+        fitting = IntentReader(reader.labels, np.zeros((dim, 3), dtype=np.float32), reader.bias, lookup=lookup)
+        bundle = _with_reader(tiny_bundle, tmp_path / str(lookup), json.dumps(fitting.to_dict()))
+        engine = RoleModelEngine(load_bundle(bundle), options)
+        hint = engine.looked_up("ask item", "name: Brenna", scene, "What am I holding?")
+        assert hint == ("ask item: sword" if lookup else "ask item")
+        text = engine.tokenizer.decode(engine.prompt_ids("name: Brenna", scene, [], "Mine?", "ask item"),
+                                       skip_special_tokens=False)  # fmt: skip
+        assert text.replace(" ", "").endswith(f"Mine?|{hint}<npc>".replace(" ", "")), text
