@@ -527,6 +527,8 @@ def make_bundle(run_dir: str | Path, out_dir: str | Path, config: BundleConfig |
                 + (" and the card's traits, mood and speaking style as prompt text" if model.cfg.prompt_voice else "")
                 + ", screenshot by a small CNN"
                 + ("; the player's line with an intent reader's hint" if extra.get("intent_reader") else "")
+                + (" and the card or scene fact it turns on" if extra.get("intent_reader")
+                   and extra.get("data_config", {}).get("hint_lookup") else "")  # fmt: skip
                 + ("; a copy head points at facts in the prompt" if model.cfg.copy_head else "")
                 + (", and at the piece that followed the piece just copied" if model.cfg.copy_induction else "")
                 + (f"; warm-started from {extra['train_config']['init_from']}"
