@@ -176,3 +176,12 @@ def test_looked_up_hints_are_built_in_training_as_the_runtime_builds_them(tmp_pa
         main([*common, "--resume", "--no-hint-lookup"])
     recipe = _recipe(extra["train_config"], True, {"intent_hint": True, "intent_hint_folds": 0, "hint_lookup": True})
     assert recipe.endswith("--steps 2 --intent-hint --hint-lookup && npc-runtime export")
+    # The export carries the flag to the runtime, which then builds the same text.
+    out = tmp_path / "bundle"
+    make_bundle(run, out, BundleConfig(quantize=None, eval_examples=1))
+    manifest = json.loads((out / "bundle.json").read_text(encoding="utf-8"))
+    assert manifest["training"]["recipe"].endswith("--intent-hint --hint-lookup && npc-runtime export")
+    assert "the card or scene fact it turns on" in manifest["description"]
+    engine = RoleModelEngine(load_bundle(out), RuntimeOptions(device="cpu", intra_op_threads=1))
+    assert engine.intent_reader is not None and engine.intent_reader.lookup
+    assert engine.looked_up("ask item", "", {"player_item": "lute"}, "What is this?") == "ask item: lute"
