@@ -16,7 +16,9 @@ answer turns on one fact of the card or scene, the runtime looks the fact up and
 (:func:`lookup_hint`), so the small model copies it from beside the reply instead of finding it far back on the
 ``<know>`` or ``<ctx>`` line: "ask item: sword" (the scene's ``player_item``), "buy: candle 3" (the card's ware the
 line names, with its price; a bare "buy" where the card has no such ware), "complaint: candle 3", and "quest ask:
-The Lost Ledger" (the card's quest). Training and serving build the same text.
+The Lost Ledger" (the card's quest). Training and serving build the same text. The rules are part of what a
+model with ``"lookup": true`` was trained on: a new rule (a lookup for another request) must not change what such
+a bundle is served, so it needs a new value of ``lookup`` (a version) and a model trained with it.
 """
 
 from __future__ import annotations
