@@ -8,14 +8,13 @@ folder, so a resumed run reuses them. :class:`TurnData` then hands out right-pad
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -443,8 +442,6 @@ def _render_images(config: DataConfig, scenes: Sequence[tuple[Any, int]], progre
 def _swap_voices(examples: Sequence[Example], config: DataConfig, split: str) -> list[Example]:
     """``examples`` with ``config.voice_swap`` of the generated personas' turns given generated voice markers
     (``export.voice_swap``); fixed by the corpus seed."""
-    from dataclasses import replace
-
     from export.eval_metrics import voice_markers
     from export.voice_swap import random_markers, swap_voice
 
@@ -471,8 +468,6 @@ def _swap_voices(examples: Sequence[Example], config: DataConfig, split: str) ->
 def _swap_facts(examples: Sequence[Example], config: DataConfig, split: str) -> list[Example]:
     """``examples`` with ``config.fact_swap`` of the generated personas' turns given another name and other
     numbers, on the card and in every text of the turn (``export.fact_swap``); fixed by the corpus seed."""
-    from dataclasses import replace
-
     from export.corpus_personas import FIRST_NAMES, SURNAMES
     from export.fact_swap import swap_facts
 
@@ -645,7 +640,7 @@ def _intent_hints(
     intents = [first[t][0] for t in lines]
     reader = fit_reader(x, intents, classes=INTENTS)
     if lookup:  # the served reader tells the runtime to look the hints' facts up, as training did
-        reader = dataclasses.replace(reader, lookup=True)
+        reader = replace(reader, lookup=True)
     if folds:
         line_hints, accuracy = cross_fitted_hints(x, intents, [first[t][1] for t in lines], folds=folds, seed=seed)
     else:

@@ -3,15 +3,15 @@
 The reader is a class-balanced softmax regression on L2-normalised sentence embeddings of the training split's
 player lines, fitted by full-batch gradient descent in numpy: deterministic, a few seconds for the default corpus.
 
-A training turn's hint comes from a reader fitted without the turn's paraphrase template (templates are split into
-``folds`` groups; each group is read by the reader of the others). So the hints the model learns from are wrong as
-often as the served reader's are on a phrasing it never saw, and the model learns to weigh the hint against the
-words instead of copying it. Validation turns read the reader fitted on every training template, as served.
+Which hint a training turn reads (``DataConfig.intent_hint_folds``): by default the reader fitted on every training
+line, as served, so the model learns to follow the hint (the shipped recipe); with ``folds >= 2``, a reader fitted
+without the turn's paraphrase template (templates split into ``folds`` groups, each read by the reader of the
+others, :func:`cross_fitted_hints`), so the hints are wrong as often as the served reader's are on a phrasing it
+never saw and the model learns to weigh them against the words. Validation turns read the full reader, as served.
 """
 
 from __future__ import annotations
 
-import logging
 import random
 from collections.abc import Sequence
 
@@ -20,8 +20,6 @@ import numpy as np
 from npc_runtime.intent_hint import IntentReader
 
 __all__ = ["hint_label", "fit_reader", "cross_fitted_hints"]
-
-log = logging.getLogger(__name__)
 
 
 def hint_label(intent: str) -> str:

@@ -8,8 +8,8 @@ player's line (``prompt.build_decoder_text``'s ``hint``): ``<player> What beasts
 
 The reader is a softmax regression over the corpus's intents (``export.intent_reader`` fits it); a bundle whose
 model was trained with hints carries it as the asset ``intent_reader`` (a JSON file, this module's format), and
-the engine gives every request its hint. Training turns get the hint a reader fitted without their paraphrase
-template gives them, so the model learns how far to trust it.
+the engine gives every request its hint. Training turns read the served reader's hints (or, with
+``--intent-hint-folds N``, those of a reader fitted without their paraphrase template; ``export.intent_reader``).
 
 **Looked-up hints** (a reader saved with ``lookup``, ``npc-runtime train --hint-lookup``): for the requests whose
 answer turns on one fact of the card or scene, the runtime looks the fact up and adds it to the hint
