@@ -29,7 +29,7 @@ from export.corpus_personas import PROCEDURAL_PREFIX
 from export.tokenizer import IGNORE_INDEX, load_tokenizer, special_token_ids, train_tokenizer
 from npc_runtime.emotion import EMOTIONS
 from npc_runtime.images import preprocess
-from npc_runtime.intent_hint import lookup_hint
+from npc_runtime.intent_hint import LOOKUP_VERSION, lookup_hint
 from npc_runtime.prompt import BOS, NPC, PAD, PLAYER, PREFIX, build_decoder_text, layout_ids
 from sample_game.world import NOTHING
 
@@ -103,10 +103,11 @@ class DataConfig:
     #: the turn's template, the templates split into N groups, so the hints are wrong as often as on a phrasing
     #: never seen (the model learns to weigh them against the words). docs/model.md, "Intent hints".
     intent_hint_folds: int = 0
-    #: With ``intent_hint``: add the fact a request turns on to its hint, looked up on the card or scene as the
-    #: runtime does (``npc_runtime.intent_hint.lookup_hint``: "ask item: sword", "buy: candle 3", "quest ask: The
-    #: Lost Ledger"); the bundle's reader then tells the runtime to do so (docs/model.md, "Looked-up hints").
-    hint_lookup: bool = False
+    #: With ``intent_hint``: add the facts a request turns on to its hint, looked up on the card or scene as the
+    #: runtime does, by the rules of this version (``npc_runtime.intent_hint.lookup_hint``: "ask item: sword", "buy:
+    #: candle 3", "ask place: the square", ...); the bundle's reader then tells the runtime to do so (docs/model.md,
+    #: "Looked-up hints"). 0: none. ``True``, as runs of version 1 recorded it, reads as 1.
+    hint_lookup: int = 0
     #: Training turns of a reply branch (``reply_branch``: the intent, and whether the reply carries card facts or
     #: says the player holds nothing) with fewer turns than this are repeated, up to ``BRANCH_REPEAT_CAP`` times, so
     #: that a rare branch (a remedy seller asked about a cough, an empty-handed player asking what they hold) is
@@ -130,9 +131,12 @@ class DataConfig:
         if isinstance(self.intent_hint_folds, bool) or not isinstance(self.intent_hint_folds, int) or \
                 self.intent_hint_folds == 1 or self.intent_hint_folds < 0:
             raise ValueError(f"intent_hint_folds must be 0 or an int >= 2, got {self.intent_hint_folds!r}")
-        for name in ("invent_facts", "intent_hint", "hint_lookup"):
+        for name in ("invent_facts", "intent_hint"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if not isinstance(self.hint_lookup, int) or not 0 <= self.hint_lookup <= LOOKUP_VERSION:
+            raise ValueError(f"hint_lookup must be a lookup version from 0 to {LOOKUP_VERSION}, got {self.hint_lookup!r}")
+        object.__setattr__(self, "hint_lookup", int(self.hint_lookup))
         if self.hint_lookup and not self.intent_hint:
             raise ValueError("hint_lookup adds facts to the intent hints: it needs intent_hint")
         if isinstance(self.branch_floor, bool) or not isinstance(self.branch_floor, int) or self.branch_floor < 0:
@@ -166,7 +170,7 @@ class DataConfig:
         values.setdefault("intent_hint", False)  # and before intent hints
         values.setdefault("intent_hint_folds", 5)  # the first hinted runs knew only cross-fitting, in 5 groups
         values.setdefault("branch_floor", 0)  # and before branch balance
-        values.setdefault("hint_lookup", False)  # and before looked-up hints
+        values.setdefault("hint_lookup", 0)  # and before looked-up hints
         return cls(**values)
 
 
@@ -326,7 +330,7 @@ def _encode_split(
     spaced_quotes: bool = False,
     player_dropped: Sequence[bool] | None = None,
     hints: Sequence[str] | None = None,
-    hint_lookup: bool = False,
+    hint_lookup: int = 0,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[int], list[int]]:
     """ids, labels, prompt lengths and the kept example indices; turns that cannot fit are skipped. A turn in
     ``player_dropped`` has an empty player line in the decoder text (its embedding is the prefix's business);
@@ -346,8 +350,7 @@ def _encode_split(
         knowledge = ex.card.knowledge_text(voice=voice, spaced_quotes=spaced_quotes)
         player = "" if player_dropped is not None and player_dropped[i] else ex.player
         hint = hints[i] if hints is not None else ""
-        if hint and hint_lookup:
-            hint = lookup_hint(hint, knowledge, context, player)
+        hint = lookup_hint(hint, knowledge, context, player, hint_lookup)
         prompt = build_decoder_text(knowledge, context, histories[i], player, hint=hint)
         return prompt, build_decoder_text(knowledge, context, histories[i], player, reply=ex.reply, hint=hint)
 
@@ -624,7 +627,7 @@ def _intent_hints(
     seed: int,
     cache: Path,
     folds: int,
-    lookup: bool = False,
+    lookup: int = 0,
 ) -> tuple[Path, dict[str, list[str] | None]]:
     """Fit the intent reader on the training lines (saved as ``cache/intent_reader.json``) and give each turn its
     hint: training turns from a reader fitted without their template (``folds`` groups of templates; 0: from the
@@ -640,7 +643,7 @@ def _intent_hints(
     intents = [first[t][0] for t in lines]
     reader = fit_reader(x, intents, classes=INTENTS)
     if lookup:  # the served reader tells the runtime to look the hints' facts up, as training did
-        reader = replace(reader, lookup=True)
+        reader = replace(reader, lookup=lookup)
     if folds:
         line_hints, accuracy = cross_fitted_hints(x, intents, [first[t][1] for t in lines], folds=folds, seed=seed)
     else:

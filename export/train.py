@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from npc_runtime.intent_hint import LOOKUP_VERSION
+
 __all__ = ["PRESETS", "TrainConfig", "preset_configs", "reply_losses", "train", "main"]
 
 log = logging.getLogger(__name__)
@@ -68,7 +70,7 @@ class TrainConfig:
     intent_hint: bool | None = None
     intent_hint_folds: int | None = None
     #: ``DataConfig.hint_lookup`` for this run (None: the preset's).
-    hint_lookup: bool | None = None
+    hint_lookup: int | None = None
     #: ``DataConfig.branch_floor`` for this run (None: the preset's).
     branch_floor: int | None = None
     seed: int = 0
@@ -137,7 +139,8 @@ def preset_configs(preset: str) -> tuple[Any, Any, TrainConfig]:
         # The shipped recipe (docs/model.md, "The shipped run"): the copy head with its induction bonus, trained on
         # turns whose facts are swapped for invented ones, rule emotion labels, the intent reader's hint after each
         # player line with the fact its request turns on looked up; 4,400 steps fit the hour budget.
-        data = DataConfig(fact_swap=0.8, invent_facts=True, emotion_labels="rule", intent_hint=True, hint_lookup=True)
+        data = DataConfig(fact_swap=0.8, invent_facts=True, emotion_labels="rule", intent_hint=True,
+                          hint_lookup=LOOKUP_VERSION)
         model = RoleModelConfig(vocab_size=data.vocab_size, d_model=192, n_layers=4, n_heads=3, d_ff=576,
                                 max_positions=384, n_persona_tokens=4, n_visual_tokens=16, image_size=64,
                                 vision_channels=(16, 32, 64), prompt_voice=True, copy_head=True,
@@ -619,10 +622,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="with --intent-hint: each training turn's hint comes from a reader fitted without its "
                         "template, the templates split into N groups (as often wrong as on a new phrasing); 0: from "
                         "the reader fitted on every training line, as served (default: 0)")  # fmt: skip
-    parser.add_argument("--hint-lookup", action=argparse.BooleanOptionalAction, default=None,
-                        help="with --intent-hint: add the fact a request turns on to its hint, looked up on the card "
-                        "or scene as the runtime does ('ask item: sword', 'buy: candle 3', 'quest ask: <title>'); "
-                        "the bundle's reader tells the runtime to do the same (default: the preset's)")  # fmt: skip
+    parser.add_argument("--hint-lookup", type=int, nargs="?", const=LOOKUP_VERSION, default=None, metavar="VERSION",
+                        help="with --intent-hint: add the facts a request turns on to its hint, looked up on the card "
+                        "or scene as the runtime does ('ask item: sword', 'buy: candle 3', 'ask place: the square'), "
+                        f"by the rules of VERSION (default {LOOKUP_VERSION}, the newest; 1: held item, named ware and "
+                        "quest title only); the bundle's reader tells the runtime to do the same (default: the "
+                        "preset's)")  # fmt: skip
+    parser.add_argument("--no-hint-lookup", dest="hint_lookup", action="store_const", const=0,
+                        help="no looked-up facts in the hints (version 0)")
     parser.add_argument("--branch-floor", type=int, default=None, metavar="N",
                         help="repeat the training turns of a reply branch (an intent, and whether the reply carries "
                         "card facts or says the player holds nothing) with fewer than N turns, up to 3 times, so a "

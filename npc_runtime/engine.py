@@ -318,10 +318,10 @@ class RoleModelEngine:
             return ids[-budget:]
 
     def looked_up(self, hint: str, knowledge: str, context: Mapping[str, str], player_text: str) -> str:
-        """``hint`` with the fact it turns on, where this bundle's model was trained so (``IntentReader.lookup``,
-        :func:`npc_runtime.intent_hint.lookup_hint`); else ``hint``."""
-        if hint and self.intent_reader is not None and self.intent_reader.lookup:
-            return lookup_hint(hint, knowledge, context, player_text)
+        """``hint`` with the facts it turns on, by the lookup version this bundle's model was trained with
+        (``IntentReader.lookup``, :func:`npc_runtime.intent_hint.lookup_hint`; none: ``hint``)."""
+        if hint and self.intent_reader is not None:
+            return lookup_hint(hint, knowledge, context, player_text, self.intent_reader.lookup)
         return hint
 
     def intent_hints(self, utterance_embeddings: np.ndarray) -> Sequence[str]:

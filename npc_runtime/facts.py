@@ -35,7 +35,8 @@ import numpy as np
 
 from .voice import Nudge, plain_words
 
-__all__ = ["DEFAULT_FACT_BIAS", "card_facts", "card_quest", "card_wares", "combine", "FactSteering", "Steerings",
+__all__ = ["DEFAULT_FACT_BIAS", "REMEDY_WORDS", "card_facts", "card_name", "card_places", "card_quest", "card_quest_parts",
+           "card_remedies", "card_wares", "combine", "FactSteering", "Steerings",
            "RowFacts", "WordNudge", "spell_like"]
 
 #: The default bias in nats (``GenOptions.fact_bias``); docs/eval.md, "Fact steering", gives the measured choice.
@@ -43,6 +44,9 @@ DEFAULT_FACT_BIAS = 8.0
 
 _SECTION = re.compile(r"(?:^|\|)\s*(wares|places):\s*([^|]*)")
 _QUEST = re.compile(r"(?:^|\|)\s*quest:\s*([^|:]*[^|:\s])\s*:")
+_NAME = re.compile(r"(?:^|\|)\s*name:\s*([^|]*[^|\s])")
+#: The whole quest section as ``PersonaCard.knowledge_text`` writes it: ``quest: Title: task; reward R; at L``.
+_QUEST_PARTS = re.compile(r"(?:^|\|)\s*quest:\s*([^|:]*[^|:\s])\s*:\s*([^|]*?);\s*reward\s+([^|;]*?);\s*at\s+([^|;]*[^|;\s])")
 _WARE = re.compile(r"^(.*\S)\s+(\d+)$")
 _PLACE = re.compile(r"^(.*?)\s*\((.*)\)$")
 _COMPASS = re.compile(r"^((?:north|south|east|west)(?:-(?:north|south|east|west))?)\b", re.IGNORECASE)
@@ -60,33 +64,68 @@ def card_facts(knowledge: str) -> dict[str, str]:
     """``{name: fact}`` from a card's knowledge line: each ware's price and each place's leading compass
     direction, names as :func:`plain_words` without a leading article."""
     out = card_wares(knowledge)
-    for section, body in _SECTION.findall(knowledge):
-        if section == "places":
-            for item in (part.strip() for part in re.split(r",\s*(?![^()]*\))", body)):
-                found = _PLACE.match(item)
-                direction = _COMPASS.match(found.group(2).strip()) if found else None
-                if found and direction:
-                    out[_name_key(found.group(1))] = direction.group(1).lower()
-    out.pop("", None)
+    for name, (_, directions) in card_places(knowledge).items():
+        direction = _COMPASS.match(directions)
+        if direction:
+            out[name] = direction.group(1).lower()
+    return out
+
+
+def _section_items(knowledge: str, section: str) -> list[str]:
+    """The comma-separated items of one section of a knowledge line (commas inside brackets kept)."""
+    return [part.strip() for name, body in _SECTION.findall(knowledge) if name == section
+            for part in re.split(r",\s*(?![^()]*\))", body)]  # fmt: skip
+
+
+def card_places(knowledge: str) -> dict[str, tuple[str, str]]:
+    """``{name: (name as written, directions)}`` of the places on a card's knowledge line (``places: the inn (east
+    of the square, the green door)``), keys as in :func:`card_facts`."""
+    out: dict[str, tuple[str, str]] = {}
+    for item in _section_items(knowledge, "places"):
+        found = _PLACE.match(item)
+        if found and _name_key(found.group(1)):
+            out[_name_key(found.group(1))] = (found.group(1).strip(), " ".join(found.group(2).split()))
     return out
 
 
 def card_wares(knowledge: str) -> dict[str, str]:
     """``{name: price}`` of the wares on a card's knowledge line (names as in :func:`card_facts`)."""
     out: dict[str, str] = {}
-    for section, body in _SECTION.findall(knowledge):
-        if section == "wares":
-            for item in (part.strip() for part in re.split(r",\s*(?![^()]*\))", body)):
-                found = _WARE.match(item)
-                if found and _name_key(found.group(1)):
-                    out[_name_key(found.group(1))] = found.group(2)
+    for item in _section_items(knowledge, "wares"):
+        found = _WARE.match(item)
+        if found and _name_key(found.group(1)):
+            out[_name_key(found.group(1))] = found.group(2)
     return out
+
+
+#: A ware whose name contains one of these (lower case) is a remedy: what a healer offers for an ailment. The
+#: corpus (``export.corpus_replies``) recommends such wares, and the looked-up hint of "ask health" names them.
+REMEDY_WORDS = ("salve", "tea", "bandage", "draught", "herb", "tonic", "chamomile", "willow", "mint", "remedy",
+                "potion")  # fmt: skip
+
+
+def card_remedies(knowledge: str) -> dict[str, str]:
+    """The wares of :func:`card_wares` that are remedies (:data:`REMEDY_WORDS`), in card order."""
+    return {name: price for name, price in card_wares(knowledge).items()
+            if any(word in name for word in REMEDY_WORDS)}  # fmt: skip
 
 
 def card_quest(knowledge: str) -> str | None:
     """The title of the quest on a card's knowledge line (``quest: Title: what to do; reward ...``), or None."""
     found = _QUEST.search(knowledge)
     return " ".join(found.group(1).split()) if found else None
+
+
+def card_name(knowledge: str) -> str | None:
+    """The persona's name on a card's knowledge line (``name: Tobias Quill``), or None."""
+    found = _NAME.search(knowledge)
+    return " ".join(found.group(1).split()) if found else None
+
+
+def card_quest_parts(knowledge: str) -> tuple[str, str, str, str] | None:
+    """``(title, task, reward, location)`` of the quest on a card's knowledge line, or None."""
+    found = _QUEST_PARTS.search(knowledge)
+    return tuple(" ".join(part.split()) for part in found.groups()) if found else None  # type: ignore[return-value]
 
 
 def spell_like(encode: Callable[[str], Sequence[int]], pieces: Sequence[str], text: str, like: int) -> list[int]:

@@ -11,14 +11,27 @@ model was trained with hints carries it as the asset ``intent_reader`` (a JSON f
 the engine gives every request its hint. Training turns read the served reader's hints (or, with
 ``--intent-hint-folds N``, those of a reader fitted without their paraphrase template; ``export.intent_reader``).
 
-**Looked-up hints** (a reader saved with ``lookup``, ``npc-runtime train --hint-lookup``): for the requests whose
-answer turns on one fact of the card or scene, the runtime looks the fact up and adds it to the hint
-(:func:`lookup_hint`), so the small model copies it from beside the reply instead of finding it far back on the
-``<know>`` or ``<ctx>`` line: "ask item: sword" (the scene's ``player_item``), "buy: candle 3" (the card's ware the
-line names, with its price; a bare "buy" where the card has no such ware), "complaint: candle 3", and "quest ask:
-The Lost Ledger" (the card's quest). Training and serving build the same text. The rules are part of what a
-model with ``"lookup": true`` was trained on: a new rule (a lookup for another request) must not change what such
-a bundle is served, so it needs a new value of ``lookup`` (a version) and a model trained with it.
+**Looked-up hints** (a reader saved with a ``lookup`` version, ``npc-runtime train --hint-lookup``): for the
+requests whose answer turns on facts of the card or scene, the runtime looks them up and adds them to the hint
+(:func:`lookup_hint`), so the small model copies them from beside the reply instead of finding them far back on
+the ``<know>`` or ``<ctx>`` line. Training and serving build the same text. The rules are versioned, because they
+are part of what a model was trained on: a bundle is served the version its reader names, and a new rule needs a
+new version and a model trained with it.
+
+- Version 1: "ask item: sword" (the scene's ``player_item``); "buy: candle 3" and "complaint: candle 3" (the card's
+  ware the line names, with its price; a bare "buy" where the card has no such ware); "quest ask: The Lost Ledger"
+  (the card's quest title).
+- Version 2 (:data:`LOOKUP_VERSION`): version 1; for a "buy" of a ware the card does not sell, the card's first
+  ware, which the reply offers instead ("buy: not sold; rope 2"); "ask name: Tobias Quill" (the card's name); the
+  quest's reward after its title ("quest ask: The Lost Ledger; 5 silver coins") and, for "quest accept", its place and reward ("quest accept: the library; 5 silver coins");
+  "ask trade: rope 2, lantern 6, travel cloak 10" (the card's first three wares, as a reply lists them); "ask
+  health: honey salve 3, sleeping draught 5" (the card's remedies, :data:`npc_runtime.facts.REMEDY_WORDS`, at most
+  three); "directions: the inn (east of the square, the green door)" (the card's place the line names); and the
+  scene fact a question about the surroundings asks for, from ``context``: "ask place: the square" (``location``),
+  "ask weather: rain", "ask time: evening" (``time_of_day``), "ask creatures: wolf, crow" (``nearby``).
+
+A request whose fact is not there (no such ware or place on the card, no quest, no scene facts sent) keeps its bare
+hint, and the model answers as it learnt to without the fact ("I have no rope", "I couldn't tell you where...").
 """
 
 from __future__ import annotations
@@ -31,13 +44,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .facts import card_quest, card_wares
+from .facts import card_name, card_places, card_quest, card_quest_parts, card_remedies, card_wares
 from .voice import plain_words
 
-__all__ = ["READER_FORMAT", "IntentReader", "load_reader", "lookup_hint"]
+__all__ = ["LOOKUP_VERSION", "READER_FORMAT", "IntentReader", "load_reader", "lookup_hint"]
 
 READER_FORMAT = "npc-intent-reader"
 READER_VERSION = 1
+#: The newest rules of :func:`lookup_hint` this runtime knows (module docstring); 0 is no lookup.
+LOOKUP_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -47,8 +62,9 @@ class IntentReader:
     labels: tuple[str, ...]
     weights: np.ndarray  # float32 (E, n_labels)
     bias: np.ndarray  # float32 (n_labels,)
-    #: The model was trained on looked-up hints (:func:`lookup_hint`); the runtime must build them too.
-    lookup: bool = False
+    #: The version of the looked-up hints (:func:`lookup_hint`) the model was trained on, which the runtime must
+    #: build too; 0: none. ``True`` (how version 1 readers are written) reads as 1.
+    lookup: int = 0
 
     def __post_init__(self) -> None:
         if not self.labels or not all(isinstance(x, str) and x.strip() for x in self.labels):
@@ -62,8 +78,12 @@ class IntentReader:
             raise ValueError(f"intent reader bias must be ({n},), got {self.bias.shape}")
         if not (np.isfinite(self.weights).all() and np.isfinite(self.bias).all()):
             raise ValueError("intent reader weights are not finite")
-        if not isinstance(self.lookup, bool):
-            raise ValueError(f"intent reader 'lookup' must be true or false, got {self.lookup!r}")
+        if not isinstance(self.lookup, int) or not 0 <= self.lookup:
+            raise ValueError(f"intent reader 'lookup' must be false, true or a version number, got {self.lookup!r}")
+        if self.lookup > LOOKUP_VERSION:
+            raise ValueError(f"intent reader needs looked-up hints of version {int(self.lookup)}; this runtime knows "
+                             f"up to {LOOKUP_VERSION}: update npc-runtime")
+        object.__setattr__(self, "lookup", int(self.lookup))
 
     @property
     def dim(self) -> int:
@@ -88,7 +108,8 @@ class IntentReader:
             "labels": list(self.labels),
             "bias": [round(float(v), 6) for v in self.bias],
             "weights": [[round(float(v), 6) for v in row] for row in self.weights],
-            **({"lookup": True} if self.lookup else {}),
+            # Version 1 is written as it always was (true), so such a reader file reads the same in older runtimes.
+            **({"lookup": True if self.lookup == 1 else self.lookup} if self.lookup else {}),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -111,7 +132,7 @@ class IntentReader:
             bias = np.asarray(data.get("bias"), dtype=np.float32)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"intent reader weights are not numbers: {exc}") from exc
-        return cls(tuple(labels), weights, bias, data.get("lookup", False))
+        return cls(tuple(labels), weights, bias, data.get("lookup", 0))
 
 
 def load_reader(path: str | Path, dim: int | None = None) -> IntentReader:
@@ -127,21 +148,50 @@ def load_reader(path: str | Path, dim: int | None = None) -> IntentReader:
     return reader
 
 
-def lookup_hint(hint: str, knowledge: str, context: Mapping[str, str] | None, player_text: str) -> str:
-    """The hint with the fact its request turns on (module docstring): the held item for "ask item", the card's
-    ware the player's line names (the longest, with its price) for "buy" and "complaint", the card's quest title
-    for "quest ask"; any other hint, or one whose fact is not there, unchanged."""
-    if hint == "ask item":
-        held = " ".join(str((context or {}).get("player_item", "")).split())
-        return f"{hint}: {held}" if held else hint
-    if hint in ("buy", "complaint"):
-        line = f" {plain_words(player_text)} "
-        named = [(name, price) for name, price in card_wares(knowledge).items() if f" {name} " in line]
-        if named:
-            name, price = max(named, key=lambda pair: len(pair[0]))
-            return f"{hint}: {name} {price}"
+def lookup_hint(hint: str, knowledge: str, context: Mapping[str, str] | None, player_text: str, version: int) -> str:
+    """The hint with the facts its request turns on, by the rules of ``version`` (module docstring); any other hint,
+    one whose facts are not there, or version 0: unchanged."""
+    if not version or not hint:
         return hint
+    scene = {key: " ".join(str(value).split()) for key, value in (context or {}).items()}
+    if hint == "ask item":
+        return _with(hint, scene.get("player_item", ""))
+    if hint in ("buy", "complaint"):
+        wares = card_wares(knowledge)
+        ware = _named(wares, player_text)
+        if ware:
+            return _with(hint, f"{ware} {wares[ware]}")
+        if version >= 2 and hint == "buy" and wares:  # not sold here; the reply offers the first ware instead
+            first = next(iter(wares))
+            return _with(hint, f"not sold; {first} {wares[first]}")
+        return hint
+    if version == 1:
+        return _with(hint, card_quest(knowledge) or "") if hint == "quest ask" else hint
+    if hint == "ask name":
+        return _with(hint, card_name(knowledge) or "")
+    quest = card_quest_parts(knowledge)
     if hint == "quest ask":
-        title = card_quest(knowledge)
-        return f"{hint}: {title}" if title else hint
-    return hint
+        return _with(hint, f"{quest[0]}; {quest[2]}" if quest else "")
+    if hint == "quest accept":
+        return _with(hint, f"{quest[3]}; {quest[2]}" if quest else "")
+    if hint in ("ask trade", "ask health"):
+        wares = card_wares(knowledge) if hint == "ask trade" else card_remedies(knowledge)
+        return _with(hint, ", ".join(f"{name} {price}" for name, price in list(wares.items())[:3]))
+    if hint == "directions":
+        places = card_places(knowledge)
+        place = _named(places, player_text)
+        return _with(hint, "{} ({})".format(*places[place]) if place else "")
+    scene_key = {"ask place": "location", "ask weather": "weather", "ask time": "time_of_day",
+                 "ask creatures": "nearby"}.get(hint)  # fmt: skip
+    return _with(hint, scene.get(scene_key, "")) if scene_key else hint
+
+
+def _with(hint: str, fact: str) -> str:
+    return f"{hint}: {fact}" if fact else hint
+
+
+def _named(names: Mapping[str, object], player_text: str) -> str | None:
+    """The longest of ``names`` (plain words) the line names as whole words, or None."""
+    line = f" {plain_words(player_text)} "
+    named = [name for name in names if f" {name} " in line]
+    return max(named, key=len) if named else None

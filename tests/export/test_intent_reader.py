@@ -138,6 +138,26 @@ def test_a_hinted_run_is_stored_named_in_the_recipe_exported_with_its_reader_and
     assert "Intent reader (the hint the model reads after the player's line" in out_md.read_text(encoding="utf-8")
 
 
+def test_every_looked_up_fact_a_corpus_reply_needs_is_in_its_hint() -> None:
+    """On the corpus's own turns (hint = the true intent), version 2 puts every required fact and scene word of the
+    looked-up requests into the hint (sell and ask_name's unknown branches aside)."""
+    from npc_runtime.intent_hint import lookup_hint
+    from npc_runtime.voice import plain_words
+
+    corpus = build_corpus(preset_configs("tiny")[1].corpus_config())
+    checked = 0
+    for ex in (ex for split in corpus.splits.values() for ex in split):
+        need = [*ex.required_facts, *([ex.scene_element] if ex.scene_element else [])]
+        if not need or ex.intent == "sell":  # a sale names the player's own goods, from the line
+            continue
+        hint = lookup_hint(ex.intent.replace("_", " "), ex.card.knowledge_text(voice=True), ex.scene.to_context(),
+                           ex.player, 2)  # fmt: skip
+        missing = [f for f in need if f" {plain_words(f)} " not in f" {plain_words(hint)} "]
+        assert not missing, (ex.intent, ex.player, hint, missing)
+        checked += 1
+    assert checked > 150
+
+
 def test_looked_up_hints_are_built_in_training_as_the_runtime_builds_them(tmp_path: Path) -> None:
     """Every training turn reads ``lookup_hint`` of the reader's hint on its own card, scene facts and line; the
     saved reader says so, so the runtime does the same; the flag is stored, kept on resume and named in the
@@ -148,12 +168,15 @@ def test_looked_up_hints_are_built_in_training_as_the_runtime_builds_them(tmp_pa
 
     model_cfg, data_cfg, _ = preset_configs("tiny")
     with pytest.raises(ValueError, match="needs intent_hint"):
-        replace(data_cfg, hint_lookup=True)
-    cfg = replace(data_cfg, intent_hint=True, intent_hint_folds=0, hint_lookup=True)
+        replace(data_cfg, hint_lookup=2)
+    with pytest.raises(ValueError, match="lookup version from 0 to 2"):
+        replace(data_cfg, intent_hint=True, hint_lookup=3)
+    assert replace(data_cfg, intent_hint=True, hint_lookup=True).hint_lookup == 1  # how version 1 runs recorded it
+    cfg = replace(data_cfg, intent_hint=True, intent_hint_folds=0, hint_lookup=2)
     data = prepare_data(cfg, model_cfg.prefix_tokens, model_cfg.max_positions, tmp_path / "data", progress=False,
                         voice=True)  # fmt: skip
     reader = load_reader(data.intent_reader_path)
-    assert reader.lookup is True
+    assert reader.lookup == 2
     examples, encoded = build_corpus(cfg.corpus_config()).splits["train"], data.splits["train"]
     tokenizer = load_tokenizer(data.tokenizer_path)
     looked = 0
@@ -161,7 +184,7 @@ def test_looked_up_hints_are_built_in_training_as_the_runtime_builds_them(tmp_pa
         ex = examples[int(encoded.example_index[row])]
         context = ex.scene.to_context() if encoded.has_context[row] else {}
         knowledge = ex.card.knowledge_text(voice=True)
-        full = lookup_hint(hint, knowledge, context, ex.player)
+        full = lookup_hint(hint, knowledge, context, ex.player, 2)
         want = encode_turn(tokenizer, data.n_prefix, knowledge, context, ex.history, ex.player, ex.reply, hint=full)
         assert encoded.ids[row].tolist() == want.ids
         looked += full != hint
@@ -171,17 +194,18 @@ def test_looked_up_hints_are_built_in_training_as_the_runtime_builds_them(tmp_pa
     common = ["--preset", "tiny", "--out", str(run), "--no-progress", "--threads", "1", "--steps", "2"]
     assert main([*common, "--intent-hint", "--hint-lookup", "--stop-after", "1"]) == 0
     _, extra = load_checkpoint(run / CHECKPOINT_NAME)
-    assert extra["data_config"]["hint_lookup"] is True and extra["train_config"]["hint_lookup"] is True
-    with pytest.raises(ValueError, match="hint_lookup"):
-        main([*common, "--resume", "--no-hint-lookup"])
-    recipe = _recipe(extra["train_config"], True, {"intent_hint": True, "intent_hint_folds": 0, "hint_lookup": True})
-    assert recipe.endswith("--steps 2 --intent-hint --hint-lookup && npc-runtime export")
+    assert extra["data_config"]["hint_lookup"] == 2 and extra["train_config"]["hint_lookup"] == 2  # the newest
+    for other in (["--no-hint-lookup"], ["--hint-lookup", "1"]):
+        with pytest.raises(ValueError, match="hint_lookup"):
+            main([*common, "--resume", *other])
+    recipe = _recipe(extra["train_config"], True, {"intent_hint": True, "intent_hint_folds": 0, "hint_lookup": 2})
+    assert recipe.endswith("--steps 2 --intent-hint --hint-lookup 2 && npc-runtime export")
     # The export carries the flag to the runtime, which then builds the same text.
     out = tmp_path / "bundle"
     make_bundle(run, out, BundleConfig(quantize=None, eval_examples=1))
     manifest = json.loads((out / "bundle.json").read_text(encoding="utf-8"))
-    assert manifest["training"]["recipe"].endswith("--intent-hint --hint-lookup && npc-runtime export")
+    assert manifest["training"]["recipe"].endswith("--intent-hint --hint-lookup 2 && npc-runtime export")
     assert "the card or scene fact it turns on" in manifest["description"]
     engine = RoleModelEngine(load_bundle(out), RuntimeOptions(device="cpu", intra_op_threads=1))
-    assert engine.intent_reader is not None and engine.intent_reader.lookup
+    assert engine.intent_reader is not None and engine.intent_reader.lookup == 2
     assert engine.looked_up("ask item", "", {"player_item": "lute"}, "What is this?") == "ask item: lute"

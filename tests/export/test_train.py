@@ -381,7 +381,7 @@ def test_recipe_of_the_default_preset_names_only_what_a_run_changed() -> None:
     from export.make_bundle import _recipe
 
     shipped = {"fact_swap": 0.8, "invent_facts": True, "emotion_labels": "rule", "intent_hint": True,
-               "intent_hint_folds": 0, "hint_lookup": True, "branch_floor": 0}  # fmt: skip
+               "intent_hint_folds": 0, "hint_lookup": 2, "branch_floor": 0}  # fmt: skip
     run = {"preset": "default", "steps": 4400, "seed": 0}
     assert _recipe(run, True, shipped, copy_head=True, copy_induction=True) == (
         "npc-runtime train --preset default && npc-runtime export")  # fmt: skip
@@ -396,8 +396,10 @@ def test_recipe_of_the_default_preset_names_only_what_a_run_changed() -> None:
     assert unhinted.endswith("--preset default --no-intent-hint && npc-runtime export")
     bare = _recipe(run, True, {**shipped, "hint_lookup": False}, copy_head=True, copy_induction=True)
     assert bare.endswith("--preset default --no-hint-lookup && npc-runtime export")  # shipped before the lookup
+    first = _recipe(run, True, {**shipped, "hint_lookup": True}, copy_head=True, copy_induction=True)
+    assert first.endswith("--preset default --hint-lookup 1 && npc-runtime export")  # version 1 recorded true
     crossed = _recipe(run, True, {**shipped, "intent_hint_folds": 5}, copy_head=True, copy_induction=True)
     assert crossed.endswith("--preset default --intent-hint-folds 5 && npc-runtime export")
     model_cfg, data_cfg, train_cfg = preset_configs("default")
     assert model_cfg.copy_head and model_cfg.copy_induction and train_cfg.steps == 4400
-    assert data_cfg.intent_hint and data_cfg.intent_hint_folds == 0 and data_cfg.hint_lookup and not data_cfg.branch_floor
+    assert data_cfg.intent_hint and data_cfg.intent_hint_folds == 0 and data_cfg.hint_lookup == 2 and not data_cfg.branch_floor

@@ -6,7 +6,8 @@ import pytest
 from tokenizers import Tokenizer
 
 from npc_runtime.bundle import default_bundle_dir
-from npc_runtime.facts import FactSteering, Steerings, card_facts, combine
+from npc_runtime.facts import (FactSteering, Steerings, card_facts, card_name, card_places, card_quest_parts,
+                               card_remedies, combine)
 from npc_runtime.personas import PersonaPack, default_pack_dir
 from npc_runtime.voice import FINISH_BIAS
 
@@ -42,6 +43,23 @@ def test_facts_are_read_from_the_knowledge_line() -> None:
     cards = {card.id: card for card in PersonaPack.load(default_pack_dir())}
     assert card_facts(cards["bard"].knowledge_text()) == {"song": "1", "ballad in your honour": "5", "inn": "east"}
     assert card_facts("name: Tam | role: child | facts: he is 9") == {}
+
+
+def test_places_quest_name_and_remedies_are_read_from_the_knowledge_line() -> None:
+    line = ("name: Sister Elowen | role: healer | wares: willow bark tea 3, comfrey poultice 4, honey salve 3 | "
+            "places: the temple (north-west of the square, up the white steps), the well (by the oak) | "
+            "quest: Moonpetal at Dawn: gather five flowers; at dawn; reward 12 silver coins; at the meadow | "
+            "facts: wash wounds")  # fmt: skip
+    assert card_name(line) == "Sister Elowen"
+    assert card_places(line) == {"temple": ("the temple", "north-west of the square, up the white steps"),
+                                 "well": ("the well", "by the oak")}  # fmt: skip
+    assert card_quest_parts(line) == ("Moonpetal at Dawn", "gather five flowers; at dawn", "12 silver coins",
+                                      "the meadow")  # fmt: skip
+    assert card_remedies(line) == {"willow bark tea": "3", "honey salve": "3"}  # a poultice is not on the list
+    assert card_facts(line)["temple"] == "north-west" and "well" not in card_facts(line)  # no compass word
+    bare = "name: Tam | role: child"
+    assert card_name("role: child") is None and card_places(bare) == {} and card_quest_parts(bare) is None
+    assert card_remedies(bare) == {}
 
 
 def test_the_price_of_the_ware_the_player_named_replaces_another_number(steering) -> None:

@@ -125,23 +125,71 @@ def test_a_looked_up_hint_carries_the_fact_its_request_turns_on() -> None:
     healer = pack.get("healer").knowledge_text(voice=True)  # wares: willow bark tea 3, ..., honey salve 3, ...
     child = pack.get("child").knowledge_text(voice=True)  # no wares, no quest
     scene = {"weather": "rain", "player_item": "fishing rod"}
-    assert lookup_hint("ask item", healer, scene, "What am I holding?") == "ask item: fishing rod"
-    assert lookup_hint("ask item", healer, {"player_item": "nothing"}, "Like it?") == "ask item: nothing"
-    assert lookup_hint("ask item", healer, {}, "What am I holding?") == "ask item"  # no scene facts: nothing to add
-    assert lookup_hint("buy", healer, scene, "I'll take the Honey Salve. How much?") == "buy: honey salve 3"
-    assert lookup_hint("buy", healer, scene, "Sell me the rope?") == "buy"  # not a ware of hers: the bare hint
-    assert lookup_hint("buy", healer, scene, "Some tea, please") == "buy"  # a part of a name is not the ware
-    assert lookup_hint("complaint", healer, scene, "Your willow bark tea was useless!") == (
-        "complaint: willow bark tea 3")  # fmt: skip
-    assert lookup_hint("quest ask", healer, scene, "Any work?") == "quest ask: Moonpetal at Dawn"
-    assert lookup_hint("quest ask", child, scene, "Any work?") == "quest ask"
-    assert lookup_hint("greeting", healer, scene, "honey salve!") == "greeting"
-    assert lookup_hint("", healer, scene, "honey salve") == ""
-    # The longest ware the line names wins: "basket of eggs" over "basket".
-    card = "name: Wynn | wares: basket 2, basket of eggs 5 | quest: The Lost Hen: find my hen; reward 3 silver coins"
-    assert lookup_hint("buy", card, {}, "How much is the basket of eggs?") == "buy: basket of eggs 5"
-    assert lookup_hint("buy", card, {}, "How much is the basket?") == "buy: basket 2"
-    assert lookup_hint("quest ask", card, {}, "Work?") == "quest ask: The Lost Hen"
+    for version in (1, 2):  # what version 1 looks up, version 2 looks up the same way
+        def look(hint: str, knowledge: str, context: dict, line: str) -> str:
+            return lookup_hint(hint, knowledge, context, line, version)
+
+        assert look("ask item", healer, scene, "What am I holding?") == "ask item: fishing rod"
+        assert look("ask item", healer, {"player_item": "nothing"}, "Like it?") == "ask item: nothing"
+        assert look("ask item", healer, {}, "What am I holding?") == "ask item"  # no scene facts: nothing to add
+        assert look("buy", healer, scene, "I'll take the Honey Salve. How much?") == "buy: honey salve 3"
+        assert look("complaint", healer, scene, "Your willow bark tea was useless!") == "complaint: willow bark tea 3"
+        assert look("complaint", healer, scene, "Your tea was useless!") == "complaint"  # part of a name: no ware
+        assert look("quest ask", child, scene, "Any work?") == "quest ask"
+        assert look("greeting", healer, scene, "honey salve!") == "greeting"
+        assert look("", healer, scene, "honey salve") == ""
+        # The longest ware the line names wins: "basket of eggs" over "basket".
+        card = "name: Wynn | wares: basket 2, basket of eggs 5 | quest: The Lost Hen: find my hen; reward 3 silver " \
+               "coins; at the meadow"  # fmt: skip
+        assert look("buy", card, {}, "How much is the basket of eggs?") == "buy: basket of eggs 5"
+        assert look("buy", card, {}, "How much is the basket?") == "buy: basket 2"
+    # Version 1 stops there: no other request is looked up, and a ware not sold is the bare hint.
+    assert lookup_hint("quest ask", healer, scene, "Any work?", 1) == "quest ask: Moonpetal at Dawn"
+    assert lookup_hint("buy", healer, scene, "Sell me the rope?", 1) == "buy"
+    assert lookup_hint("buy", healer, scene, "Some tea, please", 1) == "buy"  # a part of a name is not the ware
+    for hint in ("ask trade", "ask health", "directions", "quest accept", "ask name", "ask place"):
+        assert lookup_hint(hint, healer, {"location": "the square"}, "Where is the temple?", 1) == hint
+    # Version 0 is no lookup at all.
+    assert lookup_hint("ask item", healer, scene, "What am I holding?", 0) == "ask item"
+
+
+def test_version_2_looks_up_lists_places_quests_names_and_the_scene() -> None:
+    from npc_runtime.intent_hint import LOOKUP_VERSION, lookup_hint
+
+    assert LOOKUP_VERSION == 2
+    pack = PersonaPack.load(default_pack_dir())
+    healer = pack.get("healer").knowledge_text(voice=True)
+    merchant = pack.get("merchant").knowledge_text(voice=True)
+    child = pack.get("child").knowledge_text(voice=True)  # no wares, no quest
+    scene = {"time_of_day": "evening", "weather": "rain", "location": "the market", "nearby": "wolf, crow"}
+
+    def look(hint: str, knowledge: str, line: str = "", context: dict | None = None) -> str:
+        return lookup_hint(hint, knowledge, scene if context is None else context, line, 2)
+
+    # Wares: the first three as a reply lists them; remedies only for ailments; not sold: the first ware instead.
+    assert look("ask trade", merchant) == "ask trade: rope 2, lantern 6, travel cloak 10"
+    assert look("ask health", healer) == "ask health: willow bark tea 3, honey salve 3, sleeping draught 5"
+    assert look("ask health", merchant) == "ask health"  # rope and lanterns cure nothing
+    assert look("ask trade", child) == "ask trade"
+    assert look("buy", healer, "Sell me the rope?") == "buy: not sold; willow bark tea 3"
+    assert look("buy", child, "Sell me the rope?") == "buy"  # no wares at all
+    # Quests: title and reward when asked, place and reward when taken.
+    assert look("quest ask", healer, "Any work?") == "quest ask: Moonpetal at Dawn; 12 silver coins"
+    assert look("quest accept", healer, "I'll do it.") == "quest accept: the meadow; 12 silver coins"
+    assert look("quest accept", child, "I'll do it.") == "quest accept"
+    # Places: the one the line names, with the card's directions; one the card does not know stays bare.
+    assert look("directions", healer, "How do I get to the temple?") == (
+        "directions: the temple (north-west of the square, up the white steps)")  # fmt: skip
+    assert look("directions", healer, "Where's the forge?") == "directions"
+    assert look("ask name", merchant, "Who are you?") == "ask name: Tobias Quill"
+    # The surroundings, from the scene facts the game sent; none sent: bare.
+    assert look("ask place", child) == "ask place: the market"
+    assert look("ask weather", child) == "ask weather: rain"
+    assert look("ask time", child) == "ask time: evening"
+    assert look("ask creatures", child) == "ask creatures: wolf, crow"
+    assert look("ask creatures", child, context={"nearby": ""}) == "ask creatures"
+    assert look("ask weather", child, context={}) == "ask weather"
+    assert look("small talk", healer, "Nice day.") == "small talk"
 
 
 def test_the_lookup_flag_round_trips_and_the_engine_looks_up_only_for_a_lookup_reader(
@@ -149,18 +197,26 @@ def test_the_lookup_flag_round_trips_and_the_engine_looks_up_only_for_a_lookup_r
     reader = _reader()
     assert "lookup" not in reader.to_dict() and not IntentReader.from_dict(reader.to_dict()).lookup
     looking = IntentReader(reader.labels, reader.weights, reader.bias, lookup=True)
-    assert IntentReader.from_dict(json.loads(json.dumps(looking.to_dict()))).lookup is True
+    assert looking.to_dict()["lookup"] is True  # version 1 is written as before, so older runtimes read it
+    assert IntentReader.from_dict(json.loads(json.dumps(looking.to_dict()))).lookup == 1
+    second = IntentReader(reader.labels, reader.weights, reader.bias, lookup=2)
+    assert IntentReader.from_dict(json.loads(json.dumps(second.to_dict()))).lookup == 2
     with pytest.raises(ValueError, match="lookup"):
         IntentReader.from_dict({**reader.to_dict(), "lookup": "yes"})
+    with pytest.raises(ValueError, match="version 3; this runtime knows up to 2: update npc-runtime"):
+        IntentReader.from_dict({**reader.to_dict(), "lookup": 3})
     options = RuntimeOptions(device="cpu", intra_op_threads=1)
     scene = {"player_item": "sword"}
     dim = int(load_bundle(tiny_bundle).model["text_embed_dim"])
-    for lookup in (False, True):
+    for lookup in (0, 1, 2):
         fitting = IntentReader(reader.labels, np.zeros((dim, 3), dtype=np.float32), reader.bias, lookup=lookup)
         bundle = _with_reader(tiny_bundle, tmp_path / str(lookup), json.dumps(fitting.to_dict()))
         engine = RoleModelEngine(load_bundle(bundle), options)
         hint = engine.looked_up("ask item", "name: Brenna", scene, "What am I holding?")
         assert hint == ("ask item: sword" if lookup else "ask item")
+        # each bundle is served the rules its model was trained on: only version 2 looks up a name
+        assert engine.looked_up("ask name", "name: Brenna", scene, "Who?") == (
+            "ask name: Brenna" if lookup == 2 else "ask name")  # fmt: skip
         text = engine.tokenizer.decode(engine.prompt_ids("name: Brenna", scene, [], "Mine?", "ask item"),
                                        skip_special_tokens=False)  # fmt: skip
         assert text.replace(" ", "").endswith(f"Mine?|{hint}<npc>".replace(" ", "")), text
