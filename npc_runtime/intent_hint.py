@@ -153,9 +153,8 @@ def lookup_hint(hint: str, knowledge: str, context: Mapping[str, str] | None, pl
     one whose facts are not there, or version 0: unchanged."""
     if not version or not hint:
         return hint
-    scene = {key: " ".join(str(value).split()) for key, value in (context or {}).items()}
     if hint == "ask item":
-        return _with(hint, scene.get("player_item", ""))
+        return _with(hint, _scene(context, "player_item"))
     if hint in ("buy", "complaint"):
         wares = card_wares(knowledge)
         ware = _named(wares, player_text)
@@ -169,11 +168,12 @@ def lookup_hint(hint: str, knowledge: str, context: Mapping[str, str] | None, pl
         return _with(hint, card_quest(knowledge) or "") if hint == "quest ask" else hint
     if hint == "ask name":
         return _with(hint, card_name(knowledge) or "")
-    quest = card_quest_parts(knowledge)
-    if hint == "quest ask":
-        return _with(hint, f"{quest[0]}; {quest[2]}" if quest else "")
-    if hint == "quest accept":
-        return _with(hint, f"{quest[3]}; {quest[2]}" if quest else "")
+    if hint in ("quest ask", "quest accept"):
+        quest = card_quest_parts(knowledge)
+        if not quest:
+            return hint
+        title, _, reward, place = quest
+        return _with(hint, f"{title if hint == 'quest ask' else place}; {reward}")
     if hint in ("ask trade", "ask health"):
         wares = card_wares(knowledge) if hint == "ask trade" else card_remedies(knowledge)
         return _with(hint, ", ".join(f"{name} {price}" for name, price in list(wares.items())[:3]))
@@ -183,7 +183,11 @@ def lookup_hint(hint: str, knowledge: str, context: Mapping[str, str] | None, pl
         return _with(hint, "{} ({})".format(*places[place]) if place else "")
     scene_key = {"ask place": "location", "ask weather": "weather", "ask time": "time_of_day",
                  "ask creatures": "nearby"}.get(hint)  # fmt: skip
-    return _with(hint, scene.get(scene_key, "")) if scene_key else hint
+    return _with(hint, _scene(context, scene_key)) if scene_key else hint
+
+
+def _scene(context: Mapping[str, str] | None, key: str) -> str:
+    return " ".join(str((context or {}).get(key, "")).split())
 
 
 def _with(hint: str, fact: str) -> str:
