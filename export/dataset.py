@@ -135,7 +135,8 @@ class DataConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if not isinstance(self.hint_lookup, int) or not 0 <= self.hint_lookup <= LOOKUP_VERSION:
-            raise ValueError(f"hint_lookup must be a lookup version from 0 to {LOOKUP_VERSION}, got {self.hint_lookup!r}")
+            raise ValueError(f"hint_lookup must be a lookup version from 0 to {LOOKUP_VERSION}, "
+                             f"got {self.hint_lookup!r}")
         object.__setattr__(self, "hint_lookup", int(self.hint_lookup))
         if self.hint_lookup and not self.intent_hint:
             raise ValueError("hint_lookup adds facts to the intent hints: it needs intent_hint")

@@ -35,8 +35,8 @@ import numpy as np
 
 from .voice import Nudge, plain_words
 
-__all__ = ["DEFAULT_FACT_BIAS", "REMEDY_WORDS", "card_facts", "card_name", "card_places", "card_quest", "card_quest_parts",
-           "card_remedies", "card_wares", "combine", "FactSteering", "Steerings",
+__all__ = ["DEFAULT_FACT_BIAS", "REMEDY_WORDS", "card_facts", "card_name", "card_places", "card_quest",
+           "card_quest_parts", "card_remedies", "card_wares", "combine", "FactSteering", "Steerings",
            "RowFacts", "WordNudge", "spell_like"]
 
 #: The default bias in nats (``GenOptions.fact_bias``); docs/eval.md, "Fact steering", gives the measured choice.
@@ -46,7 +46,8 @@ _SECTION = re.compile(r"(?:^|\|)\s*(wares|places):\s*([^|]*)")
 _QUEST = re.compile(r"(?:^|\|)\s*quest:\s*([^|:]*[^|:\s])\s*:")
 _NAME = re.compile(r"(?:^|\|)\s*name:\s*([^|]*[^|\s])")
 #: The whole quest section as ``PersonaCard.knowledge_text`` writes it: ``quest: Title: task; reward R; at L``.
-_QUEST_PARTS = re.compile(r"(?:^|\|)\s*quest:\s*([^|:]*[^|:\s])\s*:\s*([^|]*?);\s*reward\s+([^|;]*?);\s*at\s+([^|;]*[^|;\s])")
+_QUEST_PARTS = re.compile(
+    r"(?:^|\|)\s*quest:\s*([^|:]*[^|:\s])\s*:\s*([^|]*?);\s*reward\s+([^|;]*?);\s*at\s+([^|;]*[^|;\s])")
 _WARE = re.compile(r"^(.*\S)\s+(\d+)$")
 _PLACE = re.compile(r"^(.*?)\s*\((.*)\)$")
 _COMPASS = re.compile(r"^((?:north|south|east|west)(?:-(?:north|south|east|west))?)\b", re.IGNORECASE)
@@ -111,7 +112,9 @@ def card_remedies(knowledge: str) -> dict[str, str]:
 
 
 def card_quest(knowledge: str) -> str | None:
-    """The title of the quest on a card's knowledge line (``quest: Title: what to do; reward ...``), or None."""
+    """The title of the quest on a card's knowledge line (``quest: Title: what to do; reward ...``), or None. It
+    asks for the title alone (no reward or place needed), as version 1 of the looked-up hints was trained on; see
+    :func:`card_quest_parts` for the whole section."""
     found = _QUEST.search(knowledge)
     return " ".join(found.group(1).split()) if found else None
 

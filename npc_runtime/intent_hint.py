@@ -23,10 +23,10 @@ new version and a model trained with it.
   (the card's quest title).
 - Version 2 (:data:`LOOKUP_VERSION`): version 1; for a "buy" of a ware the card does not sell, the card's first
   ware, which the reply offers instead ("buy: not sold; rope 2"); "ask name: Tobias Quill" (the card's name); the
-  quest's reward after its title ("quest ask: The Lost Ledger; 5 silver coins") and, for "quest accept", its place and reward ("quest accept: the library; 5 silver coins");
-  "ask trade: rope 2, lantern 6, travel cloak 10" (the card's first three wares, as a reply lists them); "ask
-  health: honey salve 3, sleeping draught 5" (the card's remedies, :data:`npc_runtime.facts.REMEDY_WORDS`, at most
-  three); "directions: the inn (east of the square, the green door)" (the card's place the line names); and the
+  quest's reward after its title ("quest ask: The Lost Ledger; 5 silver coins") and, for "quest accept", its place
+  and reward ("quest accept: the library; 5 silver coins"); "ask trade: rope 2, lantern 6, travel cloak 10" (the
+  card's first three wares, as a reply lists them); "ask health: honey salve 3, sleeping draught 5" (the card's
+  remedies, :data:`npc_runtime.facts.REMEDY_WORDS`, at most three); "directions: the inn (east of the square, the green door)" (the card's place the line names); and the
   scene fact a question about the surroundings asks for, from ``context``: "ask place: the square" (``location``),
   "ask weather: rain", "ask time: evening" (``time_of_day``), "ask creatures: wolf, crow" (``nearby``).
 

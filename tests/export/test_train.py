@@ -402,4 +402,5 @@ def test_recipe_of_the_default_preset_names_only_what_a_run_changed() -> None:
     assert crossed.endswith("--preset default --intent-hint-folds 5 && npc-runtime export")
     model_cfg, data_cfg, train_cfg = preset_configs("default")
     assert model_cfg.copy_head and model_cfg.copy_induction and train_cfg.steps == 4400
-    assert data_cfg.intent_hint and data_cfg.intent_hint_folds == 0 and data_cfg.hint_lookup == 2 and not data_cfg.branch_floor
+    assert data_cfg.intent_hint and data_cfg.intent_hint_folds == 0 and data_cfg.hint_lookup == 2
+    assert not data_cfg.branch_floor
