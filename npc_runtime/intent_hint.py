@@ -26,9 +26,10 @@ new version and a model trained with it.
   quest's reward after its title ("quest ask: The Lost Ledger; 5 silver coins") and, for "quest accept", its place
   and reward ("quest accept: the library; 5 silver coins"); "ask trade: rope 2, lantern 6, travel cloak 10" (the
   card's first three wares, as a reply lists them); "ask health: honey salve 3, sleeping draught 5" (the card's
-  remedies, :data:`npc_runtime.facts.REMEDY_WORDS`, at most three); "directions: the inn (east of the square, the green door)" (the card's place the line names); and the
-  scene fact a question about the surroundings asks for, from ``context``: "ask place: the square" (``location``),
-  "ask weather: rain", "ask time: evening" (``time_of_day``), "ask creatures: wolf, crow" (``nearby``).
+  remedies, :data:`npc_runtime.facts.REMEDY_WORDS`, at most three); "directions: the inn (east of the square, the
+  green door)" (the card's place the line names); and the scene fact a question about the surroundings asks for,
+  from ``context``: "ask place: the square" (``location``), "ask weather: rain", "ask time: evening"
+  (``time_of_day``), "ask creatures: wolf, crow" (``nearby``).
 
 A request whose fact is not there (no such ware or place on the card, no quest, no scene facts sent) keeps its bare
 hint, and the model answers as it learnt to without the fact ("I have no rope", "I couldn't tell you where...").
