@@ -11,7 +11,8 @@ completion"). The card itself says which is right, so the runtime settles it:
   none).
 - The reply's **topic** is the ware or place it named last, or, before it names one, the one the player's line
   named last (compared as lower-case words, leading articles dropped: "the ballad in your honour" names "a ballad
-  in your honour").
+  in your honour"; of names ending at the same word, the longest: "the iron helm" names the iron helm, not a helm;
+  :func:`last_named`, which the looked-up hints read the player's line with too).
 - Where the row's likeliest next token **begins a number** and the topic is a ware, the price's first token gets
   ``bias``; where it **begins a compass direction** and the topic is a place with one, the direction's first token
   gets it. A taken nudge is finished with ``FINISH_BIAS`` ("south" of "south-west" goes on to "-west").
@@ -36,8 +37,8 @@ import numpy as np
 from .voice import Nudge, plain_words
 
 __all__ = ["DEFAULT_FACT_BIAS", "REMEDY_WORDS", "card_facts", "card_name", "card_places", "card_quest",
-           "card_quest_parts", "card_remedies", "card_wares", "combine", "FactSteering", "Steerings",
-           "RowFacts", "WordNudge", "spell_like"]
+           "card_quest_parts", "card_remedies", "card_wares", "combine", "last_named", "FactSteering",
+           "Steerings", "RowFacts", "WordNudge", "spell_like"]
 
 #: The default bias in nats (``GenOptions.fact_bias``); docs/eval.md, "Fact steering", gives the measured choice.
 DEFAULT_FACT_BIAS = 8.0
@@ -131,6 +132,18 @@ def card_quest_parts(knowledge: str) -> tuple[str, str, str, str] | None:
     return tuple(" ".join(part.split()) for part in found.groups()) if found else None  # type: ignore[return-value]
 
 
+def last_named(names: Sequence[str], text: str) -> str | None:
+    """The one of ``names`` (plain words, as the ``card_*`` keys; longest first) that ``text`` names last, as whole
+    words; of names ending at the same word ("helm" in "the iron helm"), the longest. None if it names none."""
+    words = f" {plain_words(text)} "
+    best, end = None, -1
+    for name in names:
+        where = words.rfind(f" {name} ")
+        if where >= 0 and where + len(name) > end:
+            best, end = name, where + len(name)
+    return best
+
+
 def spell_like(encode: Callable[[str], Sequence[int]], pieces: Sequence[str], text: str, like: int) -> list[int]:
     """``text``'s token ids spelt in place of token ``like``: with its leading space, capitalised if it is (``like``
     out of range: after a space, lower case)."""
@@ -193,24 +206,15 @@ class RowFacts(WordNudge):
         self.facts = facts
         self.bias = bias
         self._names = sorted(facts, key=len, reverse=True)  # "iron helm" before "helm"
-        self._player_topic = self._last_named(player)
+        self._player_topic = last_named(self._names, player)
         #: Each ware's first token as a list says it (after a space, lower case), in the card's order.
         self._ware_first = {name: ids[0] for name, fact in facts.items() if fact.isdigit()
                             for ids in [steering.spell(name, -1)] if ids}  # fmt: skip
 
-    def _last_named(self, text: str) -> str | None:
-        words = f" {plain_words(text)} "
-        best, at = None, -1
-        for name in self._names:
-            where = words.rfind(f" {name} ")
-            if where > at:
-                best, at = name, where
-        return best
-
     @property
     def topic(self) -> str | None:
         """The ware or place the reply named last, else the player's line."""
-        return self._last_named(self.text) or self._player_topic
+        return last_named(self._names, self.text) or self._player_topic
 
     def boost(self, best: int, room: int | None = None) -> tuple[list[int], list[float]]:
         """The token ids to raise at this step and by how much, given the row's likeliest next token ``best``

@@ -19,8 +19,8 @@ are part of what a model was trained on: a bundle is served the version its read
 new version and a model trained with it.
 
 - Version 1: "ask item: sword" (the scene's ``player_item``); "buy: candle 3" and "complaint: candle 3" (the card's
-  ware the line names, with its price; a bare "buy" where the card has no such ware); "quest ask: The Lost Ledger"
-  (the card's quest title).
+  ware the line names, read as the fact steering reads a topic, :func:`npc_runtime.facts.last_named`, with its
+  price; a bare "buy" where the card has no such ware); "quest ask: The Lost Ledger" (the card's quest title).
 - Version 2 (:data:`LOOKUP_VERSION`): version 1; for a "buy" of a ware the card does not sell, the card's first
   ware, which the reply offers instead ("buy: not sold; rope 2"); "ask name: Tobias Quill" (the card's name); the
   quest's reward after its title ("quest ask: The Lost Ledger; 5 silver coins") and, for "quest accept", its place
@@ -45,8 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .facts import card_name, card_places, card_quest, card_quest_parts, card_remedies, card_wares
-from .voice import plain_words
+from .facts import card_name, card_places, card_quest, card_quest_parts, card_remedies, card_wares, last_named
 
 __all__ = ["LOOKUP_VERSION", "READER_FORMAT", "IntentReader", "load_reader", "lookup_hint"]
 
@@ -196,7 +195,6 @@ def _with(hint: str, fact: str) -> str:
 
 
 def _named(names: Mapping[str, object], player_text: str) -> str | None:
-    """The longest of ``names`` (plain words) the line names as whole words, or None."""
-    line = f" {plain_words(player_text)} "
-    named = [name for name in names if f" {name} " in line]
-    return max(named, key=len) if named else None
+    """The card name (a key of ``names``) the player's line names, as the fact steering reads it
+    (:func:`npc_runtime.facts.last_named`)."""
+    return last_named(sorted(names, key=len, reverse=True), player_text)

@@ -7,7 +7,7 @@ from tokenizers import Tokenizer
 
 from npc_runtime.bundle import default_bundle_dir
 from npc_runtime.facts import (FactSteering, Steerings, card_facts, card_name, card_places, card_quest_parts,
-                               card_remedies, combine)
+                               card_remedies, combine, last_named)
 from npc_runtime.personas import PersonaPack, default_pack_dir
 from npc_runtime.voice import FINISH_BIAS
 
@@ -43,6 +43,18 @@ def test_facts_are_read_from_the_knowledge_line() -> None:
     cards = {card.id: card for card in PersonaPack.load(default_pack_dir())}
     assert card_facts(cards["bard"].knowledge_text()) == {"song": "1", "ballad in your honour": "5", "inn": "east"}
     assert card_facts("name: Tam | role: child | facts: he is 9") == {}
+
+
+def test_the_name_a_line_names_last_is_read_whole_words_and_longest_where_names_end_together() -> None:
+    names = sorted(card_facts("wares: helm 5, iron helm 25, dagger 12 | places: the inn (east)"), key=len,
+                   reverse=True)  # fmt: skip
+    assert last_named(names, "How much is the Iron Helm?") == "iron helm"  # not "helm", which ends there too
+    assert last_named(names, "The helm, or the dagger?") == "dagger"  # the last named
+    assert last_named(names, "A dagger, then the helm.") == "helm"
+    assert last_named(names, "Daggers and helmets") is None  # whole words only
+    assert last_named(names, "Where is the inn?") == "inn"
+    steering_row = FactSteering(lambda text: [1], [" x"]).row("wares: helm 5, iron helm 25", "the iron helm?", 8.0)
+    assert steering_row is not None and steering_row.topic == "iron helm"  # the fact steering reads it so too
 
 
 def test_places_quest_name_and_remedies_are_read_from_the_knowledge_line() -> None:
