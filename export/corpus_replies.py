@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from npc_runtime.facts import REMEDY_WORDS
+from npc_runtime.facts import is_remedy
 from npc_runtime.personas import PersonaCard
 from sample_game.scene import SceneFacts
 from sample_game.world import LOCATION_TEXT, LOCATIONS, NOTHING
@@ -339,7 +339,7 @@ def _complaint(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random)
 
 
 def _ask_health(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random) -> _Content:
-    remedies = [w for w in sp.wares if any(word in w.item.lower() for word in REMEDY_WORDS)]
+    remedies = [w for w in sp.wares if is_remedy(w.item)]
     if remedies:
         ware = rng.choice(remedies)
         core = rng.choice((["Rest, warm water, and my {item}.", "That's {price} silver."],

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from export.corpus import Corpus, CorpusConfig, Example, build_corpus
 from export.corpus_emotion import EMOTION_LABELS
 from export.corpus_personas import PROCEDURAL_PREFIX
+from export.fact_swap import INVENT_VERSION
 from export.tokenizer import IGNORE_INDEX, load_tokenizer, special_token_ids, train_tokenizer
 from npc_runtime.emotion import EMOTIONS
 from npc_runtime.images import preprocess
@@ -85,8 +86,9 @@ class DataConfig:
     fact_swap: float = 0.0
     #: The fact swap invents the new name from syllables and the role, wares, places and quest title from word
     #: lists no corpus card uses (``export.fact_swap.Inventor``), so that they are split into several tokens as a
-    #: card written by hand is, instead of taking them from the corpus's lists.
-    invent_facts: bool = False
+    #: card written by hand is, instead of taking them from the corpus's lists. A version of the rules: 0, off;
+    #: 1, every ware alike (``True``, as runs of version 1 recorded it, reads as 1); 2, a remedy keeps a remedy word.
+    invent_facts: int = 0
     #: How the corpus sets emotion labels (``CorpusConfig.emotion_labels``): ``sampled`` or ``rule``.
     emotion_labels: str = "sampled"
     #: Share of training turns whose player line is left out of the decoder text (``<player><npc>``) while its
@@ -131,13 +133,13 @@ class DataConfig:
         if isinstance(self.intent_hint_folds, bool) or not isinstance(self.intent_hint_folds, int) or \
                 self.intent_hint_folds == 1 or self.intent_hint_folds < 0:
             raise ValueError(f"intent_hint_folds must be 0 or an int >= 2, got {self.intent_hint_folds!r}")
-        for name in ("invent_facts", "intent_hint"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
-        if not isinstance(self.hint_lookup, int) or not 0 <= self.hint_lookup <= LOOKUP_VERSION:
-            raise ValueError(f"hint_lookup must be a lookup version from 0 to {LOOKUP_VERSION}, "
-                             f"got {self.hint_lookup!r}")
-        object.__setattr__(self, "hint_lookup", int(self.hint_lookup))
+        if not isinstance(self.intent_hint, bool):
+            raise ValueError(f"intent_hint must be a bool, got {self.intent_hint!r}")
+        for name, newest in (("invent_facts", INVENT_VERSION), ("hint_lookup", LOOKUP_VERSION)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 0 <= value <= newest:
+                raise ValueError(f"{name} must be a version from 0 to {newest}, got {value!r}")
+            object.__setattr__(self, name, int(value))
         if self.hint_lookup and not self.intent_hint:
             raise ValueError("hint_lookup adds facts to the intent hints: it needs intent_hint")
         if isinstance(self.branch_floor, bool) or not isinstance(self.branch_floor, int) or self.branch_floor < 0:

@@ -13,12 +13,18 @@ a reply that quotes the card still quotes it; across turns the same persona now 
 only reading the ``<know>`` line predicts them. ``DataConfig.fact_swap`` sets the share of generated personas'
 training turns rewritten this way.
 
-With ``invent=True`` (``DataConfig.invent_facts``) the new name is made of syllables rather than taken from the
-corpus's name lists, and the card's role, wares, places (names and directions) and quest title become invented
-ones too (:class:`Inventor`). The corpus's names, wares and places are whole tokens of the decoder's tokenizer (it
+With ``invent`` (``DataConfig.invent_facts``, a version) the new name is made of syllables rather than taken
+from the corpus's name lists, and the card's role, wares, places (names and directions) and quest title become
+invented ones too (:class:`Inventor`). The corpus's names, wares and places are whole tokens of the decoder's tokenizer (it
 is trained on the corpus), so a swap among them only ever asks the model to copy one token; a card written by hand
 ("Oswin Marrowby", "heather honey", "the landing") is split into several, and a model that never had to copy a
 word piece by piece loops on its first piece ("Oswin M M M"). Invented facts are split the same way.
+
+Version 1 invents every ware from the same word lists. Version 2 (:data:`INVENT_VERSION`) gives a remedy (a ware
+named with one of ``npc_runtime.facts.REMEDY_WORDS``: "healing salve") an invented name that keeps a remedy word
+("thistle salve"). Under version 1 a swapped healer's remedies lost what makes them remedies, to the corpus's rule
+and to the runtime's looked-up hint alike, so the turn's hint said "ask health" with no remedy while its reply
+recommended one (docs/model.md, "Remedies").
 """
 
 from __future__ import annotations
@@ -29,9 +35,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 
 from export.voice_swap import replace_all
+from npc_runtime.facts import is_remedy
 from npc_runtime.personas import Knowledge, PersonaCard, Place, Quest, Ware
 
-__all__ = ["swap_facts", "card_numbers", "map_card_text", "Inventor", "replace_all"]
+__all__ = ["swap_facts", "card_numbers", "map_card_text", "Inventor", "replace_all", "INVENT_VERSION"]
+
+#: The newest rules of invention (module docstring): 1, every ware alike; 2, a remedy keeps a remedy word.
+INVENT_VERSION = 2
 
 _NUMBER = re.compile(r"(?<![\w.])\d+(?!\w|\.\d)")
 
@@ -119,6 +129,10 @@ _WARE_WORDS = ("copper", "woollen", "pickled", "salted", "painted", "braided", "
 _WARE_NOUNS = ("kettle", "blanket", "herring", "soap", "whistle", "broom", "pipe", "comb", "buckle", "thimble",
                "ladle", "basket", "spoon", "jar", "mittens", "scarf", "flute", "dice", "needle", "satchel", "brooch",
                "jam", "sausage", "biscuits", "cordial", "mustard", "tankard", "trowel", "bucket", "button")  # fmt: skip
+# Version 2's remedy nouns: each holds a word of ``REMEDY_WORDS`` (a test checks) and none, after a ``_WARE_WORDS``
+# word, is a ware of the corpus or of a hand-written card.
+_REMEDY_NOUNS = ("salve", "tea", "tonic", "draught", "potion", "remedy", "bandage", "herb poultice", "mint drops",
+                 "willow balm", "chamomile oil")  # fmt: skip
 _PLACE_NOUNS = ("cooperage", "tannery", "quarry", "boathouse", "granary", "dovecote", "kiln", "sawpit", "chapel",
                 "toll bridge", "smithy", "pottery", "chandlery", "cider press", "sheepfold", "ropewalk",
                 "stone circle", "lookout", "well house", "bakehouse", "salt shed", "wool barn", "dye works",
@@ -143,8 +157,9 @@ _TITLE_NOUNS = ("Key", "Goat", "Ring", "Letter", "Cart", "Kettle", "Banner", "Wh
 class Inventor:
     """Makes names, roles, wares, places, directions and quest titles that no corpus card has, from ``rng``."""
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, version: int = 1) -> None:
         self.rng = rng
+        self.version = version
 
     def name(self, avoid: Iterable[str] = ()) -> tuple[str, str]:
         """A first name of two or three syllables ("Teravin") and a surname of a word and an ending ("Rookmere")
@@ -168,6 +183,10 @@ class Inventor:
 
     def ware(self) -> str:
         return f"{self.rng.choice(_WARE_WORDS)} {self.rng.choice(_WARE_NOUNS)}"
+
+    def remedy(self) -> str:
+        """A remedy's new name: an invented word and a remedy noun ("thistle salve")."""
+        return f"{self.rng.choice(_WARE_WORDS)} {self.rng.choice(_REMEDY_NOUNS)}"
 
     def place(self) -> str:
         noun = self.rng.choice(_PLACE_NOUNS)
@@ -196,7 +215,8 @@ class Inventor:
             return value
 
         pairs = [(card.role, self.role(card.role))]
-        pairs += [(w.item, fresh(self.ware)) for w in k.wares]
+        pairs += [(w.item, fresh(self.remedy if self.version >= 2 and is_remedy(w.item) else self.ware))
+                  for w in k.wares]  # fmt: skip
         for p in k.places:
             pairs.append((p.name, fresh(self.place)))
             # Directions without a compass word ("the village centre, by the fountain") are kept: the landmark
@@ -219,7 +239,7 @@ def swap_facts(
     first_names: Sequence[str],
     surnames: Sequence[str],
     quest: Quest | None = None,
-    invent: bool = False,
+    invent: int = 0,
     keep: str = "",
 ) -> tuple[PersonaCard, list[str], Mapping[str, str]]:
     """``card`` and ``texts`` with the persona's name replaced by a random ``first_names`` x ``surnames`` one and
@@ -228,14 +248,15 @@ def swap_facts(
     The name's parts are replaced as whole words wherever they occur (a first name alone, a surname alone); a
     number in ``texts`` changes only if the card states it, so other numbers of the turn (a price the player
     offers) stay as they are. With ``quest`` (another persona's), the card's quest title, task and place become
-    that quest's wherever they occur; its reward keeps the card's (mapped) number. With ``invent`` the name is
-    made of syllables and the role, wares, places and quest title are invented (:class:`Inventor`), except a
+    that quest's wherever they occur; its reward keeps the card's (mapped) number. With ``invent`` (a version of
+    the rules, 0: off) the name is made of syllables and the role, wares, places and quest title are invented
+    (:class:`Inventor`), except a
     role or place that ``keep`` (the turn's scene facts) names, which a reply may mean as part of the scene;
     ``quest`` is then ignored.
     """
     parts = card.name.split()
     if invent:
-        inventor = Inventor(rng)
+        inventor = Inventor(rng, int(invent))
         first, last = inventor.name(avoid=[*parts, *first_names, *surnames])
         shown = keep.lower()
         names = _name_map(card.name, first, last) + [

@@ -434,8 +434,8 @@ def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, A
         if key in ("intent_hint_folds", "hint_lookup") and not values.get("intent_hint"):
             continue  # without hints the folds and the lookup change nothing
         flag = "--" + key.replace("_", "-")
-        if key == "hint_lookup":  # a version; runs of version 1 recorded true
-            words.append(f"{flag} {int(value)}" if value else "--no-hint-lookup")
+        if key in ("hint_lookup", "invent_facts"):  # a version; runs of version 1 recorded true
+            words.append(f"{flag} {int(value)}" if value else "--no-" + flag[2:])
         elif isinstance(value, bool):
             words.append(flag if value else "--no-" + flag[2:])
         else:

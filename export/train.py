@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from export.fact_swap import INVENT_VERSION
 from npc_runtime.intent_hint import LOOKUP_VERSION
 
 __all__ = ["PRESETS", "TrainConfig", "preset_configs", "reply_losses", "train", "main"]
@@ -65,7 +66,7 @@ class TrainConfig:
     player_dropout: float | None = None
     emotion_labels: str | None = None
     #: ``DataConfig.invent_facts`` for this run (None: the preset's).
-    invent_facts: bool | None = None
+    invent_facts: int | None = None
     #: ``DataConfig.intent_hint`` and ``.intent_hint_folds`` for this run (None: the preset's).
     intent_hint: bool | None = None
     intent_hint_folds: int | None = None
@@ -139,7 +140,7 @@ def preset_configs(preset: str) -> tuple[Any, Any, TrainConfig]:
         # The shipped recipe (docs/model.md, "The shipped run"): the copy head with its induction bonus, trained on
         # turns whose facts are swapped for invented ones, rule emotion labels, the intent reader's hint after each
         # player line with the fact its request turns on looked up; 4,400 steps fit the hour budget.
-        data = DataConfig(fact_swap=0.8, invent_facts=True, emotion_labels="rule", intent_hint=True,
+        data = DataConfig(fact_swap=0.8, invent_facts=INVENT_VERSION, emotion_labels="rule", intent_hint=True,
                           hint_lookup=LOOKUP_VERSION)
         model = RoleModelConfig(vocab_size=data.vocab_size, d_model=192, n_layers=4, n_heads=3, d_ff=576,
                                 max_positions=384, n_persona_tokens=4, n_visual_tokens=16, image_size=64,
@@ -610,10 +611,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="share of training turns whose player line is left out of the decoder text, its "
                         "sentence embedding kept, so the model learns to read phrasings it never saw from the "
                         "embedding (default: the preset's)")  # fmt: skip
-    parser.add_argument("--invent-facts", action=argparse.BooleanOptionalAction, default=None,
+    parser.add_argument("--invent-facts", type=int, nargs="?", const=INVENT_VERSION, default=None, metavar="VERSION",
                         help="the fact swap invents the new name from syllables and the role, wares, places and "
                         "quest title from words no corpus card uses, so they are split into several tokens as on a "
-                        "card written by hand (default: the preset's)")  # fmt: skip
+                        f"card written by hand, by the rules of VERSION (default {INVENT_VERSION}, the newest: a remedy "
+                        "keeps a remedy word; 1: every ware alike) (default: the preset's)")  # fmt: skip
+    parser.add_argument("--no-invent-facts", dest="invent_facts", action="store_const", const=0,
+                        help="the fact swap takes new names from the corpus's lists (version 0)")
     parser.add_argument("--intent-hint", action=argparse.BooleanOptionalAction, default=None,
                         help="put an intent reader's hint (fitted on the sentence embeddings of the training lines) "
                         "after each player line, so a phrasing never seen in training is read as the request it is; "

@@ -36,8 +36,8 @@ import numpy as np
 
 from .voice import Nudge, plain_words
 
-__all__ = ["DEFAULT_FACT_BIAS", "REMEDY_WORDS", "card_facts", "card_name", "card_places", "card_quest",
-           "card_quest_parts", "card_remedies", "card_wares", "combine", "last_named", "FactSteering",
+__all__ = ["DEFAULT_FACT_BIAS", "LISTED_WARES", "REMEDY_WORDS", "card_facts", "card_name", "card_places", "card_quest",
+           "card_quest_parts", "card_remedies", "card_wares", "combine", "is_remedy", "last_named", "FactSteering",
            "Steerings", "RowFacts", "WordNudge", "spell_like"]
 
 #: The default bias in nats (``GenOptions.fact_bias``); docs/eval.md, "Fact steering", gives the measured choice.
@@ -56,6 +56,11 @@ _ARTICLE = re.compile(r"^(?:a|an|the|some) ")
 _COMPASS_WORDS = ("north", "south", "east", "west")
 #: The end of a reply's text where a list goes on: "…, a", "… and", "…, some".
 _LIST_GOES_ON = re.compile(r"(?:,|\band)(?:\s+(?:a|an|some|the))?$", re.IGNORECASE)
+#: How many of the card's wares a reply to "what do you sell?" lists (the corpus's rule; the looked-up hint of
+#: ``ask trade`` carries as many).
+LISTED_WARES = 3
+#: The end of a listed ware's price ("... for 4 silver").
+_PRICE_END = re.compile(r"\b\d+\s+silver$", re.IGNORECASE)
 
 
 def _name_key(name: str) -> str:
@@ -106,10 +111,15 @@ REMEDY_WORDS = ("salve", "tea", "bandage", "draught", "herb", "tonic", "chamomil
                 "potion")  # fmt: skip
 
 
+def is_remedy(item: str) -> bool:
+    """Whether a ware is a remedy: its name holds one of :data:`REMEDY_WORDS` (the corpus's rule)."""
+    item = item.lower()
+    return any(word in item for word in REMEDY_WORDS)
+
+
 def card_remedies(knowledge: str) -> dict[str, str]:
-    """The wares of :func:`card_wares` that are remedies (:data:`REMEDY_WORDS`), in card order."""
-    return {name: price for name, price in card_wares(knowledge).items()
-            if any(word in name for word in REMEDY_WORDS)}  # fmt: skip
+    """The wares of :func:`card_wares` that are remedies (:func:`is_remedy`), in card order."""
+    return {name: price for name, price in card_wares(knowledge).items() if is_remedy(name)}
 
 
 def card_quest(knowledge: str) -> str | None:
@@ -162,6 +172,9 @@ class FactSteering:
         self.number_start = np.array([bool(p) and p[0].isdigit() for p in stripped], dtype=bool)
         self.compass_start = np.array([p.isalpha() and p.lower().startswith(_COMPASS_WORDS) for p in stripped],
                                       dtype=bool)
+        #: The tokens that say " and" (which ends a list), and the comma that lets it go on.
+        self.and_start = np.array([p.lower() == "and" for p in stripped], dtype=bool)
+        self.comma = list(encode(","))
 
     def row(self, knowledge: str, player: str, bias: float) -> RowFacts | None:
         """The steering of one reply (None where the card has no prices or directions, or ``bias`` is 0)."""
@@ -226,6 +239,8 @@ class RowFacts(WordNudge):
             nudge = self._next_ware(best, room)
             if nudge[0]:
                 return nudge
+        if 0 <= best < len(steering.pieces) and steering.and_start[best] and self._list_goes_on():
+            return self.offer(steering.comma, self.bias, room)
         if not 0 <= best < len(steering.pieces) or not (steering.number_start[best] or steering.compass_start[best]):
             return [], []  # most steps: nothing to settle, and the topic is not even looked up
         topic = self.topic
@@ -236,15 +251,32 @@ class RowFacts(WordNudge):
             return [], []
         return self.offer(steering.spell(fact, best), self.bias, room)
 
+    def _unsaid(self) -> list[str]:
+        """The wares the reply has not named yet, in the card's order."""
+        said = f" {plain_words(self.text)} "
+        return [name for name in self._ware_first if f" {name} " not in said]
+
     def _next_ware(self, best: int, room: int | None) -> tuple[list[int], list[float]]:
-        """In a list of wares, the first ware not named yet where ``best`` begins one already named."""
+        """In a list of wares, where ``best`` begins a ware: the first ware not named yet, in the card's order, whole
+        (a list says them in that order; unsteered, the model skipped the second of three, "oats for 4 silver and a
+        bridle", or said half a name, "a apple for 6 silver" for the apple pie)."""
         if not _LIST_GOES_ON.search(self.text.rstrip()):
             return [], []
-        said = f" {plain_words(self.text)} "
-        unsaid = [name for name in self._ware_first if f" {name} " not in said]
-        if not unsaid or any(self._ware_first[name] == best for name in unsaid):
-            return [], []  # all named, or the token may begin one that is not
+        unsaid = self._unsaid()
+        if not unsaid:
+            return [], []
+        # Offered even where ``best`` begins it already: a taken nudge finishes the name ("apple" -> "apple pie").
         return self.offer(self._steering.spell(unsaid[0], best), self.bias, room)
+
+    def _list_goes_on(self) -> bool:
+        """Whether a list of the card's first :data:`LISTED_WARES` wares, in the card's order, answering a line
+        that named none, has just given a price with two or more of them still to say: then a comma, not " and",
+        comes next."""
+        if self._player_topic is not None or len(self._ware_first) < 3 or not _PRICE_END.search(self.text.rstrip()):
+            return False
+        listed = list(self._ware_first)[:LISTED_WARES]
+        unsaid = [name for name in self._unsaid() if name in listed]
+        return len(unsaid) >= 2 and unsaid == listed[len(listed) - len(unsaid):] and len(unsaid) < len(listed)
 
 
 class Steerings:

@@ -12,6 +12,7 @@ from export.corpus_personas import FIRST_NAMES, PROCEDURAL_PREFIX, SURNAMES
 from export.dataset import DataConfig, _swap_facts
 from export.eval_metrics import carries_facts, contains_phrase
 from export.fact_swap import Inventor, card_numbers, replace_all, swap_facts
+from npc_runtime.facts import is_remedy
 from npc_runtime.personas import PersonaPack, Quest, default_pack_dir
 
 
@@ -70,8 +71,8 @@ def test_swap_facts_moves_a_quest_whose_title_holds_the_persona_s_own_name() -> 
     assert new_reply == f"The Lost Bell: find the bell, {new_first}."
 
 
-@pytest.mark.parametrize("invent", [False, True])
-def test_training_turns_of_generated_personas_get_swapped_facts_their_replies_still_carry(invent: bool) -> None:
+@pytest.mark.parametrize("invent", [0, 1, 2])
+def test_training_turns_of_generated_personas_get_swapped_facts_their_replies_still_carry(invent: int) -> None:
     corpus = build_corpus()
     train = corpus.splits["train"][::10]  # bundled and generated personas
     config = DataConfig(fact_swap=0.5, invent_facts=invent)
@@ -94,6 +95,10 @@ def test_training_turns_of_generated_personas_get_swapped_facts_their_replies_st
         assert all(b.card.role not in corpus_roles for b in invented)
         new_places = {p.name for b in invented for p in b.card.knowledge.places}
         assert len(new_places - corpus_places) > 20
+        # Version 2: a remedy stays a remedy (to the corpus's rule and the runtime's lookup); version 1: not always.
+        kept = [is_remedy(wb.item) for a, b in changed for wa, wb in zip(a.card.knowledge.wares, b.card.knowledge.wares)
+                if is_remedy(wa.item)]  # fmt: skip
+        assert len(kept) > 20 and (all(kept) if invent == 2 else not all(kept))
     for a, b in changed:
         assert b.card.name != a.card.name and not contains_phrase(b.reply, a.card.name)
         # A reply that carried its card's facts carries the new card's: the turn stays true to its card.
@@ -108,8 +113,26 @@ def test_training_turns_of_generated_personas_get_swapped_facts_their_replies_st
 def test_fact_swap_share_is_validated() -> None:
     with pytest.raises(ValueError, match="fact_swap"):
         DataConfig(fact_swap=1.0)
-    with pytest.raises(ValueError, match="invent_facts"):
-        DataConfig(invent_facts="yes")  # type: ignore[arg-type]
+    for bad in ("yes", 3, -1):
+        with pytest.raises(ValueError, match="invent_facts"):
+            DataConfig(invent_facts=bad)  # type: ignore[arg-type]
+    assert DataConfig(invent_facts=True).invent_facts == 1 and DataConfig(invent_facts=2).invent_facts == 2
+
+
+def test_version_1_inventions_are_unchanged_and_version_2_keeps_a_remedy_a_remedy() -> None:
+    # The healer sells remedies and other wares; version 2 draws differently only for the remedies, so a card
+    # without remedies gets exactly version 1's inventions (the recipes of version-1 runs still hold).
+    healer = PersonaPack.load(default_pack_dir()).get("healer")
+    smith = PersonaPack.load(default_pack_dir()).get("blacksmith")
+    assert any(is_remedy(w.item) for w in healer.knowledge.wares)
+    assert not any(is_remedy(w.item) for w in smith.knowledge.wares)
+    assert Inventor(random.Random(3), 2).card_pairs(smith) == Inventor(random.Random(3), 1).card_pairs(smith)
+    for seed in range(30):
+        v1 = dict(Inventor(random.Random(seed), 1).card_pairs(healer))
+        v2 = dict(Inventor(random.Random(seed), 2).card_pairs(healer))
+        for ware in healer.knowledge.wares:
+            assert is_remedy(v2[ware.item]) == is_remedy(ware.item), (seed, ware.item, v2[ware.item])
+            assert not is_remedy(v1[ware.item])  # version 1 never invents a remedy word
 
 
 def test_replace_all_rewrites_each_phrase_once_longest_first_keeping_capitals() -> None:
@@ -144,7 +167,10 @@ def test_inventions_never_make_a_fact_of_the_hand_written_cards() -> None:
 
     inventor = Inventor(random.Random(0))
     names = {part for _ in range(20_000) for part in inventor.name()}
-    wares = {f"{w} {n}" for w in fs._WARE_WORDS for n in fs._WARE_NOUNS}
+    wares = {f"{w} {n}" for w in fs._WARE_WORDS for n in (*fs._WARE_NOUNS, *fs._REMEDY_NOUNS)}
+    corpus = build_corpus()
+    assert not wares & {w.item for c in corpus.cards.values() for w in c.knowledge.wares}
+    assert all(is_remedy(noun) for noun in fs._REMEDY_NOUNS)
     places = {f"the {n}" for n in fs._PLACE_NOUNS} | {f"the {a} {n}" for a in fs._PLACE_WORDS for n in fs._PLACE_NOUNS}
     for card in load_cards():
         k = card.knowledge

@@ -324,12 +324,16 @@ def test_cli_invent_facts_is_stored_named_in_the_recipe_and_a_resume_cannot_flip
     common = ["--preset", "tiny", "--out", str(out), "--no-progress", "--threads", "1", "--steps", "2"]
     assert main([*common, "--fact-swap", "0.5", "--invent-facts", "--stop-after", "1"]) == 0
     _, extra = load_checkpoint(out / CHECKPOINT_NAME)
-    assert extra["data_config"]["invent_facts"] is True and extra["train_config"]["invent_facts"] is True
-    with pytest.raises(ValueError, match="invent_facts"):
-        main([*common, "--resume", "--no-invent-facts"])
+    assert extra["data_config"]["invent_facts"] == 2 and extra["train_config"]["invent_facts"] == 2  # the newest
+    for flip in (["--no-invent-facts"], ["--invent-facts", "1"]):
+        with pytest.raises(ValueError, match="invent_facts"):
+            main([*common, "--resume", *flip])
     assert main([*common, "--resume"]) == 0
+    recipe = _recipe(extra["train_config"], True, {"fact_swap": 0.5, "invent_facts": 2})
+    assert recipe.endswith("--steps 2 --fact-swap 0.5 --invent-facts 2 && npc-runtime export")
+    # runs of version 1 recorded true
     recipe = _recipe(extra["train_config"], True, {"fact_swap": 0.5, "invent_facts": True})
-    assert recipe.endswith("--steps 2 --fact-swap 0.5 --invent-facts && npc-runtime export")
+    assert recipe.endswith("--steps 2 --fact-swap 0.5 --invent-facts 1 && npc-runtime export")
 
 
 def test_warm_start_begins_where_the_checkpoint_ended_and_adds_the_induction_bonus(tmp_path: Path) -> None:
@@ -380,7 +384,7 @@ def test_warm_start_begins_where_the_checkpoint_ended_and_adds_the_induction_bon
 def test_recipe_of_the_default_preset_names_only_what_a_run_changed() -> None:
     from export.make_bundle import _recipe
 
-    shipped = {"fact_swap": 0.8, "invent_facts": True, "emotion_labels": "rule", "intent_hint": True,
+    shipped = {"fact_swap": 0.8, "invent_facts": 2, "emotion_labels": "rule", "intent_hint": True,
                "intent_hint_folds": 0, "hint_lookup": 2, "branch_floor": 0}  # fmt: skip
     run = {"preset": "default", "steps": 4400, "seed": 0}
     assert _recipe(run, True, shipped, copy_head=True, copy_induction=True) == (
@@ -398,6 +402,8 @@ def test_recipe_of_the_default_preset_names_only_what_a_run_changed() -> None:
     assert bare.endswith("--preset default --no-hint-lookup && npc-runtime export")  # shipped before the lookup
     first = _recipe(run, True, {**shipped, "hint_lookup": True}, copy_head=True, copy_induction=True)
     assert first.endswith("--preset default --hint-lookup 1 && npc-runtime export")  # version 1 recorded true
+    lookup2 = _recipe(run, True, {**shipped, "invent_facts": True}, copy_head=True, copy_induction=True)
+    assert lookup2.endswith("--preset default --invent-facts 1 && npc-runtime export")  # shipped before remedies
     crossed = _recipe(run, True, {**shipped, "intent_hint_folds": 5}, copy_head=True, copy_induction=True)
     assert crossed.endswith("--preset default --intent-hint-folds 5 && npc-runtime export")
     model_cfg, data_cfg, train_cfg = preset_configs("default")

@@ -104,7 +104,7 @@ def test_a_direction_is_the_places_and_a_taken_one_is_finished(steering) -> None
     assert capital.boost(_id(tok, " North")) == ([_id(tok, " East")], [3.0])  # as the row would write it
 
 
-def test_a_list_of_wares_goes_on_with_one_not_named_yet(steering) -> None:
+def test_a_list_of_wares_goes_on_with_the_first_one_not_named_yet(steering) -> None:
     facts, tok = steering
     knowledge = "name: Brenna | wares: leather gloves 4, chain shirt 84, shield 36, leather boots 9"
     row = facts.row(knowledge, "What do you sell?", 8.0)
@@ -113,12 +113,32 @@ def test_a_list_of_wares_goes_on_with_one_not_named_yet(steering) -> None:
     assert row.boost(chain) == ([], [])  # a named ware again, but not in a list: the model's choice
     _say(row, tok, " chain shirt is 84 silver. I've got a leather gloves for 4 silver, a chain shirt for 84 silver and a")
     assert row.boost(chain) == ([shield], [8.0])  # the list repeats a ware: the first one not named instead
-    assert row.boost(leather) == ([], [])  # "leather" may begin the leather boots, not named yet
-    assert row.boost(shield) == ([], [])  # an unnamed ware already: nothing to settle
+    assert row.boost(leather) == ([shield], [8.0])  # or skips one: a list names the card's wares in order
+    assert row.boost(shield) == ([shield], [8.0])  # the next one: offered whole, so a taken one is finished
     _say(row, tok, " shield for 36 silver,")
     assert row.boost(chain) == ([leather], [8.0])  # after a comma too
     row.advance(leather)
     assert row.boost(chain) == ([_id(tok, " boots")], [FINISH_BIAS])  # and a taken one is finished
+
+
+def test_a_list_of_the_first_three_wares_goes_on_with_a_comma_until_two_are_said(steering) -> None:
+    facts, tok = steering
+    knowledge = "name: Brenna | wares: leather gloves 4, chain shirt 84, shield 36, leather boots 9"
+    comma, and_ = _id(tok, ","), _id(tok, " and")
+    row = facts.row(knowledge, "What do you sell?", 8.0)
+    _say(row, tok, "I sell a leather gloves for 4 silver")
+    assert row.boost(and_) == ([comma], [8.0])  # two of the three still to say: "and" would end the list early
+    _say(row, tok, ", a chain shirt for 84 silver")
+    assert row.boost(and_) == ([], [])  # the last of the three comes after "and"
+    skipped = facts.row(knowledge, "What do you sell?", 8.0)
+    _say(skipped, tok, "I sell a chain shirt for 84 silver")
+    assert skipped.boost(and_) == ([], [])  # not a list of the card's wares in order: the model's choice
+    asked = facts.row(knowledge, "Is the leather gloves any good?", 8.0)
+    _say(asked, tok, "The leather gloves for 4 silver")
+    assert asked.boost(and_) == ([], [])  # the player named a ware: an answer about it, not a list
+    two = facts.row("name: Brenna | wares: leather gloves 4, chain shirt 84", "What do you sell?", 8.0)
+    _say(two, tok, "I sell a leather gloves for 4 silver")
+    assert two.boost(and_) == ([], [])  # two wares: "and" is right
 
 
 def test_no_steering_without_a_topic_a_fact_or_a_bias(steering) -> None:
