@@ -263,8 +263,8 @@ class RowFacts(WordNudge):
         if not _LIST_GOES_ON.search(self.text.rstrip()):
             return [], []
         unsaid = self._unsaid()
-        if not unsaid:
-            return [], []
+        if not unsaid or len(unsaid) == len(self._ware_first):
+            return [], []  # all named, or none yet: not a list of wares (", the iron gate")
         # Offered even where ``best`` begins it already: a taken nudge finishes the name ("apple" -> "apple pie").
         return self.offer(self._steering.spell(unsaid[0], best), self.bias, room)
 

@@ -109,7 +109,10 @@ def test_a_list_of_wares_goes_on_with_the_first_one_not_named_yet(steering) -> N
     knowledge = "name: Brenna | wares: leather gloves 4, chain shirt 84, shield 36, leather boots 9"
     row = facts.row(knowledge, "What do you sell?", 8.0)
     chain, shield, leather = _id(tok, " chain"), _id(tok, " shield"), _id(tok, " leather")
-    _say(row, tok, "A chain shirt? The")
+    assert row.boost(chain) == ([], [])
+    _say(row, tok, "Well, the")
+    assert row.boost(leather) == ([], [])  # no ware named yet: not a list, whatever the comma
+    _say(row, tok, " A chain shirt? The")
     assert row.boost(chain) == ([], [])  # a named ware again, but not in a list: the model's choice
     _say(row, tok, " chain shirt is 84 silver. I've got a leather gloves for 4 silver, a chain shirt for 84 silver and a")
     assert row.boost(chain) == ([shield], [8.0])  # the list repeats a ware: the first one not named instead
