@@ -23,7 +23,7 @@ from .corpus_intents import OUT_OF_WORLD_INTENTS, PLAYER_TEMPLATES, player_line,
 from .corpus_personas import ROLES, Speaker, place_name
 from .corpus_style import fill, stylise
 
-__all__ = ["Turn", "make_turn", "example_lines_for", "BANNED_OUT_OF_WORLD_WORDS"]
+__all__ = ["Turn", "make_turn", "example_lines_for", "ware_name", "BANNED_OUT_OF_WORLD_WORDS"]
 
 #: Words an in-character reply must never contain (checked on out-of-world deflections).
 BANNED_OUT_OF_WORLD_WORDS: tuple[str, ...] = (
@@ -71,7 +71,7 @@ def _a(item: str) -> str:
     return ("an " if item[0].lower() in "aeiou" else "a ") + item
 
 
-def _item(ware_item: str) -> str:
+def ware_name(ware_item: str) -> str:
     """A ware's name without a leading article (``"a song"`` -> ``"song"``), to say "the song"."""
     for article in ("a ", "an ", "the ", "some "):
         if ware_item.lower().startswith(article) and len(ware_item) > len(article):
@@ -247,7 +247,7 @@ def _ask_name(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random) 
 def _ware_list(wares: Sequence) -> tuple[str, dict[str, str]]:
     slots, parts = {}, []
     for i, ware in enumerate(wares):
-        slots[f"w{i}"], slots[f"p{i}"] = _a(_item(ware.item)), str(ware.price)
+        slots[f"w{i}"], slots[f"p{i}"] = _a(ware_name(ware.item)), str(ware.price)
         parts.append(f"{{w{i}}} for {{p{i}}} silver")
     text = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     return text, slots
@@ -263,7 +263,7 @@ def _ask_trade(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random)
     listing, slots = _ware_list(shown)
     lead = rng.choice(("I sell {list}.", "I've got {list}.", "Today I have {list}.", "For sale: {list}."))
     draft = _Draft(core=[lead.replace("{list}", listing)], extra=["Take your time and look around."], slots=slots)
-    draft.required = tuple(x for w in shown for x in (_item(w.item), str(w.price)))
+    draft.required = tuple(x for w in shown for x in (ware_name(w.item), str(w.price)))
     return draft, {}
 
 
@@ -274,14 +274,14 @@ def _buy(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random) -> _C
                 "Try the market."]  # fmt: skip
         return _Draft(core=core, slots={"asked": asked}), {"item": asked}
     if rng.random() < 0.12:
-        asked = _catalogue_item(rng, [_item(w.item) for w in sp.wares])
+        asked = _catalogue_item(rng, [ware_name(w.item) for w in sp.wares])
         ware = sp.wares[0]
         core = [
             rng.choice(("I have no {asked} for sale.", "No {asked} here, I'm afraid.")),
             rng.choice(("I do have {a_item} for {price} silver.", "But {a_item} is {price} silver, if that helps.")),
         ]
-        slots = {"asked": asked, "a_item": _a(_item(ware.item)), "price": str(ware.price)}
-        draft = _Draft(core=core, slots=slots, required=(_item(ware.item), str(ware.price)))
+        slots = {"asked": asked, "a_item": _a(ware_name(ware.item)), "price": str(ware.price)}
+        draft = _Draft(core=core, slots=slots, required=(ware_name(ware.item), str(ware.price)))
         return draft, {"item": asked}
     ware = rng.choice(sp.wares)
     core = rng.choice(
@@ -294,7 +294,7 @@ def _buy(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random) -> _C
         )
     )
     extra = ["Fair price, too.", "You won't find better in Emberfall.", "Pay when you're ready."]
-    name = _item(ware.item)
+    name = ware_name(ware.item)
     slots = {"item": name, "price": str(ware.price)}
     return _Draft(core=list(core), extra=extra, slots=slots, required=(name, str(ware.price))), {"item": name}
 
@@ -333,7 +333,7 @@ def _complaint(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random)
     remedy = rng.choice(("Bring the {item} back and I'll refund your {price} silver.",
                          "Return the {item} and you'll have your {price} silver back, or an exchange.",
                          "I'll swap the {item} or give back the {price} silver, your choice."))  # fmt: skip
-    name = _item(ware.item)
+    name = ware_name(ware.item)
     slots = {"item": name, "price": str(ware.price)}
     return _Draft(core=[apology, remedy], slots=slots, required=(name, str(ware.price))), {"item": name}
 
@@ -346,7 +346,7 @@ def _ask_health(sp: Speaker, scene: SceneFacts, emotion: str, rng: random.Random
                            ["Try my {item}, {price} silver.", "And sleep early tonight."],
                            ["The {item} will help; {price} silver.",
                             "Rest is the other half of the cure."]))  # fmt: skip
-        name = _item(ware.item)
+        name = ware_name(ware.item)
         slots = {"item": name, "price": str(ware.price)}
         return _Draft(core=list(core), slots=slots, required=(name, str(ware.price))), {}
     core = [rng.choice(("I'm no healer, but rest and warm broth help.", "Rest, and drink plenty of water.",

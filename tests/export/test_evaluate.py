@@ -20,7 +20,7 @@ from export.eval_report import (
     headline,
     write_markdown,
 )
-from export.eval_scoring import Answer, score_answers
+from export.eval_scoring import Answer, score_answers, task_options
 from export.eval_metrics import voice_markers
 from export.evaluate import (
     MODEL_ALONE,
@@ -32,6 +32,7 @@ from export.evaluate import (
     select_examples,
     wrong_card,
 )
+from npc_runtime.facts import is_remedy
 from npc_runtime.personas import PersonaPack, default_pack_dir
 from npc_runtime.scheduler import GenOptions
 from sample_game.scene import SceneFacts
@@ -148,6 +149,28 @@ def test_novel_voice_card_swaps_both_markers_everywhere(pack: PersonaPack) -> No
     text = new.card_text() + new.knowledge_text(voice=True)
     assert old["address"] not in new.speaking_style and old["catchphrase"] not in text
     assert new.name == card.name and new.knowledge == card.knowledge
+
+
+def test_a_remedy_asked_for_is_done_by_any_remedy_on_the_card_with_its_price(pack: PersonaPack) -> None:
+    healer = pack.get("healer")
+    remedies = [w for w in healer.knowledge.wares if is_remedy(w.item)]
+    other = [w for w in healer.knowledge.wares if not is_remedy(w.item)]
+    assert len(remedies) >= 2 and other
+    asked = _example(pack, "healer", "ask_health", "My head aches.", f"Try my {remedies[0].item}, "
+                     f"{remedies[0].price} silver.", required_facts=(remedies[0].item, str(remedies[0].price)))
+    assert task_options(asked)[0] == asked.required_facts and len(task_options(asked)) == len(remedies) + 1
+    replies = [f"Try my {remedies[1].item}, {remedies[1].price} silver.",  # another remedy: done
+               f"Try my {remedies[1].item}, {remedies[1].price + 1} silver.",  # its price wrong: not done
+               f"Try my {other[0].item}, {other[0].price} silver.",  # not a remedy: not done
+               "Rest and drink water."]
+    lines = [(pid, line) for pid in ("healer", "child") for line in pack.get(pid).example_lines]
+    classifier = PersonaClassifier(None, FeatureConfig(), folds=1).fit(lines)
+    scored = score_answers([asked] * 4, [Answer(r, "neutral", 0.3) for r in replies], classifier, ("healer",))
+    task = scored["task_completion"]
+    assert task["share"] == 0.25 and task["n"] == 4
+    assert task["failures"][0]["missing"] == [str(remedies[1].price)]  # the fewest missing, of any remedy
+    buy = _example(pack, "healer", "buy", "The salve?", "3 silver.", required_facts=("honey salve", "3"))
+    assert task_options(buy) == [("honey salve", "3")]  # only an ailment has alternatives
 
 
 def test_reference_lines_report_emotion_baselines_instead_of_a_score(examples, classifier) -> None:
