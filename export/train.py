@@ -138,10 +138,11 @@ def preset_configs(preset: str) -> tuple[Any, Any, TrainConfig]:
 
     if preset == "default":
         # The shipped recipe (docs/model.md, "The shipped run"): the copy head with its induction bonus, trained on
-        # turns whose facts are swapped for invented ones, rule emotion labels, the intent reader's hint after each
-        # player line with the fact its request turns on looked up; 4,400 steps fit the hour budget.
+        # turns whose facts are swapped for invented ones (a remedy kept a remedy), rule emotion labels, the intent
+        # reader's hint after each player line with the fact its request turns on looked up, the rarest reply
+        # branches (a remedy for an ailment) repeated up to 3 times; 4,400 steps fit the hour budget.
         data = DataConfig(fact_swap=0.8, invent_facts=INVENT_VERSION, emotion_labels="rule", intent_hint=True,
-                          hint_lookup=LOOKUP_VERSION)
+                          hint_lookup=LOOKUP_VERSION, branch_floor=400)
         model = RoleModelConfig(vocab_size=data.vocab_size, d_model=192, n_layers=4, n_heads=3, d_ff=576,
                                 max_positions=384, n_persona_tokens=4, n_visual_tokens=16, image_size=64,
                                 vision_channels=(16, 32, 64), prompt_voice=True, copy_head=True,

@@ -169,7 +169,7 @@ def test_looked_up_hints_are_built_in_training_as_the_runtime_builds_them(tmp_pa
     model_cfg, data_cfg, _ = preset_configs("tiny")
     with pytest.raises(ValueError, match="needs intent_hint"):
         replace(data_cfg, hint_lookup=2)
-    with pytest.raises(ValueError, match="lookup version from 0 to 2"):
+    with pytest.raises(ValueError, match="hint_lookup must be a version from 0 to 2"):
         replace(data_cfg, intent_hint=True, hint_lookup=3)
     assert replace(data_cfg, intent_hint=True, hint_lookup=True).hint_lookup == 1  # how version 1 runs recorded it
     cfg = replace(data_cfg, intent_hint=True, intent_hint_folds=0, hint_lookup=2)

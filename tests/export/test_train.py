@@ -385,7 +385,7 @@ def test_recipe_of_the_default_preset_names_only_what_a_run_changed() -> None:
     from export.make_bundle import _recipe
 
     shipped = {"fact_swap": 0.8, "invent_facts": 2, "emotion_labels": "rule", "intent_hint": True,
-               "intent_hint_folds": 0, "hint_lookup": 2, "branch_floor": 0}  # fmt: skip
+               "intent_hint_folds": 0, "hint_lookup": 2, "branch_floor": 400}  # fmt: skip
     run = {"preset": "default", "steps": 4400, "seed": 0}
     assert _recipe(run, True, shipped, copy_head=True, copy_induction=True) == (
         "npc-runtime train --preset default && npc-runtime export")  # fmt: skip
@@ -402,11 +402,12 @@ def test_recipe_of_the_default_preset_names_only_what_a_run_changed() -> None:
     assert bare.endswith("--preset default --no-hint-lookup && npc-runtime export")  # shipped before the lookup
     first = _recipe(run, True, {**shipped, "hint_lookup": True}, copy_head=True, copy_induction=True)
     assert first.endswith("--preset default --hint-lookup 1 && npc-runtime export")  # version 1 recorded true
-    lookup2 = _recipe(run, True, {**shipped, "invent_facts": True}, copy_head=True, copy_induction=True)
-    assert lookup2.endswith("--preset default --invent-facts 1 && npc-runtime export")  # shipped before remedies
+    lookup2 = _recipe(run, True, {**shipped, "invent_facts": True, "branch_floor": 0}, copy_head=True,
+                      copy_induction=True)  # fmt: skip
+    assert lookup2.endswith("--preset default --invent-facts 1 --branch-floor 0 && npc-runtime export")  # before
     crossed = _recipe(run, True, {**shipped, "intent_hint_folds": 5}, copy_head=True, copy_induction=True)
     assert crossed.endswith("--preset default --intent-hint-folds 5 && npc-runtime export")
     model_cfg, data_cfg, train_cfg = preset_configs("default")
     assert model_cfg.copy_head and model_cfg.copy_induction and train_cfg.steps == 4400
     assert data_cfg.intent_hint and data_cfg.intent_hint_folds == 0 and data_cfg.hint_lookup == 2
-    assert not data_cfg.branch_floor
+    assert data_cfg.branch_floor == 400 and data_cfg.invent_facts == 2

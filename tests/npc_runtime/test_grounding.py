@@ -128,9 +128,9 @@ def test_a_bundle_with_malformed_scene_words_is_refused(tmp_path) -> None:
 
 
 def test_the_shipped_bundle_names_the_scenes_weather_with_scene_steering() -> None:
-    """The real model and scheduler: told "Nice day, isn't it?" on a snowy day, the healer says a fog has rolled in
-    (a question about the weather gets the weather in its looked-up hint, so the steering is shown where there is
-    none); with the default steering it is the snow ("a heavy snow coming down")."""
+    """The real model and scheduler: told "Nice day, isn't it?" on a rainy day, the merchant says a heavy fog has
+    rolled in (a question about the weather gets the weather in its looked-up hint, so the steering is shown where
+    there is none); with the default steering it is the rain ("a heavy rain")."""
     from npc_runtime.bundle import load_bundle
     from npc_runtime.engine import RoleModelEngine
     from npc_runtime.grounding import DEFAULT_SCENE_BIAS
@@ -141,13 +141,13 @@ def test_the_shipped_bundle_names_the_scenes_weather_with_scene_steering() -> No
 
     engine = RoleModelEngine(load_bundle(BUNDLE), RuntimeOptions(device="cpu", intra_op_threads=1))
     assert engine.scene is not None
-    card = PersonaPack.load(default_pack_dir()).get("healer")
+    card = PersonaPack.load(default_pack_dir()).get("merchant")
     reqs = [GenRequest(key=bias, fingerprint=card.fingerprint(), card_text=card.card_text(),
                        knowledge=card.knowledge_text(voice=engine.prompt_voice), text="Nice day, isn't it?",
-                       context={"time_of_day": "noon", "weather": "snow", "nearby": "dog"}, history=[], image=None,
+                       context={"time_of_day": "noon", "weather": "rain", "nearby": "dog"}, history=[], image=None,
                        options=GenOptions(temperature=0.0, scene_bias=bias))
             for bias in (0.0, DEFAULT_SCENE_BIAS)]  # fmt: skip
     done = _run(engine, reqs, SchedulerConfig(max_batch=2))
     off, on = done[0.0][1]["text"], done[DEFAULT_SCENE_BIAS][1]["text"]
-    assert "fog" in off.lower() and "snow" not in off.lower(), off
-    assert "heavy snow" in on.lower() and "fog" not in on.lower(), on
+    assert "fog" in off.lower() and "rain" not in off.lower(), off
+    assert "heavy rain" in on.lower() and "fog" not in on.lower(), on
