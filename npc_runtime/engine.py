@@ -96,6 +96,7 @@ class Prepared:
     prefix_mask: np.ndarray  # float32 (L,)
     prefix_embeds: np.ndarray  # float32 (K, D): rows for the first K positions
     cache_key: str | None = None  # engines that reuse a prompt's KV (causal LMs) key it by persona card
+    hint: str = ""  # the intent reader's label of the player's line ("ask trade"; empty: no reader)
 
 
 @dataclass
@@ -413,7 +414,8 @@ class RoleModelEngine:
             r = requests[i]
             text_ids = self.prompt_ids(r.knowledge, r.context, r.history, r.text, hints[row])
             ids, mask = prompt.layout_ids(text_ids, self.prefix_tokens, self.token_id["prefix"], self.token_id["bos"])
-            results[i] = Prepared(ids=ids, prefix_mask=np.asarray(mask, dtype=np.float32), prefix_embeds=prefix[row])
+            results[i] = Prepared(ids=ids, prefix_mask=np.asarray(mask, dtype=np.float32), prefix_embeds=prefix[row],
+                                  hint=hints[row])  # fmt: skip
         return results
 
     # ----------------------------------------------------------------------------------- decoder

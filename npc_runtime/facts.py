@@ -36,7 +36,7 @@ import numpy as np
 
 from .voice import Nudge, plain_words
 
-__all__ = ["DEFAULT_FACT_BIAS", "LISTED_WARES", "REMEDY_WORDS", "card_facts", "card_name", "card_places", "card_quest",
+__all__ = ["DEFAULT_FACT_BIAS", "LIST_HINT", "LISTED_WARES", "REMEDY_WORDS", "card_facts", "card_name", "card_places", "card_quest",
            "card_quest_parts", "card_remedies", "card_wares", "combine", "is_remedy", "last_named", "FactSteering",
            "Steerings", "RowFacts", "WordNudge", "spell_like"]
 
@@ -59,6 +59,8 @@ _LIST_GOES_ON = re.compile(r"(?:,|\band)(?:\s+(?:a|an|some|the))?$", re.IGNORECA
 #: How many of the card's wares a reply to "what do you sell?" lists (the corpus's rule; the looked-up hint of
 #: ``ask trade`` carries as many).
 LISTED_WARES = 3
+#: The intent reader's hint of that question: where a request's hint is this, its reply is a list of wares.
+LIST_HINT = "ask trade"
 #: The end of a listed ware's price ("... for 4 silver").
 _PRICE_END = re.compile(r"\b\d+\s+silver$", re.IGNORECASE)
 
@@ -172,16 +174,20 @@ class FactSteering:
         self.number_start = np.array([bool(p) and p[0].isdigit() for p in stripped], dtype=bool)
         self.compass_start = np.array([p.isalpha() and p.lower().startswith(_COMPASS_WORDS) for p in stripped],
                                       dtype=bool)
-        #: The tokens that say " and" (which ends a list), and the comma that lets it go on.
+        #: The tokens that say " and" (which ends a list) or end a sentence, and the comma and " and" that let a
+        #: list go on.
         self.and_start = np.array([p.lower() == "and" for p in stripped], dtype=bool)
+        self.stop = np.array([bool(p) and p[0] in ".!?;" for p in stripped], dtype=bool)
         self.comma = list(encode(","))
+        self.and_ = list(encode(" and"))
 
-    def row(self, knowledge: str, player: str, bias: float) -> RowFacts | None:
-        """The steering of one reply (None where the card has no prices or directions, or ``bias`` is 0)."""
+    def row(self, knowledge: str, player: str, bias: float, hint: str = "") -> RowFacts | None:
+        """The steering of one reply (None where the card has no prices or directions, or ``bias`` is 0);
+        ``hint`` is the intent reader's label of the player's line ("ask trade"; empty: none)."""
         if bias <= 0.0:
             return None
         facts = card_facts(knowledge)
-        return RowFacts(self, facts, player, bias) if facts else None
+        return RowFacts(self, facts, player, bias, hint) if facts else None
 
     def spell(self, fact: str, like: int) -> list[int]:
         """``fact``'s token ids as it would follow token ``like``: its leading space and capital."""
@@ -213,11 +219,13 @@ class WordNudge(Nudge):
 class RowFacts(WordNudge):
     """The fact steering of one reply: its topic, and what a taken nudge still has to say."""
 
-    def __init__(self, steering: FactSteering, facts: dict[str, str], player: str, bias: float) -> None:
+    def __init__(self, steering: FactSteering, facts: dict[str, str], player: str, bias: float,
+                 hint: str = "") -> None:
         super().__init__(steering.pieces)
         self._steering = steering
         self.facts = facts
         self.bias = bias
+        self._listing = hint == LIST_HINT
         self._names = sorted(facts, key=len, reverse=True)  # "iron helm" before "helm"
         self._player_topic = last_named(self._names, player)
         #: Each ware's first token as a list says it (after a space, lower case), in the card's order.
@@ -239,8 +247,10 @@ class RowFacts(WordNudge):
             nudge = self._next_ware(best, room)
             if nudge[0]:
                 return nudge
-        if 0 <= best < len(steering.pieces) and steering.and_start[best] and self._list_goes_on():
-            return self.offer(steering.comma, self.bias, room)
+        if self._listing and 0 <= best < len(steering.pieces) and (steering.and_start[best] or steering.stop[best]):
+            nudge = self._list_goes_on(best, room)
+            if nudge[0]:
+                return nudge
         if not 0 <= best < len(steering.pieces) or not (steering.number_start[best] or steering.compass_start[best]):
             return [], []  # most steps: nothing to settle, and the topic is not even looked up
         topic = self.topic
@@ -268,15 +278,22 @@ class RowFacts(WordNudge):
         # Offered even where ``best`` begins it already: a taken nudge finishes the name ("apple" -> "apple pie").
         return self.offer(self._steering.spell(unsaid[0], best), self.bias, room)
 
-    def _list_goes_on(self) -> bool:
-        """Whether a list of the card's first :data:`LISTED_WARES` wares, in the card's order, answering a line
-        that named none, has just given a price with two or more of them still to say: then a comma, not " and",
-        comes next."""
-        if self._player_topic is not None or len(self._ware_first) < 3 or not _PRICE_END.search(self.text.rstrip()):
-            return False
+    def _list_goes_on(self, best: int, room: int | None) -> tuple[list[int], list[float]]:
+        """In a reply listing the card's first :data:`LISTED_WARES` wares in order (the hint said the player asked
+        what is for sale), just after a price, where ``best`` would end the list or the sentence with wares still
+        to say: a comma while two or more are left, " and" before the last (unsteered, the model closed the list
+        after the first ware, or said " and" and then the third)."""
+        if not _PRICE_END.search(self.text.rstrip()):
+            return [], []
         listed = list(self._ware_first)[:LISTED_WARES]
         unsaid = [name for name in self._unsaid() if name in listed]
-        return len(unsaid) >= 2 and unsaid == listed[len(listed) - len(unsaid):] and len(unsaid) < len(listed)
+        if not unsaid or len(unsaid) == len(listed) or unsaid != listed[len(listed) - len(unsaid) :]:
+            return [], []  # all said, none yet, or not the card's order: not this list
+        if len(unsaid) >= 2:
+            return self.offer(self._steering.comma, self.bias, room)
+        if self._steering.stop[best]:
+            return self.offer(self._steering.and_, self.bias, room)
+        return [], []
 
 
 class Steerings:

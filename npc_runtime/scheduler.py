@@ -383,7 +383,8 @@ class Scheduler:
             if spelling is not None:
                 live.spelling = spelling(req.knowledge, req.context, req.history)
             live.voice = combine(
-                facts.row(req.knowledge, req.text, req.options.fact_bias) if facts is not None else None,
+                facts.row(req.knowledge, req.text, req.options.fact_bias, getattr(prep, "hint", ""))
+                if facts is not None else None,
                 scene.row(req.context, req.card_text, req.knowledge, req.text, req.options.scene_bias)
                 if scene is not None else None,
                 voice.row(req.card_text, req.history, req.options.voice_bias) if voice is not None else None,

@@ -124,24 +124,29 @@ def test_a_list_of_wares_goes_on_with_the_first_one_not_named_yet(steering) -> N
     assert row.boost(chain) == ([_id(tok, " boots")], [FINISH_BIAS])  # and a taken one is finished
 
 
-def test_a_list_of_the_first_three_wares_goes_on_with_a_comma_until_two_are_said(steering) -> None:
+def test_a_list_of_the_first_three_wares_goes_on_until_all_three_are_said(steering) -> None:
     facts, tok = steering
     knowledge = "name: Brenna | wares: leather gloves 4, chain shirt 84, shield 36, leather boots 9"
-    comma, and_ = _id(tok, ","), _id(tok, " and")
-    row = facts.row(knowledge, "What do you sell?", 8.0)
+    comma, and_, stop = _id(tok, ","), _id(tok, " and"), _id(tok, ".")
+    row = facts.row(knowledge, "What do you sell?", 8.0, "ask trade")
     _say(row, tok, "I sell a leather gloves for 4 silver")
     assert row.boost(and_) == ([comma], [8.0])  # two of the three still to say: "and" would end the list early
+    assert row.boost(stop) == ([comma], [8.0])  # and so would a full stop
     _say(row, tok, ", a chain shirt for 84 silver")
     assert row.boost(and_) == ([], [])  # the last of the three comes after "and"
-    skipped = facts.row(knowledge, "What do you sell?", 8.0)
+    assert row.boost(stop) == ([and_], [8.0])  # not after a full stop
+    _say(row, tok, " and a shield for 36 silver")
+    assert row.boost(stop) == ([], [])  # all three said: the list may end
+    skipped = facts.row(knowledge, "What do you sell?", 8.0, "ask trade")
     _say(skipped, tok, "I sell a chain shirt for 84 silver")
-    assert skipped.boost(and_) == ([], [])  # not a list of the card's wares in order: the model's choice
-    asked = facts.row(knowledge, "Is the leather gloves any good?", 8.0)
-    _say(asked, tok, "The leather gloves for 4 silver")
-    assert asked.boost(and_) == ([], [])  # the player named a ware: an answer about it, not a list
-    two = facts.row("name: Brenna | wares: leather gloves 4, chain shirt 84", "What do you sell?", 8.0)
+    assert skipped.boost(and_) == ([], []) and skipped.boost(stop) == ([], [])  # not the card's order
+    for hint in ("ask health", ""):  # another request, or no reader: a price may end a sentence
+        other = facts.row(knowledge, "What do you sell?", 8.0, hint)
+        _say(other, tok, "I sell a leather gloves for 4 silver")
+        assert other.boost(and_) == ([], []) and other.boost(stop) == ([], [])
+    two = facts.row("name: Brenna | wares: leather gloves 4, chain shirt 84", "What do you sell?", 8.0, "ask trade")
     _say(two, tok, "I sell a leather gloves for 4 silver")
-    assert two.boost(and_) == ([], [])  # two wares: "and" is right
+    assert two.boost(and_) == ([], []) and two.boost(stop) == ([and_], [8.0])  # two wares: "and" before the last
 
 
 def test_no_steering_without_a_topic_a_fact_or_a_bias(steering) -> None:
