@@ -108,8 +108,9 @@ def test_the_engine_puts_the_readers_hint_in_each_prompt(tiny_bundle: Path, tiny
         assert prepared.ids[-len(want):] == want
         text = engine.tokenizer.decode(want, skip_special_tokens=False)
         assert text.replace(" ", "").endswith(f"{line}|{hint}<npc>".replace(" ", ""))
+        assert prepared.hint == hint  # handed to the scheduler's fact steering with the prompt
         plain = tiny_engine.prepare(card.fingerprint(), card.card_text(), knowledge, {}, [], line, None)
-        assert len(plain.ids) < len(prepared.ids)
+        assert len(plain.ids) < len(prepared.ids) and plain.hint == ""
 
 
 def test_a_broken_reader_in_a_bundle_is_a_bundle_error(tiny_bundle: Path, tmp_path: Path) -> None:
