@@ -15,10 +15,10 @@ training turns rewritten this way.
 
 With ``invent`` (``DataConfig.invent_facts``, a version) the new name is made of syllables rather than taken
 from the corpus's name lists, and the card's role, wares, places (names and directions) and quest title become
-invented ones too (:class:`Inventor`). The corpus's names, wares and places are whole tokens of the decoder's tokenizer (it
-is trained on the corpus), so a swap among them only ever asks the model to copy one token; a card written by hand
-("Oswin Marrowby", "heather honey", "the landing") is split into several, and a model that never had to copy a
-word piece by piece loops on its first piece ("Oswin M M M"). Invented facts are split the same way.
+invented ones too (:class:`Inventor`). The corpus's names, wares and places are whole tokens of the decoder's
+tokenizer (it is trained on the corpus), so a swap among them only ever asks the model to copy one token; a card
+written by hand ("Oswin Marrowby", "heather honey", "the landing") is split into several, and a model that never
+had to copy a word piece by piece loops on its first piece ("Oswin M M M"). Invented facts are split the same way.
 
 Version 1 invents every ware from the same word lists. Version 2 (:data:`INVENT_VERSION`) gives a remedy (a ware
 named with one of ``npc_runtime.facts.REMEDY_WORDS``: "healing salve") an invented name that keeps a remedy word
@@ -250,9 +250,8 @@ def swap_facts(
     offers) stay as they are. With ``quest`` (another persona's), the card's quest title, task and place become
     that quest's wherever they occur; its reward keeps the card's (mapped) number. With ``invent`` (a version of
     the rules, 0: off) the name is made of syllables and the role, wares, places and quest title are invented
-    (:class:`Inventor`), except a
-    role or place that ``keep`` (the turn's scene facts) names, which a reply may mean as part of the scene;
-    ``quest`` is then ignored.
+    (:class:`Inventor`), except a role or place that ``keep`` (the turn's scene facts) names, which a reply may
+    mean as part of the scene; ``quest`` is then ignored.
     """
     parts = card.name.split()
     if invent:

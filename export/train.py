@@ -615,8 +615,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--invent-facts", type=int, nargs="?", const=INVENT_VERSION, default=None, metavar="VERSION",
                         help="the fact swap invents the new name from syllables and the role, wares, places and "
                         "quest title from words no corpus card uses, so they are split into several tokens as on a "
-                        f"card written by hand, by the rules of VERSION (default {INVENT_VERSION}, the newest: a remedy "
-                        "keeps a remedy word; 1: every ware alike) (default: the preset's)")  # fmt: skip
+                        f"card written by hand, by the rules of VERSION (default {INVENT_VERSION}, the newest: a "
+                        "remedy keeps a remedy word; 1: every ware alike) (default: the preset's)")  # fmt: skip
     parser.add_argument("--no-invent-facts", dest="invent_facts", action="store_const", const=0,
                         help="the fact swap takes new names from the corpus's lists (version 0)")
     parser.add_argument("--intent-hint", action=argparse.BooleanOptionalAction, default=None,

@@ -36,9 +36,9 @@ import numpy as np
 
 from .voice import Nudge, plain_words
 
-__all__ = ["DEFAULT_FACT_BIAS", "LIST_HINT", "LISTED_WARES", "REMEDY_WORDS", "card_facts", "card_name", "card_places", "card_quest",
-           "card_quest_parts", "card_remedies", "card_wares", "combine", "is_remedy", "last_named", "FactSteering",
-           "Steerings", "RowFacts", "WordNudge", "spell_like"]
+__all__ = ["DEFAULT_FACT_BIAS", "LIST_HINT", "LISTED_WARES", "REMEDY_WORDS", "card_facts", "card_name",
+           "card_places", "card_quest", "card_quest_parts", "card_remedies", "card_wares", "combine", "is_remedy",
+           "last_named", "FactSteering", "Steerings", "RowFacts", "WordNudge", "spell_like"]
 
 #: The default bias in nats (``GenOptions.fact_bias``); docs/eval.md, "Fact steering", gives the measured choice.
 DEFAULT_FACT_BIAS = 8.0

@@ -45,7 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .facts import LISTED_WARES, card_name, card_places, card_quest, card_quest_parts, card_remedies, card_wares, last_named
+from .facts import (LIST_HINT, LISTED_WARES, card_name, card_places, card_quest, card_quest_parts, card_remedies,
+                    card_wares, last_named)
 
 __all__ = ["LOOKUP_VERSION", "READER_FORMAT", "IntentReader", "load_reader", "lookup_hint"]
 
@@ -174,8 +175,8 @@ def lookup_hint(hint: str, knowledge: str, context: Mapping[str, str] | None, pl
             return hint
         title, _, reward, place = quest
         return _with(hint, f"{title if hint == 'quest ask' else place}; {reward}")
-    if hint in ("ask trade", "ask health"):
-        wares = card_wares(knowledge) if hint == "ask trade" else card_remedies(knowledge)
+    if hint in (LIST_HINT, "ask health"):
+        wares = card_wares(knowledge) if hint == LIST_HINT else card_remedies(knowledge)
         return _with(hint, ", ".join(f"{name} {price}" for name, price in list(wares.items())[:LISTED_WARES]))
     if hint == "directions":
         places = card_places(knowledge)
