@@ -141,10 +141,11 @@ def add_intent_reader(bundle_dir: str | Path, reader_file: str | Path) -> Path:
 def scene_words() -> dict[str, dict[str, list[str]]]:
     """The manifest's ``scene_words`` (``npc_runtime.grounding``): per context key the sample game sends, the
     elements the corpus's replies name and the words that name them, each element's own name first (the words
-    the evaluation's grounding metric accepts, ``export.eval_metrics.ELEMENT_ALIASES``). The place is left out:
-    place names are also the card's places in directions, which the scene must not overrule. The empty-handed
-    player is left out too (``grounding.NOT_A_TARGET``)."""
-    from sample_game.world import CREATURES, NOTHING, PLAYER_ITEMS, TIMES_OF_DAY, WEATHERS
+    the evaluation's grounding metric accepts, ``export.eval_metrics.ELEMENT_ALIASES``). The place is listed, and
+    the runtime steers it only in a reply to a question about the place (``grounding.HINTED_KEYS``): place names
+    are also the card's places in directions, which the scene must not overrule. The empty-handed player is left
+    out (``grounding.NOT_A_TARGET``)."""
+    from sample_game.world import CREATURES, LOCATIONS, NOTHING, PLAYER_ITEMS, TIMES_OF_DAY, WEATHERS
 
     from .eval_metrics import ELEMENT_ALIASES
 
@@ -156,6 +157,7 @@ def scene_words() -> dict[str, dict[str, list[str]]]:
         "weather": {w: words(w) for w in WEATHERS},
         "nearby": {c: words(c) for c in CREATURES},
         "player_item": {i: words(i) for i in PLAYER_ITEMS if i != NOTHING},
+        "location": {place: words(place) for place in LOCATIONS},
     }
 
 

@@ -25,6 +25,12 @@ runtime settles that choice the way :mod:`npc_runtime.facts` settles a price:
   " coin" of "coin purse"), the first target of that key the reply has not named yet gets ``bias`` on its first
   token, spelt like the competitor, and a taken nudge is finished (``FINISH_BIAS``).
 
+A key of :data:`HINTED_KEYS` is steered only in a reply to the question it answers, as the intent reader's hint
+names it: the place (``location``) in a reply to "where are we?" (``ask place``), since a reply to anything else
+names other places for good reasons (the way to the inn, a rumour about the gate). There neither the card's place
+names nor its phrases hold the place back: the model's slip is to give the persona's usual spot ("You're
+standing at the temple" at the gate), often a place of its card; the player's words still never compete.
+
 The model still decides whether a reply speaks of the scene at all, and where; the steering only picks which
 element. It acts on a word, not a sentence: the words around a named element are the model's. Often the model
 goes on with the element's own line ("It's snow again, my fingers are numb" in the rain becomes "It's rain today,
@@ -41,13 +47,16 @@ from collections.abc import Callable, Mapping, Sequence
 from .facts import WordNudge, card_facts, spell_like
 from .voice import plain_words
 
-__all__ = ["DEFAULT_SCENE_BIAS", "NOT_A_TARGET", "SceneSteering", "RowScene", "validate_scene_words"]
+__all__ = ["DEFAULT_SCENE_BIAS", "HINTED_KEYS", "NOT_A_TARGET", "SceneSteering", "RowScene", "validate_scene_words"]
 
 #: The default bias in nats (``GenOptions.scene_bias``); docs/eval.md, "Scene steering", gives the measured choice.
 DEFAULT_SCENE_BIAS = 8.0
 
 #: Context values that never become a target (see the module's docstring).
 NOT_A_TARGET = frozenset({"", "nothing", "none"})
+
+#: Context keys steered only in a reply to one request, by the intent reader's hint of the player's line.
+HINTED_KEYS = {"location": "ask place"}
 
 
 def validate_scene_words(value: object) -> dict[str, dict[str, tuple[str, ...]]]:
@@ -95,21 +104,23 @@ class SceneSteering:
         return frozenset(out)
 
     def row(self, context: Mapping[str, str], card_text: str, knowledge: str, player: str,
-            bias: float) -> RowScene | None:  # fmt: skip
-        """The steering of one reply (None where no listed key has a target and a competitor, or ``bias`` is 0)."""
+            bias: float, hint: str = "") -> RowScene | None:  # fmt: skip
+        """The steering of one reply (None where no listed key has a target and a competitor, or ``bias`` is 0);
+        ``hint`` is the intent reader's label of the player's line (:data:`HINTED_KEYS`; empty: none)."""
         if bias <= 0.0 or not context:
             return None
         sources = f" {plain_words(' '.join((card_text, knowledge, player)))} "
         # Words never steered away from: the player's, and those of the card's ware and place names ("apple" of
-        # "apple pie", "night" of "room for the night").
+        # "apple pie", "night" of "room for the night"); for a hinted key only the player's.
         named = " ".join((player, *card_facts(knowledge)))
-        kept = set(plain_words(named).split())
+        kept_always = set(plain_words(named).split())
         competitors: dict[int, str] = {}
         targets: dict[str, list[str]] = {}
         for key, elements in self.words.items():
             value = context.get(key)
-            if not isinstance(value, str):
+            if not isinstance(value, str) or (key in HINTED_KEYS and HINTED_KEYS[key] != hint):
                 continue
+            kept = set(plain_words(player).split()) if key in HINTED_KEYS else kept_always
             wanted = [plain_words(part) for part in value.split(",")]
             wanted = [w for w in wanted if w not in NOT_A_TARGET]
             if not wanted:
@@ -170,6 +181,6 @@ class RowScene(WordNudge):
         if self.finishing():
             return self.finish_step()
         key = self.competitors.get(best)
-        if key is None or self._quoting(best):
+        if key is None or (key not in HINTED_KEYS and self._quoting(best)):
             return [], []
         return self.offer(self._steering.spell(self._target(key), best), self.bias, room)

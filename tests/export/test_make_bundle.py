@@ -72,10 +72,12 @@ def test_int8_bundle_loads_and_answers(tiny_run: Path, tmp_path: Path) -> None:
     turns = build_corpus(data_cfg.corpus_config()).splits["train"]
     assert engine.lexicon is not None and engine.lexicon.words == corpus_lexicon(turns)
     assert lexicon_words([turns[0].reply]) <= engine.lexicon.words and "ottilie" not in engine.lexicon.words
-    # the scene steering's words: the game world's, each element's own name first; no place, no empty hands
+    # the scene steering's words: the game world's, each element's own name first; the places (steered only in
+    # replies to "where are we?"); no empty hands
     assert manifest["scene_words"] == scene_words() and engine.scene is not None
     assert manifest["scene_words"]["weather"]["rain"][0] == "rain" and "wolves" in manifest["scene_words"]["nearby"]["wolf"]
-    assert "location" not in manifest["scene_words"] and "nothing" not in manifest["scene_words"]["player_item"]
+    assert manifest["scene_words"]["location"]["gate"] == ["gate", "village gate"]
+    assert "nothing" not in manifest["scene_words"]["player_item"]
     card = PersonaPack.load(default_pack_dir()).get("blacksmith")
     prepared = engine.prepare(card.fingerprint(), card.card_text(), card.knowledge_text(), {"time_of_day": "night"},
                               [], "Do you sell swords?", None)  # fmt: skip

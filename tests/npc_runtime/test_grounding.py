@@ -85,13 +85,33 @@ def test_no_steering_without_a_target_a_context_or_a_bias(steering) -> None:
     scene, tok = steering
     assert scene.row(RAIN, CARD, "", "hi", 0.0) is None
     assert scene.row({}, CARD, "", "hi", 8.0) is None
-    assert scene.row({"location": "forge", "mood": "tense"}, CARD, "", "hi", 8.0) is None  # keys it does not list
+    # A key it does not list, and the place, which is steered only in a reply to "where are we?" (below).
+    assert scene.row({"location": "forge", "mood": "tense"}, CARD, "", "hi", 8.0) is None
     # The empty-handed player is never a target: "nothing" is too common a word to steer to.
     assert scene.row({"player_item": "nothing"}, CARD, "", "hi", 8.0) is None
     # A value the list does not know is its own word, and every listed weather competes with it.
     row = scene.row({"weather": "drizzle"}, CARD, "", "hi", 8.0)
     assert row.targets == {"weather": ["drizzle"]}
     assert row.boost(_ids(tok, " snow")[0]) == ([_ids(tok, " drizzle")[0]], [8.0])
+
+
+def test_the_place_is_steered_only_in_a_reply_to_where_are_we(steering) -> None:
+    scene, tok = steering
+    gate, library, temple, market = (_ids(tok, w)[0] for w in (" gate", " library", " temple", " market"))
+    card = CARD + ' Often says "Off to the temple!"'
+    knowledge = "name: Rolf | places: the gate (north of the square), the temple (up the hill)"
+    at_gate = {"location": "gate", "weather": "fog"}
+    row = scene.row(at_gate, card, knowledge, "Where are we? Not the market?", 8.0, "ask place")
+    _say(row, tok, "You're standing at the")
+    assert row.boost(library) == ([gate], [8.0])  # another place of the village
+    assert row.boost(temple) == ([gate], [8.0])  # the card's own place and phrase too: the usual slip
+    assert row.boost(market) == ([], [])  # the player's word: "No, not the market"
+    assert row.boost(gate) == ([], [])
+    for hint in ("directions", "rumours", ""):  # elsewhere a named place is another place, rightly
+        other = scene.row(at_gate, card, knowledge, "How do I get to the temple?", 8.0, hint)
+        assert library not in other.competitors and temple not in other.competitors
+        assert _ids(tok, " snow")[0] in other.competitors  # the other keys as before
+    assert scene.row({"location": "gate"}, card, knowledge, "Where is the inn?", 8.0, "directions") is None
 
 
 def test_a_nudge_that_would_not_fit_is_not_begun(steering) -> None:
