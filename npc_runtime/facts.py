@@ -61,8 +61,8 @@ _LIST_GOES_ON = re.compile(r"(?:,|\band)(?:\s+(?:a|an|some|the))?$", re.IGNORECA
 LISTED_WARES = 3
 #: The intent reader's hint of that question: where a request's hint is this, its reply is a list of wares.
 LIST_HINT = "ask trade"
-#: The end of a listed ware's price ("... for 4 silver").
-_PRICE_END = re.compile(r"\b\d+\s+silver$", re.IGNORECASE)
+#: The end of a listed ware's price: a number, perhaps with its coin ("... for 4 silver", "... for 4").
+_PRICE_END = re.compile(r"\b\d+(?:\s+[a-z]+)?$", re.IGNORECASE)
 
 
 def _name_key(name: str) -> str:
@@ -267,14 +267,18 @@ class RowFacts(WordNudge):
         return [name for name in self._ware_first if f" {name} " not in said]
 
     def _next_ware(self, best: int, room: int | None) -> tuple[list[int], list[float]]:
-        """In a list of wares, where ``best`` begins a ware: the first ware not named yet, in the card's order, whole
-        (a list says them in that order; unsteered, the model skipped the second of three, "oats for 4 silver and a
-        bridle", or said half a name, "a apple for 6 silver" for the apple pie)."""
+        """In a list of wares, where ``best`` begins a ware the reply has named already: the first ware not named
+        yet. In a reply to "what do you sell?" (the hint), where ``best`` begins any ware: the first not named yet
+        in the card's order, whole (such a list says them in that order; unsteered, the model skipped the second
+        of three, "oats for 4 silver and a bridle", or said half a name, "a apple for 6 silver" for the apple
+        pie). Elsewhere a ware not named yet is the model's choice ("the dagger, and the helm you asked about")."""
         if not _LIST_GOES_ON.search(self.text.rstrip()):
             return [], []
         unsaid = self._unsaid()
         if not unsaid or len(unsaid) == len(self._ware_first):
             return [], []  # all named, or none yet: not a list of wares (", the iron gate")
+        if not self._listing and any(self._ware_first[name] == best for name in unsaid):
+            return [], []
         # Offered even where ``best`` begins it already: a taken nudge finishes the name ("apple" -> "apple pie").
         return self.offer(self._steering.spell(unsaid[0], best), self.bias, room)
 

@@ -45,6 +45,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from .facts import WordNudge, card_facts, spell_like
+from .intent_hint import SCENE_HINTS
 from .voice import plain_words
 
 __all__ = ["DEFAULT_SCENE_BIAS", "HINTED_KEYS", "NOT_A_TARGET", "SceneSteering", "RowScene", "validate_scene_words"]
@@ -55,8 +56,9 @@ DEFAULT_SCENE_BIAS = 8.0
 #: Context values that never become a target (see the module's docstring).
 NOT_A_TARGET = frozenset({"", "nothing", "none"})
 
-#: Context keys steered only in a reply to one request, by the intent reader's hint of the player's line.
-HINTED_KEYS = {"location": "ask place"}
+#: Context keys steered only in a reply to one request, by the intent reader's hint of the player's line: the
+#: place, in a reply to the question whose hint looks it up ("ask place").
+HINTED_KEYS = {key: hint for hint, key in SCENE_HINTS.items() if key == "location"}
 
 
 def validate_scene_words(value: object) -> dict[str, dict[str, tuple[str, ...]]]:

@@ -48,12 +48,14 @@ import numpy as np
 from .facts import (LIST_HINT, LISTED_WARES, card_name, card_places, card_quest, card_quest_parts, card_remedies,
                     card_wares, last_named)
 
-__all__ = ["LOOKUP_VERSION", "READER_FORMAT", "IntentReader", "load_reader", "lookup_hint"]
+__all__ = ["LOOKUP_VERSION", "READER_FORMAT", "SCENE_HINTS", "IntentReader", "load_reader", "lookup_hint"]
 
 READER_FORMAT = "npc-intent-reader"
 READER_VERSION = 1
 #: The newest rules of :func:`lookup_hint` this runtime knows (module docstring); 0 is no lookup.
 LOOKUP_VERSION = 2
+#: The hints of questions about the surroundings, and the ``context`` key each looks up (version 2).
+SCENE_HINTS = {"ask place": "location", "ask weather": "weather", "ask time": "time_of_day", "ask creatures": "nearby"}
 
 
 @dataclass(frozen=True)
@@ -182,8 +184,7 @@ def lookup_hint(hint: str, knowledge: str, context: Mapping[str, str] | None, pl
         places = card_places(knowledge)
         place = _named(places, player_text)
         return _with(hint, "{} ({})".format(*places[place]) if place else "")
-    scene_key = {"ask place": "location", "ask weather": "weather", "ask time": "time_of_day",
-                 "ask creatures": "nearby"}.get(hint)  # fmt: skip
+    scene_key = SCENE_HINTS.get(hint)
     return _with(hint, _scene(context, scene_key)) if scene_key else hint
 
 

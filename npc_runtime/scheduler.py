@@ -383,10 +383,9 @@ class Scheduler:
             if spelling is not None:
                 live.spelling = spelling(req.knowledge, req.context, req.history)
             live.voice = combine(
-                facts.row(req.knowledge, req.text, req.options.fact_bias, getattr(prep, "hint", ""))
-                if facts is not None else None,
-                scene.row(req.context, req.card_text, req.knowledge, req.text, req.options.scene_bias,
-                          getattr(prep, "hint", "")) if scene is not None else None,
+                facts.row(req.knowledge, req.text, req.options.fact_bias, prep.hint) if facts is not None else None,
+                scene.row(req.context, req.card_text, req.knowledge, req.text, req.options.scene_bias, prep.hint)
+                if scene is not None else None,
                 voice.row(req.card_text, req.history, req.options.voice_bias) if voice is not None else None,
             )  # in this order of precedence: a price or a scene word being finished is never cut by an address
             new_rows.append(live)

@@ -107,14 +107,21 @@ def test_a_direction_is_the_places_and_a_taken_one_is_finished(steering) -> None
 def test_a_list_of_wares_goes_on_with_the_first_one_not_named_yet(steering) -> None:
     facts, tok = steering
     knowledge = "name: Brenna | wares: leather gloves 4, chain shirt 84, shield 36, leather boots 9"
-    row = facts.row(knowledge, "What do you sell?", 8.0)
     chain, shield, leather = _id(tok, " chain"), _id(tok, " shield"), _id(tok, " leather")
+    listed = "I've got a leather gloves for 4 silver, a chain shirt for 84 silver and a"
+    # Any reply: a list that repeats a ware goes on with the first one not named instead.
+    plain = facts.row(knowledge, "What do you sell?", 8.0)
+    _say(plain, tok, listed)
+    assert plain.boost(chain) == ([shield], [8.0])
+    assert plain.boost(leather) == ([], [])  # "leather" may begin the boots, not named yet: the model's choice
+    # Where the hint says the player asked what is for sale, the list keeps the card's order, each ware whole.
+    row = facts.row(knowledge, "What do you sell?", 8.0, "ask trade")
     assert row.boost(chain) == ([], [])
     _say(row, tok, "Well, the")
     assert row.boost(leather) == ([], [])  # no ware named yet: not a list, whatever the comma
     _say(row, tok, " A chain shirt? The")
     assert row.boost(chain) == ([], [])  # a named ware again, but not in a list: the model's choice
-    _say(row, tok, " chain shirt is 84 silver. I've got a leather gloves for 4 silver, a chain shirt for 84 silver and a")
+    _say(row, tok, " chain shirt is 84 silver. " + listed)
     assert row.boost(chain) == ([shield], [8.0])  # the list repeats a ware: the first one not named instead
     assert row.boost(leather) == ([shield], [8.0])  # or skips one: a list names the card's wares in order
     assert row.boost(shield) == ([shield], [8.0])  # the next one: offered whole, so a taken one is finished
@@ -144,6 +151,9 @@ def test_a_list_of_the_first_three_wares_goes_on_until_all_three_are_said(steeri
         other = facts.row(knowledge, "What do you sell?", 8.0, hint)
         _say(other, tok, "I sell a leather gloves for 4 silver")
         assert other.boost(and_) == ([], []) and other.boost(stop) == ([], [])
+    gold = facts.row(knowledge, "What do you sell?", 8.0, "ask trade")
+    _say(gold, tok, "I sell a leather gloves for 4 gold")
+    assert gold.boost(and_) == ([comma], [8.0])  # whatever the coin is called
     two = facts.row("name: Brenna | wares: leather gloves 4, chain shirt 84", "What do you sell?", 8.0, "ask trade")
     _say(two, tok, "I sell a leather gloves for 4 silver")
     assert two.boost(and_) == ([], []) and two.boost(stop) == ([and_], [8.0])  # two wares: "and" before the last
