@@ -23,7 +23,7 @@ from .corpus_intents import OUT_OF_WORLD_INTENTS, PLAYER_TEMPLATES, player_line,
 from .corpus_personas import ROLES, Speaker, place_name
 from .corpus_style import fill, stylise
 
-__all__ = ["Turn", "make_turn", "example_lines_for", "ware_name", "BANNED_OUT_OF_WORLD_WORDS"]
+__all__ = ["Turn", "make_turn", "example_lines_for", "ware_name", "BANNED_OUT_OF_WORLD_WORDS", "CATALOGUE"]
 
 #: Words an in-character reply must never contain (checked on out-of-world deflections).
 BANNED_OUT_OF_WORLD_WORDS: tuple[str, ...] = (
@@ -95,12 +95,13 @@ def _here(scene: SceneFacts) -> str:
     return LOCATION_TEXT[scene.location]
 
 
-_CATALOGUE: tuple[str, ...] = tuple(sorted({item for spec in ROLES for item, _, _ in spec.wares}))
+#: Every ware a corpus role sells (what a player may ask a card without it for).
+CATALOGUE: tuple[str, ...] = tuple(sorted({item for spec in ROLES for item, _, _ in spec.wares}))
 
 
 def _catalogue_item(rng: random.Random, exclude: Sequence[str]) -> str:
     excluded = {item.lower() for item in exclude}
-    return rng.choice([item for item in _CATALOGUE if item not in excluded])
+    return rng.choice([item for item in CATALOGUE if item not in excluded])
 
 
 _COMPASS_WORDS = frozenset({"north", "south", "east", "west"})

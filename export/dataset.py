@@ -27,6 +27,7 @@ from export.corpus import Corpus, CorpusConfig, Example, build_corpus
 from export.corpus_emotion import EMOTION_LABELS
 from export.corpus_personas import PROCEDURAL_PREFIX
 from export.fact_swap import INVENT_VERSION
+from export.intent_reader import READER_PHRASINGS_VERSION
 from export.tokenizer import IGNORE_INDEX, load_tokenizer, special_token_ids, train_tokenizer
 from npc_runtime.emotion import EMOTIONS
 from npc_runtime.images import preprocess
@@ -115,6 +116,10 @@ class DataConfig:
     #: that a rare branch (a remedy seller asked about a cough, an empty-handed player asking what they hold) is
     #: not learnt as "what usually follows this request" (docs/model.md, "Branch balance"). 0: off.
     branch_floor: int = 0
+    #: With ``intent_hint``: the intent reader is fitted on the training lines plus the extra phrasings of this
+    #: version, written for the reader alone (``export.intent_reader.reader_lines``), so that it reads more of the
+    #: phrasings no template has; the corpus's turns stay as they are (docs/model.md, "Reader phrasings"). 0: none.
+    reader_phrasings: int = 0
 
     def __post_init__(self) -> None:
         for name in ("n_procedural_personas", "examples_per_persona", "examples_per_bundled_persona", "n_scenes",
@@ -135,13 +140,16 @@ class DataConfig:
             raise ValueError(f"intent_hint_folds must be 0 or an int >= 2, got {self.intent_hint_folds!r}")
         if not isinstance(self.intent_hint, bool):
             raise ValueError(f"intent_hint must be a bool, got {self.intent_hint!r}")
-        for name, newest in (("invent_facts", INVENT_VERSION), ("hint_lookup", LOOKUP_VERSION)):
+        for name, newest in (("invent_facts", INVENT_VERSION), ("hint_lookup", LOOKUP_VERSION),
+                             ("reader_phrasings", READER_PHRASINGS_VERSION)):
             value = getattr(self, name)
             if not isinstance(value, int) or not 0 <= value <= newest:
                 raise ValueError(f"{name} must be a version from 0 to {newest}, got {value!r}")
             object.__setattr__(self, name, int(value))
         if self.hint_lookup and not self.intent_hint:
             raise ValueError("hint_lookup adds facts to the intent hints: it needs intent_hint")
+        if self.reader_phrasings and not self.intent_hint:
+            raise ValueError("reader_phrasings are fitted into the intent reader: they need intent_hint")
         if isinstance(self.branch_floor, bool) or not isinstance(self.branch_floor, int) or self.branch_floor < 0:
             raise ValueError(f"branch_floor must be an int >= 0, got {self.branch_floor!r}")
         if self.emotion_labels not in EMOTION_LABELS:
@@ -174,6 +182,7 @@ class DataConfig:
         values.setdefault("intent_hint_folds", 5)  # the first hinted runs knew only cross-fitting, in 5 groups
         values.setdefault("branch_floor", 0)  # and before branch balance
         values.setdefault("hint_lookup", 0)  # and before looked-up hints
+        values.setdefault("reader_phrasings", 0)  # and before reader phrasings
         return cls(**values)
 
 
@@ -575,8 +584,10 @@ def prepare_data(
     hints: dict[str, list[str] | None] = {split: None for split in _SPLITS}
     reader_path = None
     if config.intent_hint:
+        extra = _reader_phrasings(config, cache, progress)
         reader_path, hints = _intent_hints(examples, text_embeddings, text_row, config.corpus_seed, cache,
-                                           config.intent_hint_folds, config.hint_lookup)  # fmt: skip
+                                           config.intent_hint_folds, config.hint_lookup, extra,
+                                           config.reader_phrasings)  # fmt: skip
 
     splits = {}
     for split in _SPLITS:
@@ -623,6 +634,21 @@ def prepare_data(
     return TurnData(tokenizer_path, n_prefix, text_embeddings, images, splits, digest, reader_path)
 
 
+def _reader_phrasings(config: DataConfig, cache: Path, progress: bool) -> tuple[np.ndarray, list[str]] | None:
+    """The sentence embeddings and intents of the run's reader phrasings (``DataConfig.reader_phrasings``), cached
+    apart from the turns' texts, so that the turns' embedding table is the same with or without them."""
+    from export.intent_reader import reader_lines
+
+    lines = reader_lines(config.reader_phrasings, config.corpus_seed)
+    if not lines:
+        return None
+    texts = [text for text, _ in lines]
+    key = _digest([config.text_encoder, str(config.text_embed_dim), *texts])
+    embeddings = _cached_array(cache / "reader_embeddings.npy", key,
+                               lambda: _embed_texts(config, texts, progress=progress))  # fmt: skip
+    return embeddings, [intent for _, intent in lines]
+
+
 def _intent_hints(
     examples: dict[str, Sequence[Example]],
     embeddings: np.ndarray,
@@ -631,12 +657,20 @@ def _intent_hints(
     cache: Path,
     folds: int,
     lookup: int = 0,
+    extra: tuple[np.ndarray, list[str]] | None = None,
+    phrasings: int = 0,
 ) -> tuple[Path, dict[str, list[str] | None]]:
-    """Fit the intent reader on the training lines (saved as ``cache/intent_reader.json``) and give each turn its
-    hint: training turns from a reader fitted without their template (``folds`` groups of templates; 0: from the
-    full reader), validation turns from the full reader."""
+    """Fit the served intent reader on the training lines and ``extra`` (the embeddings and intents of the reader
+    phrasings of version ``phrasings``, fitted as ``READER_FITS`` says), save it as ``cache/intent_reader.json``, and
+    give each turn its hint.
+
+    The turns' hints never depend on the phrasings: training and validation turns read the reader fitted on the
+    training lines alone (0: as served before the phrasings; ``folds`` groups: each training turn from such a
+    reader fitted without its template). The phrasings are for lines no template has; the training lines are read
+    the same by both readers but for a handful, so a model's training data, and the run, are those of the recipe
+    without them, and a new version of the phrasings needs a new reader, not a new model."""
     from export.corpus_intents import INTENTS
-    from export.intent_reader import cross_fitted_hints, fit_reader, hint_label
+    from export.intent_reader import READER_FITS, cross_fitted_hints, fit_reader, hint_label
 
     first: dict[str, tuple[str, str]] = {}
     for ex in examples["train"]:
@@ -644,19 +678,26 @@ def _intent_hints(
     lines = list(first)
     x = embeddings[[text_row[t] for t in lines]]
     intents = [first[t][0] for t in lines]
-    reader = fit_reader(x, intents, classes=INTENTS)
+    base = fit_reader(x, intents, classes=INTENTS, **READER_FITS[0])
+    reader = base
+    if extra is not None:
+        reader = fit_reader(np.concatenate([x, extra[0]]), [*intents, *extra[1]], classes=INTENTS,
+                            **READER_FITS[phrasings])  # fmt: skip
     if lookup:  # the served reader tells the runtime to look the hints' facts up, as training did
         reader = replace(reader, lookup=lookup)
     if folds:
         line_hints, accuracy = cross_fitted_hints(x, intents, [first[t][1] for t in lines], folds=folds, seed=seed)
     else:
-        line_hints = reader.read(x)
+        line_hints = base.read(x)
         accuracy = float(np.mean([h == hint_label(t) for h, t in zip(line_hints, intents)]))
     path = reader.save(cache / INTENT_READER_FILE)
     hint_of = dict(zip(lines, line_hints))
     val = examples["val"]
-    val_hints = reader.read(embeddings[[text_row[ex.player] for ex in val]]) if val else []
-    log.info("intent reader: %d training lines; their hints (%s) right in %.3f of them", len(lines),
-             f"each from a reader fitted without its template, {folds} groups" if folds else "the full reader's",
-             accuracy)  # fmt: skip
+    val_hints = base.read(embeddings[[text_row[ex.player] for ex in val]]) if val else []
+    served = float(np.mean([h == hint_label(t) for h, t in zip(reader.read(x), intents)]))
+    log.info("intent reader: fitted on %d training lines and %d reader phrasings (it reads %.3f of the training "
+             "lines right); the turns' hints (%s) right in %.3f of them", len(lines),
+             0 if extra is None else len(extra[1]), served,
+             f"each from a reader fitted without its template, {folds} groups" if folds else
+             "the reader fitted on the training lines alone", accuracy)  # fmt: skip
     return path, {"train": [hint_of[ex.player] for ex in examples["train"]], "val": list(val_hints)}

@@ -433,10 +433,10 @@ def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, A
         value = values.get(key, 0.0 if key in SWAP_OPTIONS else None)  # a share not recorded was 0
         if preset_data is None or value is None or value == getattr(preset_data, key):
             continue
-        if key in ("intent_hint_folds", "hint_lookup") and not values.get("intent_hint"):
-            continue  # without hints the folds and the lookup change nothing
+        if key in ("intent_hint_folds", "hint_lookup", "reader_phrasings") and not values.get("intent_hint"):
+            continue  # without hints the folds, the lookup and the reader's phrasings change nothing
         flag = "--" + key.replace("_", "-")
-        if key in ("hint_lookup", "invent_facts"):  # a version; runs of version 1 recorded true
+        if key in ("hint_lookup", "invent_facts", "reader_phrasings"):  # a version; version 1 runs may record true
             words.append(f"{flag} {int(value)}" if value else "--no-" + flag[2:])
         elif isinstance(value, bool):
             words.append(flag if value else "--no-" + flag[2:])

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from export.fact_swap import INVENT_VERSION
+from export.intent_reader import READER_PHRASINGS_VERSION
 from npc_runtime.intent_hint import LOOKUP_VERSION
 
 __all__ = ["PRESETS", "TrainConfig", "preset_configs", "reply_losses", "train", "main"]
@@ -36,7 +37,7 @@ SWAP_OPTIONS = ("voice_swap", "fact_swap", "player_dropout")
 #: Every ``DataConfig`` field a run may set (a ``TrainConfig`` field of the same name, None: the preset's; the flag
 #: is the name with dashes), in the order the recipe names them. A resume cannot change any of them.
 DATA_OPTIONS = ("emotion_labels", *SWAP_OPTIONS, "invent_facts", "intent_hint", "intent_hint_folds", "hint_lookup",
-                "branch_floor")
+                "branch_floor", "reader_phrasings")
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ class TrainConfig:
     hint_lookup: int | None = None
     #: ``DataConfig.branch_floor`` for this run (None: the preset's).
     branch_floor: int | None = None
+    #: ``DataConfig.reader_phrasings`` for this run (None: the preset's).
+    reader_phrasings: int | None = None
     seed: int = 0
     steps: int = 2500
     batch_size: int = 16
@@ -140,9 +143,10 @@ def preset_configs(preset: str) -> tuple[Any, Any, TrainConfig]:
         # The shipped recipe (docs/model.md, "The shipped run"): the copy head with its induction bonus, trained on
         # turns whose facts are swapped for invented ones (a remedy kept a remedy), rule emotion labels, the intent
         # reader's hint after each player line with the fact its request turns on looked up, the rarest reply
-        # branches (a remedy for an ailment) repeated up to 3 times; 4,400 steps fit the hour budget.
+        # branches (a remedy for an ailment) repeated up to 3 times, the reader also fitted on phrasings written for
+        # it alone; 4,400 steps fit the hour budget.
         data = DataConfig(fact_swap=0.8, invent_facts=INVENT_VERSION, emotion_labels="rule", intent_hint=True,
-                          hint_lookup=LOOKUP_VERSION, branch_floor=400)
+                          hint_lookup=LOOKUP_VERSION, branch_floor=400, reader_phrasings=READER_PHRASINGS_VERSION)
         model = RoleModelConfig(vocab_size=data.vocab_size, d_model=192, n_layers=4, n_heads=3, d_ff=576,
                                 max_positions=384, n_persona_tokens=4, n_visual_tokens=16, image_size=64,
                                 vision_channels=(16, 32, 64), prompt_voice=True, copy_head=True,
@@ -640,6 +644,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "card facts or says the player holds nothing) with fewer than N turns, up to 3 times, so a "
                         "rare branch is learnt from the card and scene instead of the usual reply; 0: off (default: "
                         "the preset's)")  # fmt: skip
+    parser.add_argument("--reader-phrasings", type=int, nargs="?", const=READER_PHRASINGS_VERSION, default=None,
+                        metavar="VERSION",
+                        help="with --intent-hint: fit the intent reader on the training lines plus the extra "
+                        f"phrasings of VERSION (default {READER_PHRASINGS_VERSION}, the newest), written for the "
+                        "reader alone, so it reads more phrasings no template has; the corpus's turns are unchanged "
+                        "(default: the preset's)")  # fmt: skip
+    parser.add_argument("--no-reader-phrasings", dest="reader_phrasings", action="store_const", const=0,
+                        help="fit the intent reader on the training lines alone (version 0)")
     parser.add_argument("--resume", action="store_true", help="continue the checkpoint in --out exactly")
     parser.add_argument("--steps", type=int, default=None, help="override the preset's number of steps")
     parser.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size (per rank)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from export.corpus import build_corpus
+from export.corpus_intents import INTENTS
 from export.dataset import INTENT_READER_FILE, prepare_data
 from export.intent_reader import cross_fitted_hints, fit_reader, hint_label
 from export.make_bundle import BundleConfig, make_bundle
@@ -209,3 +211,111 @@ def test_looked_up_hints_are_built_in_training_as_the_runtime_builds_them(tmp_pa
     engine = RoleModelEngine(load_bundle(out), RuntimeOptions(device="cpu", intra_op_threads=1))
     assert engine.intent_reader is not None and engine.intent_reader.lookup == 2
     assert engine.looked_up("ask item", "", {"player_item": "lute"}, "What is this?") == "ask item: lute"
+
+
+def _words(line: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9{} ]", "", line.lower()).split())
+
+
+def test_reader_phrasings_cover_every_intent_with_the_corpus_slots_and_never_repeat_a_corpus_template() -> None:
+    """The phrasings are only worth fitting if no corpus template is among them: then a held-out template stays
+    unseen by the reader, as the evaluation's seen split assumes, and a training one adds nothing."""
+    from export.corpus_intents import PLAYER_TEMPLATES
+    from export.reader_phrasings import READER_PHRASINGS_V1
+
+    assert tuple(READER_PHRASINGS_V1) == tuple(INTENTS)
+    templates = {_words(t) for ts in PLAYER_TEMPLATES.values() for t in ts}
+    seen: set[str] = set()
+    for intent, phrasings in READER_PHRASINGS_V1.items():
+        assert len(phrasings) >= 20, intent
+        slots = {s for t in PLAYER_TEMPLATES[intent] for s in re.findall(r"\{(\w+)\}", t)}
+        for line in phrasings:
+            words = _words(line)
+            assert words not in templates, (intent, line)
+            assert words not in seen, (intent, line)
+            seen.add(words)
+            assert set(re.findall(r"\{(\w+)\}", line)) == slots, (intent, line)  # a slot in every line or none
+            assert line.count("{") == len(slots) and len(line) <= 100 and line.isascii()
+
+
+def test_reader_lines_fill_each_slot_from_the_world_and_are_fixed_by_seed() -> None:
+    from export.corpus_replies import CATALOGUE
+    from export.intent_reader import SLOT_FILLS, reader_lines
+    from export.reader_phrasings import READER_PHRASINGS_V1
+
+    lines = reader_lines(1, seed=0)
+    assert lines == reader_lines(1, seed=0) and lines != reader_lines(1, seed=1)
+    assert reader_lines(0) == []
+    with pytest.raises(ValueError, match="reader phrasings must be a version from 0 to 1"):
+        reader_lines(2)
+    assert not any("{" in text for text, _ in lines)
+    slotted = sum("{" in t for ts in READER_PHRASINGS_V1.values() for t in ts)
+    assert len(lines) == sum(map(len, READER_PHRASINGS_V1.values())) + (SLOT_FILLS - 1) * slotted
+    buys = [text for text, intent in lines if intent == "buy"]
+    assert all(any(ware in text for ware in CATALOGUE) for text in buys)
+    assert len({text for text, intent in lines if intent == "sell"}) == SLOT_FILLS * len(READER_PHRASINGS_V1["sell"])
+
+
+def test_extra_lines_are_fitted_into_every_cross_fitted_reader() -> None:
+    """A template whose lines sit near another intent is read right by the reader that never saw it once extra
+    lines of its own intent lie where it does."""
+    x, intents, groups = _clusters()
+    odd = [i for i, g in enumerate(groups) if g == "buy/03"]
+    x[odd] = np.eye(3, 16)[0] * 3.0 + np.random.default_rng(3).normal(0, 0.1, (len(odd), 16))
+    extra_x = np.eye(3, 16)[0] * 3.0 + np.random.default_rng(4).normal(0, 0.1, (30, 16))
+    hints, _ = cross_fitted_hints(x, intents, groups, folds=4, seed=0, extra=(extra_x, ["buy"] * 30))
+    assert [hints[i] for i in odd] == ["buy"] * len(odd)
+    bare, _ = cross_fitted_hints(x, intents, groups, folds=4, seed=0)
+    assert [bare[i] for i in odd] == ["greeting"] * len(odd)
+
+
+def test_a_run_with_reader_phrasings_fits_them_into_its_reader_alone(tmp_path: Path) -> None:
+    """The phrasings change the served reader and nothing else of the data: the turns, their embedding table and
+    their tokens, hints included, are those of a run without them. The option is validated, stored, kept on resume
+    and named in the recipe."""
+    from export.intent_reader import READER_FITS, fit_reader, reader_lines
+    from export.make_bundle import _recipe
+    from export.role_model import load_checkpoint
+
+    model_cfg, data_cfg, _ = preset_configs("tiny")
+    with pytest.raises(ValueError, match="need intent_hint"):
+        replace(data_cfg, reader_phrasings=1)
+    with pytest.raises(ValueError, match="reader_phrasings must be a version from 0 to 1"):
+        replace(data_cfg, intent_hint=True, reader_phrasings=2)
+    hinted = replace(data_cfg, intent_hint=True, intent_hint_folds=0)
+    args = (model_cfg.prefix_tokens, model_cfg.max_positions)
+    plain = prepare_data(hinted, *args, tmp_path / "plain", progress=False, voice=True)
+    data = prepare_data(replace(hinted, reader_phrasings=1), *args, tmp_path / "data", progress=False, voice=True)
+    assert np.array_equal(plain.text_embeddings, data.text_embeddings)
+    for split in ("train", "val"):
+        a, b = plain.splits[split], data.splits[split]
+        assert np.array_equal(a.example_index, b.example_index) and np.array_equal(a.utterance_row, b.utterance_row)
+        assert all(np.array_equal(x, y) for x, y in zip(a.ids, b.ids)) and len(a.ids) == len(b.ids)
+    lines = reader_lines(1, hinted.corpus_seed)
+    extra = np.load(tmp_path / "data" / "reader_embeddings.npy")
+    assert extra.shape == (len(lines), data_cfg.text_embed_dim)
+    # The saved reader is the fit of the training lines plus the phrasings, with version 1's fit.
+    examples, encoded = build_corpus(hinted.corpus_config()).splits["train"], data.splits["train"]
+    row_of = {examples[int(i)].player: int(r) for i, r in zip(encoded.example_index, encoded.utterance_row)}
+    first = list(dict.fromkeys((ex.player, ex.intent) for ex in examples))
+    x = data.text_embeddings[[row_of[text] for text, _ in first]]
+    want = fit_reader(np.concatenate([x, extra]), [i for _, i in first] + [i for _, i in lines], classes=INTENTS,
+                      **READER_FITS[1])  # fmt: skip
+    got = load_reader(data.intent_reader_path)
+    np.testing.assert_allclose(got.weights, want.weights, atol=1e-6)
+    before = load_reader(plain.intent_reader_path)
+    assert not np.allclose(got.weights, before.weights, atol=1e-3)
+    # ... and it reads some lines otherwise than the reader the turns' hints came from, which they did not follow.
+    assert got.read(data.text_embeddings) != before.read(data.text_embeddings)
+
+    run = tmp_path / "run"
+    common = ["--preset", "tiny", "--out", str(run), "--no-progress", "--threads", "1", "--steps", "2",
+              "--intent-hint"]  # fmt: skip
+    assert main([*common, "--reader-phrasings", "--stop-after", "1"]) == 0
+    _, saved = load_checkpoint(run / CHECKPOINT_NAME)
+    assert saved["data_config"]["reader_phrasings"] == 1 and saved["train_config"]["reader_phrasings"] == 1
+    with pytest.raises(ValueError, match="reader_phrasings"):
+        main([*common, "--resume", "--no-reader-phrasings"])
+    assert main([*common, "--resume"]) == 0
+    recipe = _recipe(saved["train_config"], True, {"intent_hint": True, "intent_hint_folds": 0, "reader_phrasings": 1})
+    assert recipe.endswith("--steps 2 --intent-hint --reader-phrasings 1 && npc-runtime export")

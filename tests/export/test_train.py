@@ -385,7 +385,7 @@ def test_recipe_of_the_default_preset_names_only_what_a_run_changed() -> None:
     from export.make_bundle import _recipe
 
     shipped = {"fact_swap": 0.8, "invent_facts": 2, "emotion_labels": "rule", "intent_hint": True,
-               "intent_hint_folds": 0, "hint_lookup": 2, "branch_floor": 400}  # fmt: skip
+               "intent_hint_folds": 0, "hint_lookup": 2, "branch_floor": 400, "reader_phrasings": 1}  # fmt: skip
     run = {"preset": "default", "steps": 4400, "seed": 0}
     assert _recipe(run, True, shipped, copy_head=True, copy_induction=True) == (
         "npc-runtime train --preset default && npc-runtime export")  # fmt: skip
@@ -405,9 +405,14 @@ def test_recipe_of_the_default_preset_names_only_what_a_run_changed() -> None:
     lookup2 = _recipe(run, True, {**shipped, "invent_facts": True, "branch_floor": 0}, copy_head=True,
                       copy_induction=True)  # fmt: skip
     assert lookup2.endswith("--preset default --invent-facts 1 --branch-floor 0 && npc-runtime export")  # before
+    remedies = _recipe(run, True, {**shipped, "reader_phrasings": 0}, copy_head=True, copy_induction=True)
+    assert remedies.endswith("--preset default --no-reader-phrasings && npc-runtime export")  # shipped before
+    unhinted = _recipe(run, True, {**shipped, "intent_hint": False, "reader_phrasings": 0}, copy_head=True,
+                       copy_induction=True)  # fmt: skip
+    assert unhinted.endswith("--preset default --no-intent-hint && npc-runtime export")  # no reader, no phrasings
     crossed = _recipe(run, True, {**shipped, "intent_hint_folds": 5}, copy_head=True, copy_induction=True)
     assert crossed.endswith("--preset default --intent-hint-folds 5 && npc-runtime export")
     model_cfg, data_cfg, train_cfg = preset_configs("default")
     assert model_cfg.copy_head and model_cfg.copy_induction and train_cfg.steps == 4400
     assert data_cfg.intent_hint and data_cfg.intent_hint_folds == 0 and data_cfg.hint_lookup == 2
-    assert data_cfg.branch_floor == 400 and data_cfg.invent_facts == 2
+    assert data_cfg.branch_floor == 400 and data_cfg.invent_facts == 2 and data_cfg.reader_phrasings == 1
