@@ -161,9 +161,23 @@ def scene_words() -> dict[str, dict[str, list[str]]]:
     }
 
 
+def scene_requirements(words: dict[str, Any]) -> list[str]:
+    """The runtime features (``npc_runtime.bundle.RUNTIME_FEATURES``) a manifest with these ``scene_words`` needs."""
+    from npc_runtime.grounding import HINTED_KEYS
+
+    return ["hinted-scene-steering"] if any(key in words for key in HINTED_KEYS) else []
+
+
 def add_scene_words(bundle_dir: str | Path) -> None:
-    """Write :func:`scene_words` into the bundle's manifest (the graphs are untouched)."""
-    rewrite_manifest(Path(bundle_dir), {"scene_words": scene_words()})
+    """Write :func:`scene_words` into the bundle's manifest, and add the runtime features they need to its
+    ``requires`` (the graphs are untouched)."""
+    from npc_runtime.bundle import MANIFEST_NAME
+
+    out = Path(bundle_dir)
+    words = scene_words()
+    before = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8")).get("requires", [])
+    requires = sorted({*before, *scene_requirements(words)})
+    rewrite_manifest(out, {"scene_words": words, **({"requires": requires} if requires else {})})
 
 
 def evaluate_bundle(bundle_dir: str | Path, examples: Sequence[Any], max_new_tokens: int = 48) -> QualityReport:

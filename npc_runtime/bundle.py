@@ -22,6 +22,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "KINDS",
+    "RUNTIME_FEATURES",
     "ROLE_MODEL_GRAPHS",
     "decoder_kv_names",
     "role_model_kv_names",
@@ -39,6 +40,14 @@ MANIFEST_NAME = "bundle.json"
 FORMAT = "npc-bundle"
 FORMAT_VERSION = 1
 KINDS = ("role-model", "causal-lm")
+#: What this runtime does that a bundle may rely on. A manifest lists the ones it needs in ``requires``; a runtime
+#: without one of them refuses the bundle, naming it, instead of serving it wrongly. (A runtime from before the
+#: field ignores it: the field guards against runtimes from now on.)
+#:
+#: - ``hinted-scene-steering``: a scene key of ``grounding.HINTED_KEYS`` (the place) is steered only in a reply to
+#:   the question its hint names ("where are we?"). A bundle whose ``scene_words`` list such a key needs it: a
+#:   runtime steering the place in every reply turns a reply's directions and rumours into the scene's place.
+RUNTIME_FEATURES = frozenset({"hinted-scene-steering"})
 
 
 def decoder_kv_names(n_layers: int) -> tuple[list[str], list[str]]:
@@ -212,6 +221,16 @@ def load_bundle(root: str | Path, verify: bool = True) -> Bundle:
     kind = manifest.get("kind")
     if kind not in KINDS:
         raise BundleError(f"{manifest_path}: unknown bundle kind {kind!r} (expected one of {KINDS})", where)
+    requires = manifest.get("requires", [])
+    if not isinstance(requires, list) or not all(isinstance(x, str) and x for x in requires):
+        raise BundleError(f"{manifest_path}: 'requires' must be a list of runtime feature names", where)
+    lacking = sorted(set(requires) - RUNTIME_FEATURES)
+    if lacking:
+        raise BundleError(
+            f"{manifest_path}: the bundle needs {', '.join(map(repr, lacking))}, which this npc-runtime does not "
+            "have: update npc-runtime",
+            where,
+        )
     _require(manifest, "emotions", list, where)
     files = _require(manifest, "files", dict, where)
     graphs_raw = _require(manifest, "graphs", dict, where)

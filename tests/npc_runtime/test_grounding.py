@@ -147,6 +147,36 @@ def test_a_bundle_with_malformed_scene_words_is_refused(tmp_path) -> None:
         RoleModelEngine(load_bundle(copy), RuntimeOptions(device="cpu", intra_op_threads=1))
 
 
+def test_a_bundle_needing_a_runtime_feature_this_runtime_lacks_is_refused_by_name(tmp_path) -> None:
+    """Scene words with the place need the place steered only under its hint: the export says so in
+    ``requires``, the shipped manifest carries it, and a feature this runtime lacks is refused, named."""
+    import json
+    import shutil
+
+    from export.make_bundle import add_scene_words, rewrite_manifest
+    from npc_runtime.bundle import RUNTIME_FEATURES, load_bundle
+    from npc_runtime.errors import BundleError
+
+    shipped = json.loads((BUNDLE / "bundle.json").read_text(encoding="utf-8"))
+    assert "location" in shipped["scene_words"] and shipped["requires"] == ["hinted-scene-steering"]
+    assert set(shipped["requires"]) <= RUNTIME_FEATURES
+    copy = tmp_path / "bundle"
+    shutil.copytree(BUNDLE, copy)
+    rewrite_manifest(copy, {"requires": ["hinted-scene-steering", "time-travel"]})
+    with pytest.raises(BundleError, match="needs 'time-travel', which this npc-runtime does not have"):
+        load_bundle(copy)
+    for bad in ("hinted-scene-steering", [1], [""]):
+        rewrite_manifest(copy, {"requires": bad})
+        with pytest.raises(BundleError, match="'requires' must be a list"):
+            load_bundle(copy)
+    manifest = json.loads((copy / "bundle.json").read_text(encoding="utf-8"))
+    del manifest["requires"]
+    (copy / "bundle.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert load_bundle(copy).manifest.get("requires") is None  # a bundle from before the field
+    add_scene_words(copy)
+    assert load_bundle(copy).manifest["requires"] == ["hinted-scene-steering"]
+
+
 def test_the_shipped_bundle_names_the_scenes_weather_with_scene_steering() -> None:
     """The real model and scheduler: told "Nice day, isn't it?" on a rainy day, the merchant says a heavy fog has
     rolled in (a question about the weather gets the weather in its looked-up hint, so the steering is shown where
