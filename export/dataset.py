@@ -118,7 +118,8 @@ class DataConfig:
     branch_floor: int = 0
     #: With ``intent_hint``: the intent reader is fitted on the training lines plus the extra phrasings of this
     #: version, written for the reader alone (``export.intent_reader.reader_lines``), so that it reads more of the
-    #: phrasings no template has; the corpus's turns stay as they are (docs/model.md, "Reader phrasings"). 0: none.
+    #: phrasings no template has; the corpus's turns, and the hints they read, stay as they are (docs/model.md,
+    #: "Reader phrasings"). 0: none.
     reader_phrasings: int = 0
 
     def __post_init__(self) -> None:

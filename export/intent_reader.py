@@ -7,14 +7,16 @@ Which hint a training turn reads (``DataConfig.intent_hint_folds``): by default 
 line, as served, so the model learns to follow the hint (the shipped recipe); with ``folds >= 2``, a reader fitted
 without the turn's paraphrase template (templates split into ``folds`` groups, each read by the reader of the
 others, :func:`cross_fitted_hints`), so the hints are wrong as often as the served reader's are on a phrasing it
-never saw and the model learns to weigh them against the words. Validation turns read the full reader, as served.
+never saw and the model learns to weigh them against the words. Validation turns read the full reader.
 
 **Reader phrasings** (``DataConfig.reader_phrasings``, :func:`reader_lines`): the corpus's player lines come from a
 few hundred paraphrase templates, about 15 per intent, so the reader meets many phrasings it cannot place (on the
 seen split's held-out templates it read 0.805 of the lines right). A version of extra phrasings
-(``export.reader_phrasings``), written for the reader alone, is added to what it is fitted on. They are never a
-training turn's player line, so the corpus, its splits and the evaluation's turns are as before; only the reader,
-and so the hints, change.
+(``export.reader_phrasings``), written for the reader alone, is added to what the served reader is fitted on.
+They are never a training turn's player line, so the corpus, its splits and the evaluation's turns are as
+before; and the turns' hints still come from the reader fitted on the training lines alone
+(``export.dataset._intent_hints``), so a run's training data do not change with them either: only the reader a
+bundle serves does.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ SLOT_FILLS = 3
 #: The fit of the reader (:func:`fit_reader`'s ``l2`` and ``steps``) with each version of the phrasings. Version 1
 #: penalises the weights less and runs longer, the choice of a cross-validation over the training templates
 #: (each fifth of them read by a reader fitted on the rest and the phrasings): 0.945 of their lines read right,
-#: against 0.936 with version 0's fit and 0.921 without the phrasings (docs/model.md, "Reader phrasings").
+#: against 0.936 with version 0's fit and 0.919 for version 0 without the phrasings (docs/model.md, "Reader
+#: phrasings").
 READER_FITS: dict[int, dict[str, float | int]] = {0: {"l2": 1e-4, "steps": 1000}, 1: {"l2": 1e-5, "steps": 3000}}
 
 

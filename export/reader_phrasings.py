@@ -1,4 +1,15 @@
-"""Reader phrasings, version 1 (written for the intent reader only)."""
+"""Reader phrasings, version 1: player lines written for the intent reader alone (``export.intent_reader``).
+
+Each intent of the corpus (``export.corpus_intents.INTENTS``) gets 20 to 30 more ways of saying it, in many
+registers, for the served reader to be fitted on besides the training lines (``DataConfig.reader_phrasings``);
+no training turn uses them. They were written by someone who had not read the corpus's templates, and any line
+equal to a corpus template, case and punctuation aside, was dropped, so that the evaluation's held-out templates
+stay unseen (tests/export/test_intent_reader.py holds both rules). Slots as in the corpus: ``{item}`` (a ware) in
+buying and complaints, ``{held}`` (what the player holds) in selling, ``{place}`` in directions.
+
+A change to these lines is a new version (a new mapping and ``READER_PHRASINGS_VERSION``), because a bundle's
+reader was fitted on one version and its recipe names it.
+"""
 
 from __future__ import annotations
 
