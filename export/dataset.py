@@ -39,6 +39,7 @@ __all__ = [
     "TEXT_ENCODERS",
     "INTENT_READER_FILE",
     "DataConfig",
+    "VERSIONED_OPTIONS",
     "SplitData",
     "TurnData",
     "prepare_data",
@@ -54,6 +55,12 @@ _SPLITS = ("train", "val")
 _CACHE_VERSION = 1
 #: The intent reader's file in the data cache and in the bundle.
 INTENT_READER_FILE = "intent_reader.json"
+
+
+#: The ``DataConfig`` fields that name a version of a set of rules (0: off), with the newest this code knows; runs
+#: of version 1 may have recorded ``True``.
+VERSIONED_OPTIONS = {"invent_facts": INVENT_VERSION, "hint_lookup": LOOKUP_VERSION,
+                     "reader_phrasings": READER_PHRASINGS_VERSION}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -141,8 +148,7 @@ class DataConfig:
             raise ValueError(f"intent_hint_folds must be 0 or an int >= 2, got {self.intent_hint_folds!r}")
         if not isinstance(self.intent_hint, bool):
             raise ValueError(f"intent_hint must be a bool, got {self.intent_hint!r}")
-        for name, newest in (("invent_facts", INVENT_VERSION), ("hint_lookup", LOOKUP_VERSION),
-                             ("reader_phrasings", READER_PHRASINGS_VERSION)):
+        for name, newest in VERSIONED_OPTIONS.items():
             value = getattr(self, name)
             if not isinstance(value, int) or not 0 <= value <= newest:
                 raise ValueError(f"{name} must be a version from 0 to {newest}, got {value!r}")

@@ -163,9 +163,10 @@ def scene_words() -> dict[str, dict[str, list[str]]]:
 
 def scene_requirements(words: dict[str, Any]) -> list[str]:
     """The runtime features (``npc_runtime.bundle.RUNTIME_FEATURES``) a manifest with these ``scene_words`` needs."""
+    from npc_runtime.bundle import HINTED_SCENE_STEERING
     from npc_runtime.grounding import HINTED_KEYS
 
-    return ["hinted-scene-steering"] if any(key in words for key in HINTED_KEYS) else []
+    return [HINTED_SCENE_STEERING] if any(key in words for key in HINTED_KEYS) else []
 
 
 def add_scene_words(bundle_dir: str | Path) -> None:
@@ -413,6 +414,7 @@ def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, A
     (--emotion-labels, --voice-swap, --fact-swap, --invent-facts, --intent-hint, --branch-floor, ...) where the run
     changed the preset's (``prompt_voice``, ``copy_head``, ``copy_induction`` and ``swaps``, which carries the data
     options, are the checkpoint's model and data settings: runs from before these options record no choice)."""
+    from export.dataset import VERSIONED_OPTIONS
     from export.train import DATA_OPTIONS, SWAP_OPTIONS, preset_configs
 
     preset = train_config.get("preset")
@@ -450,7 +452,7 @@ def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, A
         if key in ("intent_hint_folds", "hint_lookup", "reader_phrasings") and not values.get("intent_hint"):
             continue  # without hints the folds, the lookup and the reader's phrasings change nothing
         flag = "--" + key.replace("_", "-")
-        if key in ("hint_lookup", "invent_facts", "reader_phrasings"):  # a version; version 1 runs may record true
+        if key in VERSIONED_OPTIONS:  # a version; version 1 runs may record true
             words.append(f"{flag} {int(value)}" if value else "--no-" + flag[2:])
         elif isinstance(value, bool):
             words.append(flag if value else "--no-" + flag[2:])

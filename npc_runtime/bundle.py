@@ -23,6 +23,7 @@ __all__ = [
     "FORMAT_VERSION",
     "KINDS",
     "RUNTIME_FEATURES",
+    "HINTED_SCENE_STEERING",
     "ROLE_MODEL_GRAPHS",
     "decoder_kv_names",
     "role_model_kv_names",
@@ -47,7 +48,8 @@ KINDS = ("role-model", "causal-lm")
 #: - ``hinted-scene-steering``: a scene key of ``grounding.HINTED_KEYS`` (the place) is steered only in a reply to
 #:   the question its hint names ("where are we?"). A bundle whose ``scene_words`` list such a key needs it: a
 #:   runtime steering the place in every reply turns a reply's directions and rumours into the scene's place.
-RUNTIME_FEATURES = frozenset({"hinted-scene-steering"})
+HINTED_SCENE_STEERING = "hinted-scene-steering"
+RUNTIME_FEATURES = frozenset({HINTED_SCENE_STEERING})
 
 
 def decoder_kv_names(n_layers: int) -> tuple[list[str], list[str]]:
