@@ -29,7 +29,7 @@ from sample_game.scene import SceneFacts, render_scene
 from sample_game.world import CREATURES, LOCATIONS, NOTHING, NPC_LOCATIONS, PLAYER_ITEMS, TIMES_OF_DAY, WEATHERS
 
 from .corpus_emotion import EMOTION_LABELS
-from .corpus_intents import INTENT_WEIGHTS, INTENTS, PLAYER_TEMPLATES, SURROUNDINGS_INTENTS
+from .corpus_intents import INTENT_WEIGHTS, INTENTS, OFFER_ANSWERS, PLAYER_TEMPLATES, SURROUNDINGS_INTENTS
 from .corpus_personas import Speaker, make_procedural_personas
 from .corpus_replies import BANNED_OUT_OF_WORLD_WORDS, Turn, example_lines_for, make_turn
 
@@ -342,17 +342,17 @@ class _Builder:
             facts = replace(facts, npc=sp.card.id)
 
         n_history = rng.choices((0, 1, 2, 3), weights=(0.55, 0.2, 0.15, 0.1))[0]
-        if intent in ("quest_accept", "quest_decline"):
+        if intent in OFFER_ANSWERS:
             n_history = max(1, n_history)
         n_history = min(n_history, self.config.max_history_turns)
         history: list[tuple[str, str]] = []
         for i in range(n_history):
-            if i == n_history - 1 and intent in ("quest_accept", "quest_decline"):
+            if i == n_history - 1 and intent in OFFER_ANSWERS:
                 past = "quest_ask"
             elif i == 0 and rng.random() < 0.4:
                 past = "greeting"
             else:
-                pool = [k for k in intents if weights[k] > 0 and k not in ("quest_accept", "quest_decline", "farewell")]
+                pool = [k for k in intents if weights[k] > 0 and k not in (*OFFER_ANSWERS, "farewell")]
                 if facts.player_item == NOTHING:
                     pool.remove("sell")
                 past = rng.choices(pool, weights=[weights[k] for k in pool])[0]

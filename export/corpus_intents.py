@@ -15,6 +15,7 @@ __all__ = [
     "INTENTS",
     "SURROUNDINGS_INTENTS",
     "OUT_OF_WORLD_INTENTS",
+    "OFFER_ANSWERS",
     "TASK_INTENTS",
     "INTENT_WEIGHTS",
     "PLAYER_TEMPLATES",
@@ -219,6 +220,8 @@ PLAYER_TEMPLATES: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
 INTENTS: tuple[str, ...] = tuple(PLAYER_TEMPLATES)
 SURROUNDINGS_INTENTS: frozenset[str] = frozenset({"ask_weather", "ask_time", "ask_creatures", "ask_item", "ask_place"})
 OUT_OF_WORLD_INTENTS: frozenset[str] = frozenset({"jailbreak", "ask_ai", "modern_topic"})
+#: Intents that answer the NPC's quest offer; the corpus always puts the offer in the history just before them.
+OFFER_ANSWERS: tuple[str, ...] = ("quest_accept", "quest_decline")
 #: Intents whose reply must carry facts from the card when the persona has them (prices, directions, quest).
 TASK_INTENTS: frozenset[str] = frozenset(
     {"ask_name", "ask_trade", "buy", "sell", "complaint", "ask_health", "directions", "quest_ask", "quest_accept"}

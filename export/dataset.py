@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from export.corpus import Corpus, CorpusConfig, Example, build_corpus
 from export.corpus_emotion import EMOTION_LABELS
+from export.corpus_intents import OFFER_ANSWERS
 from export.corpus_personas import PROCEDURAL_PREFIX
 from export.fact_swap import INVENT_VERSION
 from export.intent_reader import READER_PHRASINGS_VERSION
@@ -104,6 +105,11 @@ class DataConfig:
     #: embedding, which places a phrasing never seen in training near the ones that were, instead of from the
     #: exact words of the corpus's paraphrase templates (docs/model.md, "Player-line dropout").
     player_dropout: float = 0.0
+    #: Share of the training turns that accept or decline a quest whose history loses the NPC's offer (the turn
+    #: before, which asked for work), so that the model learns to take the quest from the card and hint when the
+    #: offer was made in an earlier session or has left the game's history window (docs/model.md, "Offer
+    #: dropout"). Drawn per turn, apart from every other draw, so that it changes no other turn.
+    offer_dropout: float = 0.0
     #: Put the intent reader's hint after each turn's player line (``npc_runtime.intent_hint``): a reader fitted
     #: on the MiniLM embeddings of the training lines, so that a phrasing never seen in training is still read as
     #: the request it is (docs/model.md, "Intent hints"). The bundle then carries the reader.
@@ -139,7 +145,7 @@ class DataConfig:
             raise ValueError(f"text_encoder must be one of {TEXT_ENCODERS}, got {self.text_encoder!r}")
         if self.text_encoder == "minilm" and self.text_embed_dim != 384:
             raise ValueError(f"MiniLM embeddings are 384-d, got text_embed_dim={self.text_embed_dim}")
-        for name in ("context_dropout", "image_dropout", "voice_swap", "fact_swap", "player_dropout"):
+        for name in ("context_dropout", "image_dropout", "voice_swap", "fact_swap", "player_dropout", "offer_dropout"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}")
@@ -185,6 +191,7 @@ class DataConfig:
                 values[name] = tuple(values[name])
         values.setdefault("emotion_labels", "sampled")  # runs from before the option drew them
         values.setdefault("player_dropout", 0.0)  # and before player-line dropout
+        values.setdefault("offer_dropout", 0.0)  # and before offer dropout
         values.setdefault("intent_hint", False)  # and before intent hints
         values.setdefault("intent_hint_folds", 5)  # the first hinted runs knew only cross-fitting, in 5 groups
         values.setdefault("branch_floor", 0)  # and before branch balance
@@ -519,6 +526,25 @@ def _swap_facts(examples: Sequence[Example], config: DataConfig, split: str) -> 
     return out
 
 
+def _drop_offers(examples: Sequence[Example], config: DataConfig, split: str) -> list[Example]:
+    """``examples`` with ``config.offer_dropout`` of the turns that answer a quest offer stripped of that offer
+    (their last history turn, the player asking for work and the NPC's offer); fixed by the corpus seed, one draw
+    per such turn."""
+    out, dropped = [], 0
+    for i, ex in enumerate(examples):
+        if ex.intent not in OFFER_ANSWERS or not ex.history:
+            out.append(ex)
+            continue
+        rng = random.Random(f"offer-dropout:{config.corpus_seed}:{split}:{i}")
+        if rng.random() >= config.offer_dropout:
+            out.append(ex)
+            continue
+        out.append(replace(ex, history=ex.history[:-1]))
+        dropped += 1
+    log.info("%s: %d of %d turns lost the quest offer before them", split, dropped, len(examples))
+    return out
+
+
 def _usable_quest(ex: Example, quest: Any) -> Any:
     """``quest`` if it can replace ``ex``'s card quest without contradicting the turn: its place is not another of
     the card's places, and neither place is part of the scene the turn describes."""
@@ -605,6 +631,8 @@ def prepare_data(
             encoded = _swap_voices(encoded, config, split)
         if split == "train" and config.fact_swap:
             encoded = _swap_facts(encoded, config, split)
+        if split == "train" and config.offer_dropout:
+            encoded = _drop_offers(encoded, config, split)
         # Player-line dropout (training turns only), drawn apart from the scene dropout so that adding it leaves
         # which turns lose their scene facts as they were.
         no_player = None

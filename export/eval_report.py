@@ -37,6 +37,7 @@ _CONDITION_NAMES = {
     "image_only": "screenshot only (no scene text)",
     "no_scene": "no scene (no text, no screenshot)",
     "novel_voice": "card rewritten with a new catchphrase and address",
+    "no_offer": "quest answers with the offer left out of the history",
 }
 
 
@@ -297,6 +298,22 @@ def _with_n(*path: str) -> Callable[[Mapping[str, Any]], Any]:
 _ALL = ("reference", "model", "no_persona", "wrong_persona")
 
 
+def _offer_lines(report: Mapping[str, Any]) -> list[str]:
+    """Quest acceptances with the offer in the history against the same turns without it (``no_offer``)."""
+    accept = _pick("task_completion", "by_intent", "quest_accept")
+    offer = []
+    for split, results in report["results"].items():
+        with_offer, without = accept(results.get("model") or {}), accept(results.get("no_offer") or {})
+        if with_offer and without:
+            offer.append(f"{_SPLIT_NAMES.get(split, split)} {with_offer['share']:.3f} (n={with_offer['n']}) with the "
+                         f"offer, {without['share']:.3f} (n={without['n']}) without")  # fmt: skip
+    if not offer:
+        return []
+    return ["", "Quest acceptances (the quest answers with required facts): " + "; ".join(offer) + ". The corpus "
+            "puts the offer just before every quest answer; the second figure asks the same turns as a game does "
+            "once its history window has lost the offer, or in a new session."]  # fmt: skip
+
+
 def _metric_sections(report: Mapping[str, Any]) -> list[str]:
     out = ["#### Role consistency: persona attribution hits@1", ""]
     out += _condition_table(report, _with_n("role_consistency", "hits_at_1"), _ALL)
@@ -317,7 +334,8 @@ def _metric_sections(report: Mapping[str, Any]) -> list[str]:
     out += ["#### Scene grounding: questions about the surroundings answered with the true element", ""]
     out += _condition_table(report, _with_n("scene_grounding", "share"), (*_ALL, "image_only", "no_scene"))
     out += ["", "#### Task completion: task turns whose reply carries every required fact", ""]
-    out += _condition_table(report, _with_n("task_completion", "share"), _ALL)
+    out += _condition_table(report, _with_n("task_completion", "share"), (*_ALL, "no_offer"))
+    out += _offer_lines(report)
     out += ["", "#### Breaking character: out-of-world and jailbreak prompts answered out of character", ""]
     out += _condition_table(report, _with_n("break_character", "rate"), _ALL)
     out += ["", "#### Voice: replies that carry the card's catchphrase or form of address", ""]

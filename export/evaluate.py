@@ -36,6 +36,7 @@ from npc_runtime.grounding import DEFAULT_SCENE_BIAS
 from npc_runtime.voice import DEFAULT_VOICE_BIAS
 from npc_runtime.scheduler import STEERING_LIMITS, GenOptions, steering_errors
 
+from .corpus_intents import OFFER_ANSWERS
 from .eval_attribution import FeatureConfig, PersonaClassifier
 from .eval_generate import Generation, Prompt, generate, png_image
 from .eval_handwritten import known_words, run_probe
@@ -54,6 +55,7 @@ __all__ = [
     "reference_lines",
     "wrong_card",
     "NOVEL_VOICE",
+    "NO_OFFER",
     "NOVEL_CATCHPHRASES",
     "NOVEL_ADDRESSES",
     "novel_voice_card",
@@ -73,6 +75,9 @@ SCENE_CONTROLS: tuple[str, ...] = ("no_scene", "image_only")
 #: Held-out cards rewritten with a catchphrase and a form of address that no corpus card uses: does the model copy
 #: a voice it cannot have memorised? Only held-out turns whose card has a marker (``novel_voice_card``).
 NOVEL_VOICE = "novel_voice"
+#: Turns that accept or decline a quest, asked with the NPC's offer left out of the history (the corpus always has
+#: it as the turn before): a game whose history window has lost the offer, or a new session, sends them so.
+NO_OFFER = "no_offer"
 NOVEL_CATCHPHRASES: tuple[str, ...] = ("Salt and oars!", "Bless my boots!", "Thunder and turnips!",
                                        "Keep the kettle singing.", "Feathers and flint!", "Up with the larks.")  # fmt: skip
 NOVEL_ADDRESSES: tuple[str, ...] = ("sprout", "duckling", "sunbeam", "dewdrop", "tadpole", "buttercup")
@@ -203,6 +208,11 @@ def build_prompts(
     for i, ex in enumerate(examples):
         if condition in SCENE_CONTROLS and not ex.scene_element:
             continue
+        history = tuple(tuple(turn) for turn in ex.history)
+        if condition == NO_OFFER:
+            if ex.intent not in OFFER_ANSWERS or not history:
+                continue
+            history = history[:-1]
         card: PersonaCard | None = ex.card
         if condition == NOVEL_VOICE:
             card = novel_voice_card(ex.card, i) if ex.split == "test_heldout" else None
@@ -222,7 +232,7 @@ def build_prompts(
                 knowledge=knowledge_of(card) if card else "",
                 player=ex.player,
                 context=context,
-                history=tuple(tuple(turn) for turn in ex.history),
+                history=history,
                 image=image,
             )
         )
@@ -431,7 +441,7 @@ def evaluate(
     classifier = PersonaClassifier(_make_encoder(encoder, engine), config.features, config.folds).fit(lines)
 
     images = _ImageCache()
-    conditions = (*CONDITIONS, *SCENE_CONTROLS, NOVEL_VOICE) if config.controls else ("model",)
+    conditions = (*CONDITIONS, *SCENE_CONTROLS, NOVEL_VOICE, NO_OFFER) if config.controls else ("model",)
     generated = _run_bundle(engine, selected, conditions, config, bundled, images)
     results = _score_all(selected, generated, classifier, pool, with_reference=True,
                          emotion_labels=corpus.config.emotion_labels)

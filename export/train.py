@@ -33,7 +33,7 @@ PRESETS = ("default", "small", "tiny")
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "train_log.jsonl"
 #: Training-data augmentations a run may set (``DataConfig`` fields, each a share of turns; flags ``--voice-swap``...).
-SWAP_OPTIONS = ("voice_swap", "fact_swap", "player_dropout")
+SWAP_OPTIONS = ("voice_swap", "fact_swap", "player_dropout", "offer_dropout")
 #: Every ``DataConfig`` field a run may set (a ``TrainConfig`` field of the same name, None: the preset's; the flag
 #: is the name with dashes), in the order the recipe names them. A resume cannot change any of them.
 DATA_OPTIONS = ("emotion_labels", *SWAP_OPTIONS, "invent_facts", "intent_hint", "intent_hint_folds", "hint_lookup",
@@ -65,6 +65,8 @@ class TrainConfig:
     fact_swap: float | None = None
     #: ``DataConfig.player_dropout`` for this run (None: the preset's).
     player_dropout: float | None = None
+    #: ``DataConfig.offer_dropout`` for this run (None: the preset's).
+    offer_dropout: float | None = None
     emotion_labels: str | None = None
     #: ``DataConfig.invent_facts`` for this run (None: the preset's).
     invent_facts: int | None = None
@@ -144,9 +146,10 @@ def preset_configs(preset: str) -> tuple[Any, Any, TrainConfig]:
         # turns whose facts are swapped for invented ones (a remedy kept a remedy), rule emotion labels, the intent
         # reader's hint after each player line with the fact its request turns on looked up, the rarest reply
         # branches (a remedy for an ailment) repeated up to 3 times, the reader also fitted on phrasings written for
-        # it alone; 4,400 steps fit the hour budget.
+        # it alone, a third of the quest answers without the offer before them; 4,400 steps fit the hour budget.
         data = DataConfig(fact_swap=0.8, invent_facts=INVENT_VERSION, emotion_labels="rule", intent_hint=True,
-                          hint_lookup=LOOKUP_VERSION, branch_floor=400, reader_phrasings=READER_PHRASINGS_VERSION)
+                          hint_lookup=LOOKUP_VERSION, branch_floor=400, reader_phrasings=READER_PHRASINGS_VERSION,
+                          offer_dropout=0.35)  # fmt: skip
         model = RoleModelConfig(vocab_size=data.vocab_size, d_model=192, n_layers=4, n_heads=3, d_ff=576,
                                 max_positions=384, n_persona_tokens=4, n_visual_tokens=16, image_size=64,
                                 vision_channels=(16, 32, 64), prompt_voice=True, copy_head=True,
@@ -616,6 +619,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="share of training turns whose player line is left out of the decoder text, its "
                         "sentence embedding kept, so the model learns to read phrasings it never saw from the "
                         "embedding (default: the preset's)")  # fmt: skip
+    parser.add_argument("--offer-dropout", type=float, default=None, metavar="SHARE",
+                        help="share of the training turns accepting or declining a quest whose history loses the "
+                        "NPC's offer, so the model learns to answer one offered in an earlier session from the card "
+                        "(default: the preset's)")  # fmt: skip
     parser.add_argument("--invent-facts", type=int, nargs="?", const=INVENT_VERSION, default=None, metavar="VERSION",
                         help="the fact swap invents the new name from syllables and the role, wares, places and "
                         "quest title from words no corpus card uses, so they are split into several tokens as on a "

@@ -30,6 +30,10 @@ EXPORT_COMMANDS = {
     "train": ("export.train", "train the role model (needs the export extra: torch)"),
     "export": ("export.make_bundle", "export a trained checkpoint to a model bundle (needs torch)"),
     "eval": ("export.evaluate", "evaluate a bundle offline on held-out data; writes docs/eval.md"),
+    "reader-cv": (
+        "export.reader_cv",
+        "choose the intent reader's phrasings and fit by cross-validation over the training templates",
+    ),
     "import-hf": ("export.hf_import", "import a local Hugging Face causal LM as a causal-lm bundle (needs torch)"),
     "bench-hf": (
         "export.bench_hf",

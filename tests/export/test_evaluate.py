@@ -26,6 +26,7 @@ from export.evaluate import (
     MODEL_ALONE,
     NOVEL_ADDRESSES,
     NOVEL_CATCHPHRASES,
+    NO_OFFER,
     build_prompts,
     main,
     novel_voice_card,
@@ -209,6 +210,16 @@ def test_prompts_of_the_controls(pack: PersonaPack, examples) -> None:
     assert NOVEL_CATCHPHRASES[0] in novel[0].card_text
     rows, no_scene, _ = build_prompts(examples, "no_scene", bundled, images, 0, "t")
     assert rows == [1, 3] and all(p.context == {} and p.image is None for p in no_scene)
+    offer = ("Any work going?", "Find the lost hammer at the riverside; 15 silver coins.")
+    quests = [
+        _example(pack, "blacksmith", "quest_accept", "I'm in.", "Then it's settled.", history=(("Hi.", "Aye."), offer)),
+        _example(pack, "blacksmith", "quest_decline", "No.", "Suit yerself.", history=(offer,)),
+        _example(pack, "blacksmith", "greeting", "Hi.", "Aye.", history=(offer,)),  # not an answer to the offer
+    ]  # fmt: skip
+    rows, asked, _ = build_prompts(examples + quests, NO_OFFER, bundled, images, 0, "t")
+    assert rows == [4, 5] and asked[0].history == (("Hi.", "Aye."),) and asked[1].history == ()
+    _, with_offer, _ = build_prompts(quests, "model", bundled, images, 0, "t")
+    assert with_offer[0].history[-1] == offer and with_offer[2].history == (offer,)
     assert wrong_card(examples[0], 0, bundled, 0) == wrong_card(examples[0], 0, bundled, 0)
 
 
@@ -288,6 +299,21 @@ def test_ablation_table_shows_each_bundles_training_steps() -> None:
     assert rows[2].startswith("| `odd` | concat | no | no | – | – / – |")
     assert rows[3].startswith("| `induct` | concat | yes | yes, induction | 2,500 | 0.600 / 0.600 |")
     assert any("another corpus" in line and "`abl_wsum`" in line for line in lines)
+
+
+def test_the_report_sets_quest_acceptances_without_the_offer_beside_those_with_it() -> None:
+    from export.eval_report import _condition_table, _offer_lines, _with_n
+
+    def task(share: float, n: int) -> dict:
+        return {"task_completion": {"share": share, "n": n, "by_intent": {"quest_accept": {"share": share, "n": n}}}}
+
+    report = {"results": {"test_seen": {"model": task(0.5, 4), "no_offer": task(0.25, 4)},
+                          "test_heldout": {"model": task(1.0, 2)}}}  # fmt: skip
+    lines = _offer_lines(report)
+    assert "seen 0.500 (n=4) with the offer, 0.250 (n=4) without" in lines[1] and "held-out" not in lines[1]
+    rows = _condition_table(report, _with_n("task_completion", "share"), ("model", "no_offer"))
+    assert rows[-1] == "| quest answers with the offer left out of the history | 0.250 (n=4) | – |"
+    assert _offer_lines({"results": {"test_seen": {"model": task(0.5, 4)}}}) == []
 
 
 def test_sampled_runs_say_so_in_the_report_header() -> None:

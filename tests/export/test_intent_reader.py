@@ -13,7 +13,7 @@ import pytest
 from export.corpus import build_corpus
 from export.corpus_intents import INTENTS
 from export.dataset import INTENT_READER_FILE, prepare_data
-from export.intent_reader import cross_fitted_hints, fit_reader, hint_label
+from export.intent_reader import READER_PHRASINGS_VERSION, cross_fitted_hints, fit_reader, hint_label
 from export.make_bundle import BundleConfig, make_bundle
 from export.tokenizer import encode_turn, load_tokenizer
 from export.train import CHECKPOINT_NAME, main, preset_configs
@@ -217,17 +217,19 @@ def _words(line: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9{} ]", "", line.lower()).split())
 
 
-def test_reader_phrasings_cover_every_intent_with_the_corpus_slots_and_never_repeat_a_corpus_template() -> None:
+@pytest.mark.parametrize("version", [1, 2])
+def test_reader_phrasings_cover_every_intent_with_the_corpus_slots_and_never_repeat_a_corpus_template(version: int) -> None:
     """The phrasings are only worth fitting if no corpus template is among them: then a held-out template stays
     unseen by the reader, as the evaluation's seen split assumes, and a training one adds nothing."""
     from export.corpus_intents import PLAYER_TEMPLATES
-    from export.reader_phrasings import READER_PHRASINGS_V1
+    from export.reader_phrasings import READER_PHRASINGS
 
-    assert tuple(READER_PHRASINGS_V1) == tuple(INTENTS)
+    phrasings_of = READER_PHRASINGS[version]
+    assert tuple(phrasings_of) == tuple(INTENTS)
     templates = {_words(t) for ts in PLAYER_TEMPLATES.values() for t in ts}
     seen: set[str] = set()
-    for intent, phrasings in READER_PHRASINGS_V1.items():
-        assert len(phrasings) >= 20, intent
+    for intent, phrasings in phrasings_of.items():
+        assert len(phrasings) >= 20 * version, intent
         slots = {s for t in PLAYER_TEMPLATES[intent] for s in re.findall(r"\{(\w+)\}", t)}
         for line in phrasings:
             words = _words(line)
@@ -238,22 +240,35 @@ def test_reader_phrasings_cover_every_intent_with_the_corpus_slots_and_never_rep
             assert line.count("{") == len(slots) and len(line) <= 100 and line.isascii()
 
 
-def test_reader_lines_fill_each_slot_from_the_world_and_are_fixed_by_seed() -> None:
+def test_each_version_of_the_phrasings_keeps_the_lines_of_the_one_before() -> None:
+    from export.reader_phrasings import READER_PHRASINGS
+
+    assert sorted(READER_PHRASINGS) == list(range(1, READER_PHRASINGS_VERSION + 1))
+    for version in range(2, READER_PHRASINGS_VERSION + 1):
+        for intent, lines in READER_PHRASINGS[version - 1].items():
+            assert READER_PHRASINGS[version][intent][: len(lines)] == lines
+            assert len(READER_PHRASINGS[version][intent]) > len(lines)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_reader_lines_fill_each_slot_from_the_world_and_are_fixed_by_seed(version: int) -> None:
     from export.corpus_replies import CATALOGUE
     from export.intent_reader import SLOT_FILLS, reader_lines
-    from export.reader_phrasings import READER_PHRASINGS_V1
+    from export.reader_phrasings import READER_PHRASINGS
 
-    lines = reader_lines(1, seed=0)
-    assert lines == reader_lines(1, seed=0) and lines != reader_lines(1, seed=1)
+    phrasings_of = READER_PHRASINGS[version]
+    lines = reader_lines(version, seed=0)
+    assert lines == reader_lines(version, seed=0) and lines != reader_lines(version, seed=1)
     assert reader_lines(0) == []
-    with pytest.raises(ValueError, match="reader phrasings must be a version from 0 to 1"):
-        reader_lines(2)
+    for bad in (READER_PHRASINGS_VERSION + 1, -1, True):
+        with pytest.raises(ValueError, match=f"reader phrasings must be a version from 0 to {READER_PHRASINGS_VERSION}"):
+            reader_lines(bad)
     assert not any("{" in text for text, _ in lines)
-    slotted = sum("{" in t for ts in READER_PHRASINGS_V1.values() for t in ts)
-    assert len(lines) == sum(map(len, READER_PHRASINGS_V1.values())) + (SLOT_FILLS - 1) * slotted
+    slotted = sum("{" in t for ts in phrasings_of.values() for t in ts)
+    assert len(lines) == sum(map(len, phrasings_of.values())) + (SLOT_FILLS - 1) * slotted
     buys = [text for text, intent in lines if intent == "buy"]
     assert all(any(ware in text for ware in CATALOGUE) for text in buys)
-    assert len({text for text, intent in lines if intent == "sell"}) == SLOT_FILLS * len(READER_PHRASINGS_V1["sell"])
+    assert len({text for text, intent in lines if intent == "sell"}) == SLOT_FILLS * len(phrasings_of["sell"])
 
 
 def test_extra_lines_are_fitted_into_every_cross_fitted_reader() -> None:
@@ -280,8 +295,9 @@ def test_a_run_with_reader_phrasings_fits_them_into_its_reader_alone(tmp_path: P
     model_cfg, data_cfg, _ = preset_configs("tiny")
     with pytest.raises(ValueError, match="need intent_hint"):
         replace(data_cfg, reader_phrasings=1)
-    with pytest.raises(ValueError, match="reader_phrasings must be a version from 0 to 1"):
-        replace(data_cfg, intent_hint=True, reader_phrasings=2)
+    newest = READER_PHRASINGS_VERSION
+    with pytest.raises(ValueError, match=f"reader_phrasings must be a version from 0 to {newest}"):
+        replace(data_cfg, intent_hint=True, reader_phrasings=newest + 1)
     hinted = replace(data_cfg, intent_hint=True, intent_hint_folds=0)
     args = (model_cfg.prefix_tokens, model_cfg.max_positions)
     plain = prepare_data(hinted, *args, tmp_path / "plain", progress=False, voice=True)
@@ -313,9 +329,9 @@ def test_a_run_with_reader_phrasings_fits_them_into_its_reader_alone(tmp_path: P
               "--intent-hint"]  # fmt: skip
     assert main([*common, "--reader-phrasings", "--stop-after", "1"]) == 0
     _, saved = load_checkpoint(run / CHECKPOINT_NAME)
-    assert saved["data_config"]["reader_phrasings"] == 1 and saved["train_config"]["reader_phrasings"] == 1
+    assert saved["data_config"]["reader_phrasings"] == newest and saved["train_config"]["reader_phrasings"] == newest
     with pytest.raises(ValueError, match="reader_phrasings"):
         main([*common, "--resume", "--no-reader-phrasings"])
     assert main([*common, "--resume"]) == 0
-    recipe = _recipe(saved["train_config"], True, {"intent_hint": True, "intent_hint_folds": 0, "reader_phrasings": 1})
-    assert recipe.endswith("--steps 2 --intent-hint --reader-phrasings 1 && npc-runtime export")
+    recipe = _recipe(saved["train_config"], True, {"intent_hint": True, "intent_hint_folds": 0, "reader_phrasings": newest})
+    assert recipe.endswith(f"--steps 2 --intent-hint --reader-phrasings {newest} && npc-runtime export")

@@ -111,6 +111,41 @@ def test_player_dropout_empties_the_player_line_of_some_training_turns(tiny_data
     assert all(a.tolist() == b.tolist() for a, b in zip(dropped.splits["val"].ids, tiny_data.splits["val"].ids))
 
 
+def test_offer_dropout_strips_the_offer_from_some_quest_answers_and_leaves_every_other_turn(
+    tiny_data: TurnData, tmp_path: Path
+) -> None:
+    """A dropped quest answer is encoded with its history less the last turn (the offer); every other training
+    turn, and validation, is as without the option."""
+    from dataclasses import replace as with_
+
+    from export.corpus import build_corpus
+    from export.corpus_intents import OFFER_ANSWERS
+
+    model_cfg, data_cfg, _ = preset_configs("tiny")
+    shutil.copytree(tiny_data.tokenizer_path.parent, tmp_path / "data")
+    dropped = prepare_data(with_(data_cfg, offer_dropout=0.99), model_cfg.prefix_tokens, model_cfg.max_positions,
+                           tmp_path / "data", progress=False, voice=True)  # fmt: skip
+    examples = build_corpus(data_cfg.corpus_config()).splits["train"]
+    tokenizer = load_tokenizer(dropped.tokenizer_path)
+    plain, split = tiny_data.splits["train"], dropped.splits["train"]
+    answers = stripped = 0
+    for row in range(len(split)):
+        ex = examples[int(split.example_index[row])]
+        if ex.intent not in OFFER_ANSWERS:
+            assert split.ids[row].tolist() == plain.ids[row].tolist()
+            continue
+        answers += 1
+        assert ex.history  # the corpus puts the offer before every answer
+        if split.ids[row].tolist() != plain.ids[row].tolist():
+            context = ex.scene.to_context() if split.has_context[row] else {}
+            want = encode_turn(tokenizer, dropped.n_prefix, ex.card.knowledge_text(voice=True), context,
+                               ex.history[:-1], ex.player, ex.reply)  # fmt: skip
+            assert split.ids[row].tolist() == want.ids
+            stripped += 1
+    assert answers >= 2 and stripped == answers  # the tiny corpus has few answers: (nearly) all of them lose it
+    assert all(a.tolist() == b.tolist() for a, b in zip(dropped.splits["val"].ids, tiny_data.splits["val"].ids))
+
+
 def test_history_replies_are_labelled(tiny_data: TurnData) -> None:
     split = tiny_data.splits["train"]
     with_history = [r for r in range(len(split)) if (split.labels[r][: split.prompt_length[r] - 1] != -100).any()]
@@ -251,7 +286,7 @@ def test_cli_copy_head_and_emotion_labels_are_stored_named_in_the_recipe_and_a_r
     assert load_checkpoint(out / CHECKPOINT_NAME)[0].cfg.copy_head is False
 
 
-@pytest.mark.parametrize("key", ["voice_swap", "fact_swap", "player_dropout"])
+@pytest.mark.parametrize("key", ["voice_swap", "fact_swap", "player_dropout", "offer_dropout"])
 def test_cli_swap_share_is_stored_and_a_resume_cannot_change_it(tmp_path: Path, key: str) -> None:
     out = tmp_path / "swap"
     flag = "--" + key.replace("_", "-")
@@ -385,7 +420,8 @@ def test_recipe_of_the_default_preset_names_only_what_a_run_changed() -> None:
     from export.make_bundle import _recipe
 
     shipped = {"fact_swap": 0.8, "invent_facts": 2, "emotion_labels": "rule", "intent_hint": True,
-               "intent_hint_folds": 0, "hint_lookup": 2, "branch_floor": 400, "reader_phrasings": 1}  # fmt: skip
+               "intent_hint_folds": 0, "hint_lookup": 2, "branch_floor": 400, "reader_phrasings": 2,
+               "offer_dropout": 0.35}  # fmt: skip
     run = {"preset": "default", "steps": 4400, "seed": 0}
     assert _recipe(run, True, shipped, copy_head=True, copy_induction=True) == (
         "npc-runtime train --preset default && npc-runtime export")  # fmt: skip
@@ -405,6 +441,10 @@ def test_recipe_of_the_default_preset_names_only_what_a_run_changed() -> None:
     lookup2 = _recipe(run, True, {**shipped, "invent_facts": True, "branch_floor": 0}, copy_head=True,
                       copy_induction=True)  # fmt: skip
     assert lookup2.endswith("--preset default --invent-facts 1 --branch-floor 0 && npc-runtime export")  # before
+    # the run shipped before offer dropout and version 2 of the phrasings (it recorded no offer dropout: 0)
+    phrasings1 = {k: v for k, v in {**shipped, "reader_phrasings": 1}.items() if k != "offer_dropout"}
+    assert _recipe(run, True, phrasings1, copy_head=True, copy_induction=True).endswith(
+        "--preset default --offer-dropout 0 --reader-phrasings 1 && npc-runtime export")  # fmt: skip
     remedies = _recipe(run, True, {**shipped, "reader_phrasings": 0}, copy_head=True, copy_induction=True)
     assert remedies.endswith("--preset default --no-reader-phrasings && npc-runtime export")  # shipped before
     unhinted = _recipe(run, True, {**shipped, "intent_hint": False, "reader_phrasings": 0}, copy_head=True,
@@ -415,4 +455,5 @@ def test_recipe_of_the_default_preset_names_only_what_a_run_changed() -> None:
     model_cfg, data_cfg, train_cfg = preset_configs("default")
     assert model_cfg.copy_head and model_cfg.copy_induction and train_cfg.steps == 4400
     assert data_cfg.intent_hint and data_cfg.intent_hint_folds == 0 and data_cfg.hint_lookup == 2
-    assert data_cfg.branch_floor == 400 and data_cfg.invent_facts == 2 and data_cfg.reader_phrasings == 1
+    assert data_cfg.branch_floor == 400 and data_cfg.invent_facts == 2 and data_cfg.reader_phrasings == 2
+    assert data_cfg.offer_dropout == 0.35

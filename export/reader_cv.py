@@ -1,0 +1,160 @@
+"""``npc-runtime reader-cv``: choose a version of the reader phrasings and its fit by template cross-validation.
+
+The served intent reader (``npc_runtime.intent_hint``) must read phrasings no template of the corpus has, so it is
+judged the way a new phrasing meets it: the training split's paraphrase templates are split into folds, and each
+fold's lines are read by a reader fitted on the other folds' lines plus the reader phrasings
+(``export.intent_reader.cross_fitted_hints``). Only training templates take part: the evaluation's held-out
+templates stay unseen by whoever picks a version or a fit (docs/model.md, "Reader phrasings").
+
+Lines are embedded with the bundle's own text encoder graph, as the server embeds a player's line, so the command
+needs no torch. It prints one row per (version, fit) and can write them as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from npc_runtime.bundle import default_bundle_dir, load_bundle
+from npc_runtime.errors import ConfigError, NpcRuntimeError
+
+from .intent_reader import READER_FITS, READER_PHRASINGS_VERSION, cross_fitted_hints, reader_lines
+
+__all__ = ["parse_fit", "template_cv", "build_parser", "main"]
+
+log = logging.getLogger(__name__)
+
+
+def parse_fit(text: str) -> dict[str, float | int]:
+    """``"1e-5:3000"`` -> ``{"l2": 1e-5, "steps": 3000}`` (``fit_reader``'s options)."""
+    try:
+        l2, steps = text.split(":")
+        fit = {"l2": float(l2), "steps": int(steps)}
+    except ValueError:
+        raise ConfigError(f"a fit is L2:STEPS, such as 1e-5:3000; got {text!r}") from None
+    if not fit["l2"] >= 0 or fit["steps"] < 1:
+        raise ConfigError(f"a fit needs L2 >= 0 and STEPS >= 1; got {text!r}")
+    return fit
+
+
+def template_cv(
+    embed: Any,
+    lines: Sequence[tuple[str, str, str]],
+    versions: Sequence[int],
+    fits: Sequence[dict[str, float | int]] | None,
+    folds: int = 5,
+    seed: int = 0,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Cross-validate each version of the phrasings with each fit (None: the fit ``READER_FITS`` gives that
+    version) on ``lines``, (player line, intent, template) triples; ``embed`` maps texts to an (N, E) array."""
+    texts = [text for text, _, _ in lines]
+    x = embed(texts)
+    intents = [intent for _, intent, _ in lines]
+    groups = [template for _, _, template in lines]
+    rows = []
+    jobs = [(version, fit) for version in versions for fit in (fits or [READER_FITS.get(version, READER_FITS[0])])]
+    for version, fit in tqdm(jobs, desc="reader cv", unit="fit", disable=not progress):
+        extra_lines = reader_lines(version, seed)
+        extra = (embed([text for text, _ in extra_lines]), [intent for _, intent in extra_lines]) if extra_lines else None
+        started = time.monotonic()
+        _, accuracy = cross_fitted_hints(x, intents, groups, folds=folds, seed=seed, extra=extra, **fit)
+        rows.append({"phrasings": version, "extra_lines": len(extra_lines), **fit, "folds": folds,
+                     "lines": len(lines), "accuracy": round(accuracy, 4),
+                     "seconds": round(time.monotonic() - started, 1)})  # fmt: skip
+        log.info("phrasings %d, l2 %g, %d steps: %.3f of the left-out templates' lines read right",
+                 version, fit["l2"], fit["steps"], accuracy)  # fmt: skip
+    return rows
+
+
+def training_lines(corpus: Any) -> list[tuple[str, str, str]]:
+    """The distinct player lines of the corpus's training split, each with its intent and template."""
+    first: dict[str, tuple[str, str]] = {}
+    for ex in corpus.splits["train"]:
+        first.setdefault(ex.player, (ex.intent, ex.template_id))
+    return [(text, intent, template) for text, (intent, template) in first.items()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="npc-runtime reader-cv",
+        description="Cross-validate the intent reader over the training split's paraphrase templates (each fold "
+        "read by a reader fitted on the others and the reader phrasings), to choose a version of the phrasings "
+        "and its fit without looking at the evaluation's templates.",
+    )
+    parser.add_argument("--model", type=Path, default=None,
+                        help="bundle whose text encoder embeds the lines and whose training corpus gives them "
+                        "(default: the bundled default)")  # fmt: skip
+    parser.add_argument("--corpus", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="CorpusConfig fields on top of those the bundle records for its training corpus")
+    parser.add_argument("--phrasings", type=int, nargs="+", default=list(range(READER_PHRASINGS_VERSION + 1)),
+                        metavar="VERSION", help="versions of the reader phrasings to compare (default: all)")
+    parser.add_argument("--fit", nargs="+", default=None, metavar="L2:STEPS",
+                        help="fits of the reader to try with each version (default: the one each version ships "
+                        "with)")  # fmt: skip
+    parser.add_argument("--folds", type=int, default=5, help="template folds (%(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="fold split and slot fills (%(default)s)")
+    parser.add_argument("--out-json", type=Path, default=None, help="write the rows here as JSON")
+    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its choice)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not logging.getLogger().handlers:  # run directly, not through npc-runtime's CLI
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(args)
+    except NpcRuntimeError as exc:
+        print(f"npc-runtime reader-cv: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from npc_runtime.engine import RoleModelEngine
+    from npc_runtime.ort_backend import RuntimeOptions
+
+    from .corpus import CorpusConfig, build_corpus
+    from .evaluate import _corpus_overrides, _training_corpus
+
+    fits = [parse_fit(text) for text in args.fit] if args.fit else None
+    for version in args.phrasings:
+        if not 0 <= version <= READER_PHRASINGS_VERSION:
+            raise ConfigError(f"--phrasings: versions run from 0 to {READER_PHRASINGS_VERSION}, got {version}")
+    if args.folds < 2:
+        raise ConfigError(f"--folds must be >= 2, got {args.folds}")
+    bundle = load_bundle(args.model or default_bundle_dir())
+    engine = RoleModelEngine(bundle, RuntimeOptions(device="cpu", intra_op_threads=args.threads), spelling=False)
+    try:
+        corpus = build_corpus(CorpusConfig(**{**_training_corpus(bundle), **_corpus_overrides(args.corpus)}))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"cannot build the bundle's training corpus: {exc}") from exc
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        return np.concatenate([engine.encode_texts(texts[i : i + 64]) for i in range(0, len(texts), 64)])
+
+    lines = training_lines(corpus)
+    rows = template_cv(embed, lines, args.phrasings, fits, args.folds, args.seed, progress=not args.no_progress)
+    print(f"{len(lines)} training lines, {args.folds} template folds ({bundle.name}):")
+    print("| phrasings | extra lines | l2 | steps | read right |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['phrasings']} | {row['extra_lines']} | {row['l2']:g} | {row['steps']} | {row['accuracy']:.3f} |")
+    if args.out_json:
+        args.out_json.parent.mkdir(parents=True, exist_ok=True)
+        args.out_json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
