@@ -430,7 +430,7 @@ def test_recipe_of_the_default_preset_names_only_what_a_run_changed() -> None:
     # without a copy head there is no bonus to turn off: --no-copy-head says both
     plain = _recipe({**run, "steps": 7000}, True, {"emotion_labels": "sampled", "invent_facts": False}, copy_head=False)
     assert plain == ("npc-runtime train --preset default --steps 7000 --no-copy-head --emotion-labels sampled "
-                     "--fact-swap 0 --no-invent-facts && npc-runtime export")  # fmt: skip
+                     "--fact-swap 0 --offer-dropout 0 --no-invent-facts && npc-runtime export")  # fmt: skip
     # the run shipped before the intent hints, and the cross-fitted hint run
     unhinted = _recipe(run, True, {**shipped, "intent_hint": False}, copy_head=True, copy_induction=True)
     assert unhinted.endswith("--preset default --no-intent-hint && npc-runtime export")
