@@ -177,10 +177,10 @@ def test_a_bundle_needing_a_runtime_feature_this_runtime_lacks_is_refused_by_nam
     assert load_bundle(copy).manifest["requires"] == ["hinted-scene-steering"]
 
 
-def test_the_shipped_bundle_names_the_scenes_weather_with_scene_steering() -> None:
-    """The real model and scheduler: told "Nice day, isn't it?" on a rainy day, the merchant says a heavy fog has
-    rolled in (a question about the weather gets the weather in its looked-up hint, so the steering is shown where
-    there is none); with the default steering it is the rain ("a heavy rain")."""
+def test_the_shipped_bundle_names_the_scenes_time_of_day_with_scene_steering() -> None:
+    """The real model and scheduler: greeted at noon, the blacksmith wishes the player a fine morning (a greeting
+    gets no looked-up time in its hint, so the steering is shown where there is none); with the default steering
+    it is the noon ("A fine noon, time for a bite to eat")."""
     from npc_runtime.bundle import load_bundle
     from npc_runtime.engine import RoleModelEngine
     from npc_runtime.grounding import DEFAULT_SCENE_BIAS
@@ -191,13 +191,13 @@ def test_the_shipped_bundle_names_the_scenes_weather_with_scene_steering() -> No
 
     engine = RoleModelEngine(load_bundle(BUNDLE), RuntimeOptions(device="cpu", intra_op_threads=1))
     assert engine.scene is not None
-    card = PersonaPack.load(default_pack_dir()).get("merchant")
+    card = PersonaPack.load(default_pack_dir()).get("blacksmith")
     reqs = [GenRequest(key=bias, fingerprint=card.fingerprint(), card_text=card.card_text(),
-                       knowledge=card.knowledge_text(voice=engine.prompt_voice), text="Nice day, isn't it?",
-                       context={"time_of_day": "noon", "weather": "rain", "nearby": "dog"}, history=[], image=None,
+                       knowledge=card.knowledge_text(voice=engine.prompt_voice), text="Hello there!",
+                       context={"time_of_day": "noon", "weather": "clear", "nearby": "dog"}, history=[], image=None,
                        options=GenOptions(temperature=0.0, scene_bias=bias))
             for bias in (0.0, DEFAULT_SCENE_BIAS)]  # fmt: skip
     done = _run(engine, reqs, SchedulerConfig(max_batch=2))
     off, on = done[0.0][1]["text"], done[DEFAULT_SCENE_BIAS][1]["text"]
-    assert "fog" in off.lower() and "rain" not in off.lower(), off
-    assert "heavy rain" in on.lower() and "fog" not in on.lower(), on
+    assert "morning" in off.lower() and "noon" not in off.lower(), off
+    assert "noon" in on.lower() and "morning" not in on.lower(), on
