@@ -60,6 +60,8 @@ __all__ = [
     "NOVEL_ADDRESSES",
     "novel_voice_card",
     "build_prompts",
+    "training_corpus",
+    "corpus_overrides",
     "evaluate",
     "build_parser",
     "main",
@@ -331,7 +333,7 @@ def _corpus_provenance(bundle: Bundle, corpus: Any) -> dict[str, Any]:
     return {"digest": digest, "matches_training": matches}
 
 
-def _training_corpus(bundle: Bundle) -> dict[str, Any]:
+def training_corpus(bundle: Bundle) -> dict[str, Any]:
     """CorpusConfig fields the bundle records for its training corpus, if it records them."""
     recorded = bundle.manifest.get("training", {}).get("corpus_config")
     return dict(recorded) if isinstance(recorded, dict) else {}
@@ -523,7 +525,9 @@ def _reader_accuracy(engine: RoleModelEngine, selected: Mapping[str, Sequence[An
 # --------------------------------------------------------------------------------------------- CLI
 
 
-def _corpus_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+def corpus_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """``--corpus KEY=VALUE`` pairs as ``CorpusConfig`` fields, each cast to its field's type (``ConfigError`` on
+    an unknown field or a bad value)."""
     from .corpus import CorpusConfig
 
     fields = {f.name: f for f in dataclasses.fields(CorpusConfig)}
@@ -626,7 +630,7 @@ def _run(args: argparse.Namespace) -> int:
             features=features,
             progress=not args.no_progress,
         )
-        overrides = _corpus_overrides(args.corpus)
+        overrides = corpus_overrides(args.corpus)
         runtime = RuntimeOptions(device=args.device, intra_op_threads=args.threads)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
@@ -634,7 +638,7 @@ def _run(args: argparse.Namespace) -> int:
     ablation = [load_bundle(path) for path in args.ablation]
     try:
         # The corpus the bundle was trained on, where it says; then --seed and --corpus on top.
-        recorded = _training_corpus(bundle)
+        recorded = training_corpus(bundle)
         seed = {} if args.seed is None else {"seed": args.seed}
         corpus_config = CorpusConfig(**{**recorded, **seed, **overrides})
     except (TypeError, ValueError) as exc:

@@ -125,7 +125,7 @@ def _run(args: argparse.Namespace) -> int:
     from npc_runtime.ort_backend import RuntimeOptions
 
     from .corpus import CorpusConfig, build_corpus
-    from .evaluate import _corpus_overrides, _training_corpus
+    from .evaluate import corpus_overrides, training_corpus
 
     fits = [parse_fit(text) for text in args.fit] if args.fit else None
     for version in args.phrasings:
@@ -136,7 +136,7 @@ def _run(args: argparse.Namespace) -> int:
     bundle = load_bundle(args.model or default_bundle_dir())
     engine = RoleModelEngine(bundle, RuntimeOptions(device="cpu", intra_op_threads=args.threads), spelling=False)
     try:
-        corpus = build_corpus(CorpusConfig(**{**_training_corpus(bundle), **_corpus_overrides(args.corpus)}))
+        corpus = build_corpus(CorpusConfig(**{**training_corpus(bundle), **corpus_overrides(args.corpus)}))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"cannot build the bundle's training corpus: {exc}") from exc
 
