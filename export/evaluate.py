@@ -62,6 +62,7 @@ __all__ = [
     "build_prompts",
     "training_corpus",
     "corpus_overrides",
+    "run_command",
     "evaluate",
     "build_parser",
     "main",
@@ -597,15 +598,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_command(
+    parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], int], argv: Sequence[str] | None
+) -> int:
+    """Parse ``argv``, log as the CLI does when run directly, and ``run``; a project error (``NpcRuntimeError``)
+    becomes one line on stderr, prefixed by the parser's program name, and exit status 1."""
+    args = parser.parse_args(argv)
     if not logging.getLogger().handlers:  # run directly, not through npc-runtime's CLI
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return _run(args)
+        return run(args)
     except NpcRuntimeError as exc:
-        print(f"npc-runtime eval: {exc}", file=sys.stderr)
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
         return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command(build_parser(), _run, argv)
 
 
 def _run(args: argparse.Namespace) -> int:

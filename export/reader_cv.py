@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from npc_runtime.bundle import default_bundle_dir, load_bundle
-from npc_runtime.errors import ConfigError, NpcRuntimeError
+from npc_runtime.errors import ConfigError
 
 from .intent_reader import READER_FITS, READER_PHRASINGS_VERSION, cross_fitted_hints, reader_lines
 
@@ -62,7 +61,7 @@ def template_cv(
     intents = [intent for _, intent, _ in lines]
     groups = [template for _, _, template in lines]
     rows = []
-    jobs = [(version, fit) for version in versions for fit in (fits or [READER_FITS.get(version, READER_FITS[0])])]
+    jobs = [(version, fit) for version in versions for fit in (fits or [READER_FITS[version]])]
     for version, fit in tqdm(jobs, desc="reader cv", unit="fit", disable=not progress):
         extra_lines = reader_lines(version, seed)
         extra = (embed([text for text, _ in extra_lines]), [intent for _, intent in extra_lines]) if extra_lines else None
@@ -110,14 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if not logging.getLogger().handlers:  # run directly, not through npc-runtime's CLI
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return _run(args)
-    except NpcRuntimeError as exc:
-        print(f"npc-runtime reader-cv: {exc}", file=sys.stderr)
-        return 1
+    from .evaluate import run_command
+
+    return run_command(build_parser(), _run, argv)
 
 
 def _run(args: argparse.Namespace) -> int:

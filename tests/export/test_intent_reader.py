@@ -243,7 +243,10 @@ def test_reader_phrasings_cover_every_intent_with_the_corpus_slots_and_never_rep
 def test_each_version_of_the_phrasings_keeps_the_lines_of_the_one_before() -> None:
     from export.reader_phrasings import READER_PHRASINGS
 
+    from export.intent_reader import READER_FITS
+
     assert sorted(READER_PHRASINGS) == list(range(1, READER_PHRASINGS_VERSION + 1))
+    assert sorted(READER_FITS) == list(range(READER_PHRASINGS_VERSION + 1))  # every version has its fit
     for version in range(2, READER_PHRASINGS_VERSION + 1):
         for intent, lines in READER_PHRASINGS[version - 1].items():
             assert READER_PHRASINGS[version][intent][: len(lines)] == lines

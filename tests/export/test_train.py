@@ -6,6 +6,7 @@ import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -83,19 +84,22 @@ def test_turns_are_encoded_like_the_runtime(tiny_data: TurnData) -> None:
         assert split.labels[row][want.prompt_length - 1 :].tolist() == want.labels[want.prompt_length - 1 :]
 
 
-def test_player_dropout_empties_the_player_line_of_some_training_turns(tiny_data: TurnData, tmp_path: Path) -> None:
-    """Dropped turns read ``<player> <npc>`` with the line's embedding kept; the rest, val and the scene dropout are
-    as without it."""
-    from dataclasses import replace as with_
-
+def _prepared_with(tiny_data: TurnData, tmp_path: Path, **changes: Any) -> tuple[TurnData, list, Any]:
+    """The tiny preset's data prepared again with ``changes`` to its ``DataConfig`` (reusing ``tiny_data``'s
+    caches): the new data, the corpus's training examples and the tokenizer."""
     from export.corpus import build_corpus
 
     model_cfg, data_cfg, _ = preset_configs("tiny")
     shutil.copytree(tiny_data.tokenizer_path.parent, tmp_path / "data")
-    dropped = prepare_data(with_(data_cfg, player_dropout=0.5), model_cfg.prefix_tokens, model_cfg.max_positions,
-                           tmp_path / "data", progress=False, voice=True)  # fmt: skip
-    examples = build_corpus(data_cfg.corpus_config()).splits["train"]
-    tokenizer = load_tokenizer(dropped.tokenizer_path)
+    data = prepare_data(replace(data_cfg, **changes), model_cfg.prefix_tokens, model_cfg.max_positions,
+                        tmp_path / "data", progress=False, voice=True)  # fmt: skip
+    return data, build_corpus(data_cfg.corpus_config()).splits["train"], load_tokenizer(data.tokenizer_path)
+
+
+def test_player_dropout_empties_the_player_line_of_some_training_turns(tiny_data: TurnData, tmp_path: Path) -> None:
+    """Dropped turns read ``<player> <npc>`` with the line's embedding kept; the rest, val and the scene dropout are
+    as without it."""
+    dropped, examples, tokenizer = _prepared_with(tiny_data, tmp_path, player_dropout=0.5)
     plain, split = tiny_data.splits["train"], dropped.splits["train"]
     assert (split.has_context == plain.has_context).all() and (split.utterance_row == plain.utterance_row).all()
     emptied = 0
@@ -116,17 +120,9 @@ def test_offer_dropout_strips_the_offer_from_some_quest_answers_and_leaves_every
 ) -> None:
     """A dropped quest answer is encoded with its history less the last turn (the offer); every other training
     turn, and validation, is as without the option."""
-    from dataclasses import replace as with_
-
-    from export.corpus import build_corpus
     from export.corpus_intents import OFFER_ANSWERS
 
-    model_cfg, data_cfg, _ = preset_configs("tiny")
-    shutil.copytree(tiny_data.tokenizer_path.parent, tmp_path / "data")
-    dropped = prepare_data(with_(data_cfg, offer_dropout=0.99), model_cfg.prefix_tokens, model_cfg.max_positions,
-                           tmp_path / "data", progress=False, voice=True)  # fmt: skip
-    examples = build_corpus(data_cfg.corpus_config()).splits["train"]
-    tokenizer = load_tokenizer(dropped.tokenizer_path)
+    dropped, examples, tokenizer = _prepared_with(tiny_data, tmp_path, offer_dropout=0.99)
     plain, split = tiny_data.splits["train"], dropped.splits["train"]
     answers = stripped = 0
     for row in range(len(split)):
