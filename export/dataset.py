@@ -63,6 +63,10 @@ INTENT_READER_FILE = "intent_reader.json"
 VERSIONED_OPTIONS = {"invent_facts": INVENT_VERSION, "hint_lookup": LOOKUP_VERSION,
                      "reader_phrasings": READER_PHRASINGS_VERSION}  # fmt: skip
 
+#: The ``DataConfig`` fields that change only the intent hints or their reader, so mean nothing without
+#: ``intent_hint`` (a recipe leaves them out then).
+HINT_OPTIONS = ("intent_hint_folds", "hint_lookup", "reader_phrasings", "reader_hidden")
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -134,6 +138,11 @@ class DataConfig:
     #: phrasings no template has; the corpus's turns, and the hints they read, stay as they are (docs/model.md,
     #: "Reader phrasings"). 0: none.
     reader_phrasings: int = 0
+    #: With ``intent_hint``: the served intent reader has a hidden ReLU layer of this width before its softmax
+    #: regression, fitted as ``export.intent_reader.READER_HIDDEN_FIT`` says, so that it places more of the
+    #: phrasings no template has (docs/model.md, "A reader with a hidden layer"); the turns' hints, and the run, are
+    #: unchanged. 0: linear.
+    reader_hidden: int = 0
 
     def __post_init__(self) -> None:
         for name in ("n_procedural_personas", "examples_per_persona", "examples_per_bundled_persona", "n_scenes",
@@ -159,10 +168,11 @@ class DataConfig:
             if not isinstance(value, int) or not 0 <= value <= newest:
                 raise ValueError(f"{name} must be a version from 0 to {newest}, got {value!r}")
             object.__setattr__(self, name, int(value))
-        if self.hint_lookup and not self.intent_hint:
-            raise ValueError("hint_lookup adds facts to the intent hints: it needs intent_hint")
-        if self.reader_phrasings and not self.intent_hint:
-            raise ValueError("reader_phrasings are fitted into the intent reader: they need intent_hint")
+        if isinstance(self.reader_hidden, bool) or not isinstance(self.reader_hidden, int) or self.reader_hidden < 0:
+            raise ValueError(f"reader_hidden must be an int >= 0, got {self.reader_hidden!r}")
+        for name in HINT_OPTIONS:  # but the folds, which runs from before the hints read as 5 (from_dict)
+            if name != "intent_hint_folds" and getattr(self, name) and not self.intent_hint:
+                raise ValueError(f"{name} shapes the intent hints or their reader: it needs intent_hint")
         if isinstance(self.branch_floor, bool) or not isinstance(self.branch_floor, int) or self.branch_floor < 0:
             raise ValueError(f"branch_floor must be an int >= 0, got {self.branch_floor!r}")
         if self.emotion_labels not in EMOTION_LABELS:
@@ -197,6 +207,7 @@ class DataConfig:
         values.setdefault("branch_floor", 0)  # and before branch balance
         values.setdefault("hint_lookup", 0)  # and before looked-up hints
         values.setdefault("reader_phrasings", 0)  # and before reader phrasings
+        values.setdefault("reader_hidden", 0)  # and before readers with a hidden layer
         return cls(**values)
 
 
@@ -620,7 +631,7 @@ def prepare_data(
         extra = _reader_phrasings(config, cache, progress)
         reader_path, hints = _intent_hints(examples, text_embeddings, text_row, config.corpus_seed, cache,
                                            config.intent_hint_folds, config.hint_lookup, extra,
-                                           config.reader_phrasings)  # fmt: skip
+                                           config.reader_phrasings, config.reader_hidden)  # fmt: skip
 
     splits = {}
     for split in _SPLITS:
@@ -694,10 +705,11 @@ def _intent_hints(
     lookup: int = 0,
     extra: tuple[np.ndarray, list[str]] | None = None,
     phrasings: int = 0,
+    hidden: int = 0,
 ) -> tuple[Path, dict[str, list[str] | None]]:
     """Fit the served intent reader on the training lines and ``extra`` (the embeddings and intents of the reader
-    phrasings of version ``phrasings``, fitted as ``READER_FITS`` says), save it as ``cache/intent_reader.json``, and
-    give each turn its hint.
+    phrasings of version ``phrasings``, fitted as ``READER_FITS`` says; with a ``hidden`` layer of that width, as
+    ``READER_HIDDEN_FIT`` says), save it as ``cache/intent_reader.json``, and give each turn its hint.
 
     The turns' hints never depend on the phrasings: training and validation turns read the reader fitted on the
     training lines alone (0: as served before the phrasings; ``folds`` groups: each training turn from such a
@@ -705,7 +717,7 @@ def _intent_hints(
     the same by both readers but for a handful, so a model's training data, and the run, are those of the recipe
     without them, and a new version of the phrasings needs a new reader, not a new model."""
     from export.corpus_intents import INTENTS
-    from export.intent_reader import READER_FITS, cross_fitted_hints, fit_reader, hint_label
+    from export.intent_reader import READER_FITS, READER_HIDDEN_FIT, cross_fitted_hints, fit_reader, hint_label
 
     first: dict[str, tuple[str, str]] = {}
     for ex in examples["train"]:
@@ -715,9 +727,11 @@ def _intent_hints(
     intents = [first[t][0] for t in lines]
     base = fit_reader(x, intents, classes=INTENTS, **READER_FITS[0])
     reader = base
+    fit = {**READER_HIDDEN_FIT, "hidden": hidden} if hidden else READER_FITS[phrasings]
     if extra is not None:
-        reader = fit_reader(np.concatenate([x, extra[0]]), [*intents, *extra[1]], classes=INTENTS,
-                            **READER_FITS[phrasings])  # fmt: skip
+        reader = fit_reader(np.concatenate([x, extra[0]]), [*intents, *extra[1]], classes=INTENTS, **fit)
+    elif hidden:
+        reader = fit_reader(x, intents, classes=INTENTS, **fit)
     if lookup:  # the served reader tells the runtime to look the hints' facts up, as training did
         reader = replace(reader, lookup=lookup)
     if folds:
@@ -730,9 +744,10 @@ def _intent_hints(
     val = examples["val"]
     val_hints = base.read(embeddings[[text_row[ex.player] for ex in val]]) if val else []
     served = float(np.mean([h == hint_label(t) for h, t in zip(reader.read(x), intents)]))
-    log.info("intent reader: fitted on %d training lines and %d reader phrasings (it reads %.3f of the training "
-             "lines right); the turns' hints (%s) right in %.3f of them", len(lines),
-             0 if extra is None else len(extra[1]), served,
+    log.info("intent reader%s: fitted on %d training lines and %d reader phrasings (it reads %.3f of the training "
+             "lines right); the turns' hints (%s) right in %.3f of them",
+             f" (a hidden layer of {hidden})" if hidden else "", len(lines), 0 if extra is None else len(extra[1]),
+             served,
              f"each from a reader fitted without its template, {folds} groups" if folds else
              "the reader fitted on the training lines alone", accuracy)  # fmt: skip
     return path, {"train": [hint_of[ex.player] for ex in examples["train"]], "val": list(val_hints)}

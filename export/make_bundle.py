@@ -414,7 +414,7 @@ def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, A
     (--emotion-labels, --voice-swap, --fact-swap, --invent-facts, --intent-hint, --branch-floor, ...) where the run
     changed the preset's (``prompt_voice``, ``copy_head``, ``copy_induction`` and ``swaps``, which carries the data
     options, are the checkpoint's model and data settings: runs from before these options record no choice)."""
-    from export.dataset import VERSIONED_OPTIONS
+    from export.dataset import HINT_OPTIONS, VERSIONED_OPTIONS
     from export.train import DATA_OPTIONS, SWAP_OPTIONS, preset_configs
 
     preset = train_config.get("preset")
@@ -446,11 +446,12 @@ def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, A
         words.append(f"--init-from {train_config['init_from']}")
     values = swaps or {}
     for key in DATA_OPTIONS:
-        value = values.get(key, 0.0 if key in SWAP_OPTIONS else None)  # a share not recorded was 0
+        # A share not recorded was 0, and so was a reader's hidden layer; other options follow the preset of the day.
+        value = values.get(key, 0.0 if key in SWAP_OPTIONS else 0 if key == "reader_hidden" else None)
         if preset_data is None or value is None or value == getattr(preset_data, key):
             continue
-        if key in ("intent_hint_folds", "hint_lookup", "reader_phrasings") and not values.get("intent_hint"):
-            continue  # without hints the folds, the lookup and the reader's phrasings change nothing
+        if key in HINT_OPTIONS and not values.get("intent_hint"):
+            continue  # without hints the folds, the lookup and the reader's make-up change nothing
         flag = "--" + key.replace("_", "-")
         if key in VERSIONED_OPTIONS:  # a version; version 1 runs may record true
             words.append(f"{flag} {int(value)}" if value else "--no-" + flag[2:])

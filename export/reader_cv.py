@@ -26,7 +26,8 @@ from tqdm import tqdm
 from npc_runtime.bundle import default_bundle_dir, load_bundle
 from npc_runtime.errors import ConfigError
 
-from .intent_reader import READER_FITS, READER_PHRASINGS_VERSION, cross_fitted_hints, reader_lines
+from .intent_reader import (READER_FITS, READER_HIDDEN, READER_HIDDEN_FIT, READER_PHRASINGS_VERSION, cross_fitted_hints,
+                            reader_lines)
 
 __all__ = ["parse_fit", "template_cv", "build_parser", "main"]
 
@@ -34,14 +35,18 @@ log = logging.getLogger(__name__)
 
 
 def parse_fit(text: str) -> dict[str, float | int]:
-    """``"1e-5:3000"`` -> ``{"l2": 1e-5, "steps": 3000}`` (``fit_reader``'s options)."""
+    """``"1e-5:3000"`` -> ``{"l2": 1e-5, "steps": 3000}``; ``"1e-4:400:256"`` adds ``"hidden": 256`` (a hidden
+    layer of that width; ``fit_reader``'s options)."""
     try:
-        l2, steps = text.split(":")
-        fit = {"l2": float(l2), "steps": int(steps)}
+        l2, steps, *hidden = text.split(":")
+        if len(hidden) > 1:
+            raise ValueError(text)
+        fit = {"l2": float(l2), "steps": int(steps), **({"hidden": int(hidden[0])} if hidden else {})}
     except ValueError:
-        raise ConfigError(f"a fit is L2:STEPS, such as 1e-5:3000; got {text!r}") from None
-    if not fit["l2"] >= 0 or fit["steps"] < 1:
-        raise ConfigError(f"a fit needs L2 >= 0 and STEPS >= 1; got {text!r}")
+        raise ConfigError(f"a fit is L2:STEPS or L2:STEPS:HIDDEN, such as 1e-5:3000 or 1e-4:400:256; got "
+                          f"{text!r}") from None
+    if not fit["l2"] >= 0 or fit["steps"] < 1 or fit.get("hidden", 1) < 1:
+        raise ConfigError(f"a fit needs L2 >= 0, STEPS >= 1 and HIDDEN >= 1; got {text!r}")
     return fit
 
 
@@ -54,24 +59,26 @@ def template_cv(
     seed: int = 0,
     progress: bool = False,
 ) -> list[dict[str, Any]]:
-    """Cross-validate each version of the phrasings with each fit (None: the fit ``READER_FITS`` gives that
-    version) on ``lines``, (player line, intent, template) triples; ``embed`` maps texts to an (N, E) array."""
+    """Cross-validate each version of the phrasings with each fit (None: the linear fit ``READER_FITS`` gives that
+    version, and the hidden-layer reader's, ``READER_HIDDEN_FIT`` at ``READER_HIDDEN``) on ``lines``, (player
+    line, intent, template) triples; ``embed`` maps texts to an (N, E) array."""
     texts = [text for text, _, _ in lines]
     x = embed(texts)
     intents = [intent for _, intent, _ in lines]
     groups = [template for _, _, template in lines]
     rows = []
-    jobs = [(version, fit) for version in versions for fit in (fits or [READER_FITS[version]])]
+    with_hidden = {**READER_HIDDEN_FIT, "hidden": READER_HIDDEN}
+    jobs = [(version, fit) for version in versions for fit in (fits or [READER_FITS[version], with_hidden])]
     for version, fit in tqdm(jobs, desc="reader cv", unit="fit", disable=not progress):
         extra_lines = reader_lines(version, seed)
         extra = (embed([text for text, _ in extra_lines]), [intent for _, intent in extra_lines]) if extra_lines else None
         started = time.monotonic()
         _, accuracy = cross_fitted_hints(x, intents, groups, folds=folds, seed=seed, extra=extra, **fit)
-        rows.append({"phrasings": version, "extra_lines": len(extra_lines), **fit, "folds": folds,
+        rows.append({"phrasings": version, "extra_lines": len(extra_lines), "hidden": 0, **fit, "folds": folds,
                      "lines": len(lines), "accuracy": round(accuracy, 4),
                      "seconds": round(time.monotonic() - started, 1)})  # fmt: skip
-        log.info("phrasings %d, l2 %g, %d steps: %.3f of the left-out templates' lines read right",
-                 version, fit["l2"], fit["steps"], accuracy)  # fmt: skip
+        log.info("phrasings %d, hidden %d, l2 %g, %d steps: %.3f of the left-out templates' lines read right",
+                 version, fit.get("hidden", 0), fit["l2"], fit["steps"], accuracy)  # fmt: skip
     return rows
 
 
@@ -97,9 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="CorpusConfig fields on top of those the bundle records for its training corpus")
     parser.add_argument("--phrasings", type=int, nargs="+", default=list(range(READER_PHRASINGS_VERSION + 1)),
                         metavar="VERSION", help="versions of the reader phrasings to compare (default: all)")
-    parser.add_argument("--fit", nargs="+", default=None, metavar="L2:STEPS",
-                        help="fits of the reader to try with each version (default: the one each version ships "
-                        "with)")  # fmt: skip
+    parser.add_argument("--fit", nargs="+", default=None, metavar="L2:STEPS[:HIDDEN]",
+                        help="fits of the reader to try with each version; HIDDEN, the width of a hidden layer "
+                        "(Adam steps then; default: each version's linear fit, and the hidden layer's)")  # fmt: skip
     parser.add_argument("--folds", type=int, default=5, help="template folds (%(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="fold split and slot fills (%(default)s)")
     parser.add_argument("--out-json", type=Path, default=None, help="write the rows here as JSON")
@@ -140,10 +147,11 @@ def _run(args: argparse.Namespace) -> int:
     lines = training_lines(corpus)
     rows = template_cv(embed, lines, args.phrasings, fits, args.folds, args.seed, progress=not args.no_progress)
     print(f"{len(lines)} training lines, {args.folds} template folds ({bundle.name}):")
-    print("| phrasings | extra lines | l2 | steps | read right |")
-    print("|---|---|---|---|---|")
+    print("| phrasings | extra lines | hidden | l2 | steps | read right |")
+    print("|---|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['phrasings']} | {row['extra_lines']} | {row['l2']:g} | {row['steps']} | {row['accuracy']:.3f} |")
+        print(f"| {row['phrasings']} | {row['extra_lines']} | {row['hidden'] or '-'} | {row['l2']:g} | {row['steps']} "
+              f"| {row['accuracy']:.3f} |")
     if args.out_json:
         args.out_json.parent.mkdir(parents=True, exist_ok=True)
         args.out_json.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")

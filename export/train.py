@@ -37,7 +37,7 @@ SWAP_OPTIONS = ("voice_swap", "fact_swap", "player_dropout", "offer_dropout")
 #: Every ``DataConfig`` field a run may set (a ``TrainConfig`` field of the same name, None: the preset's; the flag
 #: is the name with dashes), in the order the recipe names them. A resume cannot change any of them.
 DATA_OPTIONS = ("emotion_labels", *SWAP_OPTIONS, "invent_facts", "intent_hint", "intent_hint_folds", "hint_lookup",
-                "branch_floor", "reader_phrasings")
+                "branch_floor", "reader_phrasings", "reader_hidden")
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,8 @@ class TrainConfig:
     branch_floor: int | None = None
     #: ``DataConfig.reader_phrasings`` for this run (None: the preset's).
     reader_phrasings: int | None = None
+    #: ``DataConfig.reader_hidden`` for this run (None: the preset's).
+    reader_hidden: int | None = None
     seed: int = 0
     steps: int = 2500
     batch_size: int = 16
@@ -659,6 +661,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "(default: the preset's)")  # fmt: skip
     parser.add_argument("--no-reader-phrasings", dest="reader_phrasings", action="store_const", const=0,
                         help="fit the intent reader on the training lines alone (version 0)")
+    parser.add_argument("--reader-hidden", type=int, default=None, metavar="WIDTH",
+                        help="with --intent-hint: the served intent reader has a hidden ReLU layer of WIDTH before "
+                        "its softmax regression, so it places more phrasings no template has; the turns' hints, "
+                        "and so the model, are unchanged; 0: linear (default: the preset's)")  # fmt: skip
     parser.add_argument("--resume", action="store_true", help="continue the checkpoint in --out exactly")
     parser.add_argument("--steps", type=int, default=None, help="override the preset's number of steps")
     parser.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size (per rank)")

@@ -6,7 +6,9 @@ the utterance prefix (MiniLM) places a new phrasing near the lines that mean the
 embedding names the intent of most of them. A model trained with intent hints reads the reader's answer after the
 player's line (``prompt.build_decoder_text``'s ``hint``): ``<player> What beasts are around? | ask creatures<npc>``.
 
-The reader is a softmax regression over the corpus's intents (``export.intent_reader`` fits it); a bundle whose
+The reader is a softmax regression over the corpus's intents, or one with a hidden ReLU layer before it (a reader
+file of version 2; ``npc-runtime train --reader-hidden``), which places more of the phrasings no template has
+(docs/model.md, "A reader with a hidden layer"); ``export.intent_reader`` fits it. A bundle whose
 model was trained with hints carries it as the asset ``intent_reader`` (a JSON file, this module's format), and
 the engine gives every request its hint. Training turns read the served reader's hints (or, with
 ``--intent-hint-folds N``, those of a reader fitted without their paraphrase template; ``export.intent_reader``).
@@ -51,7 +53,10 @@ from .facts import (LIST_HINT, LISTED_WARES, card_name, card_places, card_quest,
 __all__ = ["LOOKUP_VERSION", "READER_FORMAT", "SCENE_HINTS", "IntentReader", "load_reader", "lookup_hint"]
 
 READER_FORMAT = "npc-intent-reader"
+#: Reader files: version 1, linear (written so still, so that older runtimes read them); version 2, with a hidden
+#: layer (``hidden``), which older runtimes refuse by name instead of misreading.
 READER_VERSION = 1
+HIDDEN_READER_VERSION = 2
 #: The newest rules of :func:`lookup_hint` this runtime knows (module docstring); 0 is no lookup.
 LOOKUP_VERSION = 2
 #: The hints of questions about the surroundings, and the ``context`` key each looks up (version 2).
@@ -60,14 +65,17 @@ SCENE_HINTS = {"ask place": "location", "ask weather": "weather", "ask time": "t
 
 @dataclass(frozen=True)
 class IntentReader:
-    """Hint texts (``labels``) and a linear map from L2-normalised sentence embeddings to their scores."""
+    """Hint texts (``labels``) and a map from L2-normalised sentence embeddings to their scores: linear, or through
+    a hidden ReLU layer (``hidden_weights``, ``hidden_bias``) first."""
 
     labels: tuple[str, ...]
-    weights: np.ndarray  # float32 (E, n_labels)
+    weights: np.ndarray  # float32 (E, n_labels), or (H, n_labels) after a hidden layer
     bias: np.ndarray  # float32 (n_labels,)
     #: The version of the looked-up hints (:func:`lookup_hint`) the model was trained on, which the runtime must
     #: build too; 0: none. ``True`` (how version 1 readers are written) reads as 1.
     lookup: int = 0
+    hidden_weights: np.ndarray | None = None  # float32 (E, H)
+    hidden_bias: np.ndarray | None = None  # float32 (H,)
 
     def __post_init__(self) -> None:
         if not self.labels or not all(isinstance(x, str) and x.strip() for x in self.labels):
@@ -79,7 +87,19 @@ class IntentReader:
             raise ValueError(f"intent reader weights must be (embedding, {n}), got {self.weights.shape}")
         if self.bias.shape != (n,):
             raise ValueError(f"intent reader bias must be ({n},), got {self.bias.shape}")
-        if not (np.isfinite(self.weights).all() and np.isfinite(self.bias).all()):
+        if (self.hidden_weights is None) != (self.hidden_bias is None):
+            raise ValueError("intent reader hidden layer needs both its weights and its bias")
+        if self.hidden_weights is not None:
+            width = self.weights.shape[0]
+            if self.hidden_weights.ndim != 2 or self.hidden_weights.shape[1] != width:
+                raise ValueError(f"intent reader hidden weights must be (embedding, {width}), got "
+                                 f"{self.hidden_weights.shape}")  # fmt: skip
+            if self.hidden_bias.shape != (width,):
+                raise ValueError(f"intent reader hidden bias must be ({width},), got {self.hidden_bias.shape}")
+        layers = [self.weights, self.bias]
+        if self.hidden_weights is not None:
+            layers += [self.hidden_weights, self.hidden_bias]
+        if not all(np.isfinite(layer).all() for layer in layers):
             raise ValueError("intent reader weights are not finite")
         if not isinstance(self.lookup, int) or not 0 <= self.lookup:
             raise ValueError(f"intent reader 'lookup' must be false, true or a version number, got {self.lookup!r}")
@@ -90,29 +110,39 @@ class IntentReader:
 
     @property
     def dim(self) -> int:
-        return int(self.weights.shape[0])
+        return int((self.weights if self.hidden_weights is None else self.hidden_weights).shape[0])
+
+    @property
+    def hidden(self) -> int:
+        """The width of the hidden layer; 0: a linear reader."""
+        return 0 if self.hidden_weights is None else int(self.hidden_weights.shape[1])
 
     def scores(self, embeddings: np.ndarray) -> np.ndarray:
         """(B, n_labels) scores of (B, E) sentence embeddings (normalised here)."""
         x = np.asarray(embeddings, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"intent reader expects (batch, {self.dim}) embeddings, got {x.shape}")
-        norms = np.linalg.norm(x, axis=1, keepdims=True)
-        return (x / np.maximum(norms, 1e-12)) @ self.weights + self.bias
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        if self.hidden_weights is not None:
+            x = np.maximum(x @ self.hidden_weights + self.hidden_bias, 0.0)
+        return x @ self.weights + self.bias
 
     def read(self, embeddings: np.ndarray) -> list[str]:
         """The likeliest label of each embedding."""
         return [self.labels[i] for i in self.scores(embeddings).argmax(axis=1)]
 
     def to_dict(self) -> dict:
+        hidden = {} if self.hidden_weights is None else {
+            "hidden": {"bias": _rounded(self.hidden_bias), "weights": _rounded(self.hidden_weights)}}
         return {
             "format": READER_FORMAT,
-            "version": READER_VERSION,
+            "version": HIDDEN_READER_VERSION if hidden else READER_VERSION,
             "labels": list(self.labels),
-            "bias": [round(float(v), 6) for v in self.bias],
-            "weights": [[round(float(v), 6) for v in row] for row in self.weights],
+            "bias": _rounded(self.bias),
+            "weights": _rounded(self.weights),
             # Version 1 is written as it always was (true), so such a reader file reads the same in older runtimes.
             **({"lookup": True if self.lookup == 1 else self.lookup} if self.lookup else {}),
+            **hidden,
         }
 
     def save(self, path: str | Path) -> Path:
@@ -125,17 +155,34 @@ class IntentReader:
 
     @classmethod
     def from_dict(cls, data: object) -> IntentReader:
-        if not isinstance(data, dict) or data.get("format") != READER_FORMAT or data.get("version") != READER_VERSION:
-            raise ValueError(f"not an intent reader (expected format '{READER_FORMAT}' version {READER_VERSION})")
+        if not isinstance(data, dict) or data.get("format") != READER_FORMAT:
+            raise ValueError(f"not an intent reader (expected format '{READER_FORMAT}')")
+        version = data.get("version")
+        if version not in (READER_VERSION, HIDDEN_READER_VERSION):
+            raise ValueError(f"intent reader file version {version!r}: this runtime reads versions {READER_VERSION} "
+                             f"and {HIDDEN_READER_VERSION}; update npc-runtime")  # fmt: skip
         labels = data.get("labels")
         if not isinstance(labels, list):
             raise ValueError("intent reader has no 'labels' list")
+        hidden = data.get("hidden")
+        if (version == HIDDEN_READER_VERSION) != isinstance(hidden, dict):
+            raise ValueError(f"an intent reader of version {HIDDEN_READER_VERSION}, and only such, has a 'hidden' "
+                             "layer")  # fmt: skip
         try:
             weights = np.asarray(data.get("weights"), dtype=np.float32)
             bias = np.asarray(data.get("bias"), dtype=np.float32)
+            hidden_weights = None if hidden is None else np.asarray(hidden.get("weights"), dtype=np.float32)
+            hidden_bias = None if hidden is None else np.asarray(hidden.get("bias"), dtype=np.float32)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"intent reader weights are not numbers: {exc}") from exc
-        return cls(tuple(labels), weights, bias, data.get("lookup", 0))
+        return cls(tuple(labels), weights, bias, data.get("lookup", 0), hidden_weights, hidden_bias)
+
+
+def _rounded(values: np.ndarray) -> list:
+    """A vector or matrix as JSON numbers of 6 decimals (Python's rounding, as reader files were always written)."""
+    if values.ndim == 1:
+        return [round(float(v), 6) for v in values]
+    return [[round(float(v), 6) for v in row] for row in values]
 
 
 def load_reader(path: str | Path, dim: int | None = None) -> IntentReader:

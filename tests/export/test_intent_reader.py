@@ -12,7 +12,7 @@ import pytest
 
 from export.corpus import build_corpus
 from export.corpus_intents import INTENTS
-from export.dataset import INTENT_READER_FILE, prepare_data
+from export.dataset import INTENT_READER_FILE, DataConfig, prepare_data
 from export.intent_reader import READER_PHRASINGS_VERSION, cross_fitted_hints, fit_reader, hint_label
 from export.make_bundle import BundleConfig, make_bundle
 from export.tokenizer import encode_turn, load_tokenizer
@@ -48,6 +48,32 @@ def test_the_reader_learns_separable_intents_and_never_answers_an_absent_one() -
     assert np.array_equal(again.weights, reader.weights)  # deterministic
     with pytest.raises(ValueError, match="3 embeddings for 2 labels"):
         fit_reader(x[:3], intents[:2])
+
+
+def test_a_reader_with_a_hidden_layer_reads_what_no_linear_reader_can_and_round_trips(tmp_path: Path) -> None:
+    """Two intents on two opposite corners each (exclusive or): no linear map of the normalised embedding can part
+    them, a hidden layer of ReLUs can. The fit is fixed by its data, and the file reads back the same reader."""
+    rng = np.random.default_rng(0)
+    corners = np.array([[1, 1], [-1, -1], [1, -1], [-1, 1]], dtype=np.float64)
+    labels = ["greeting", "greeting", "buy", "buy"]
+    x = np.concatenate([c + rng.normal(0, 0.15, (30, 2)) for c in corners])
+    x = np.concatenate([x, np.ones((len(x), 1))], axis=1)  # a constant third axis, so no row is near zero
+    y = [label for label in labels for _ in range(30)]
+    test = np.concatenate([np.concatenate([corners, np.ones((4, 1))], axis=1)] * 2)
+    want = [hint_label(label) for label in labels] * 2
+    linear = fit_reader(x, y, steps=2000)
+    assert linear.hidden == 0 and linear.read(test) != want
+    wide = fit_reader(x, y, hidden=16, steps=300, l2=1e-4)
+    assert wide.hidden == 16 and wide.dim == 3 and wide.read(test) == want
+    again = fit_reader(x, y, hidden=16, steps=300, l2=1e-4)
+    assert np.array_equal(again.hidden_weights, wide.hidden_weights) and np.array_equal(again.weights, wide.weights)
+    absent = fit_reader(x, y, classes=("greeting", "buy", "farewell"), hidden=16, steps=300)
+    assert "farewell" not in absent.read(rng.normal(size=(50, 3)))
+    loaded = load_reader(wide.save(tmp_path / "reader.json"), dim=3)
+    assert loaded.hidden == 16 and loaded.read(test) == want
+    np.testing.assert_allclose(loaded.scores(test), wide.scores(test), atol=1e-4)
+    with pytest.raises(ValueError, match="hidden must be an int >= 0"):
+        fit_reader(x, y, hidden=-1)
 
 
 def test_cross_fitted_hints_come_from_a_reader_that_never_saw_the_template() -> None:
@@ -169,7 +195,7 @@ def test_looked_up_hints_are_built_in_training_as_the_runtime_builds_them(tmp_pa
     from npc_runtime.intent_hint import lookup_hint
 
     model_cfg, data_cfg, _ = preset_configs("tiny")
-    with pytest.raises(ValueError, match="needs intent_hint"):
+    with pytest.raises(ValueError, match="hint_lookup shapes the intent hints or their reader: it needs intent_hint"):
         replace(data_cfg, hint_lookup=2)
     with pytest.raises(ValueError, match="hint_lookup must be a version from 0 to 2"):
         replace(data_cfg, intent_hint=True, hint_lookup=3)
@@ -296,7 +322,7 @@ def test_a_run_with_reader_phrasings_fits_them_into_its_reader_alone(tmp_path: P
     from export.role_model import load_checkpoint
 
     model_cfg, data_cfg, _ = preset_configs("tiny")
-    with pytest.raises(ValueError, match="need intent_hint"):
+    with pytest.raises(ValueError, match="reader_phrasings shapes the intent hints or their reader: it needs"):
         replace(data_cfg, reader_phrasings=1)
     newest = READER_PHRASINGS_VERSION
     with pytest.raises(ValueError, match=f"reader_phrasings must be a version from 0 to {newest}"):
@@ -338,3 +364,46 @@ def test_a_run_with_reader_phrasings_fits_them_into_its_reader_alone(tmp_path: P
     assert main([*common, "--resume"]) == 0
     recipe = _recipe(saved["train_config"], True, {"intent_hint": True, "intent_hint_folds": 0, "reader_phrasings": newest})
     assert recipe.endswith(f"--steps 2 --intent-hint --reader-phrasings {newest} && npc-runtime export")
+
+
+def test_a_run_whose_reader_has_a_hidden_layer_changes_its_reader_alone(tmp_path: Path) -> None:
+    """``reader_hidden`` gives the served reader a hidden layer, fitted as ``READER_HIDDEN_FIT`` says, and changes
+    nothing else of the data: the turns and their tokens, hints included, are those of a run without it. The option
+    is validated, stored, kept on resume and named in the recipe; a run that recorded none had a linear reader."""
+    from export.intent_reader import READER_HIDDEN_FIT, fit_reader
+    from export.make_bundle import _recipe
+    from export.role_model import load_checkpoint
+
+    model_cfg, data_cfg, _ = preset_configs("tiny")
+    with pytest.raises(ValueError, match="reader_hidden shapes the intent hints or their reader: it needs intent_hint"):
+        replace(data_cfg, reader_hidden=8)
+    hinted = replace(data_cfg, intent_hint=True, intent_hint_folds=0)
+    for bad in (-1, True, 2.5):
+        with pytest.raises(ValueError, match="reader_hidden must be an int >= 0"):
+            replace(hinted, reader_hidden=bad)
+    assert DataConfig.from_dict({k: v for k, v in hinted.to_dict().items() if k != "reader_hidden"}) == hinted
+    args = (model_cfg.prefix_tokens, model_cfg.max_positions)
+    plain = prepare_data(hinted, *args, tmp_path / "plain", progress=False, voice=True)
+    data = prepare_data(replace(hinted, reader_hidden=8), *args, tmp_path / "data", progress=False, voice=True)
+    for split in ("train", "val"):
+        a, b = plain.splits[split], data.splits[split]
+        assert all(np.array_equal(x, y) for x, y in zip(a.ids, b.ids)) and len(a.ids) == len(b.ids)
+    got, before = load_reader(data.intent_reader_path), load_reader(plain.intent_reader_path)
+    assert got.hidden == 8 and before.hidden == 0 and got.labels == before.labels
+    examples, encoded = build_corpus(hinted.corpus_config()).splits["train"], data.splits["train"]
+    row_of = {examples[int(i)].player: int(r) for i, r in zip(encoded.example_index, encoded.utterance_row)}
+    first = list(dict.fromkeys((ex.player, ex.intent) for ex in examples))
+    x = data.text_embeddings[[row_of[text] for text, _ in first]]
+    want = fit_reader(x, [i for _, i in first], classes=INTENTS, hidden=8, **READER_HIDDEN_FIT)
+    np.testing.assert_allclose(got.hidden_weights, want.hidden_weights, atol=1e-6)
+
+    run = tmp_path / "run"
+    common = ["--preset", "tiny", "--out", str(run), "--no-progress", "--threads", "1", "--steps", "2",
+              "--intent-hint"]  # fmt: skip
+    assert main([*common, "--reader-hidden", "8", "--stop-after", "1"]) == 0
+    _, saved = load_checkpoint(run / CHECKPOINT_NAME)
+    assert saved["data_config"]["reader_hidden"] == 8 and saved["train_config"]["reader_hidden"] == 8
+    with pytest.raises(ValueError, match="reader_hidden"):
+        main([*common, "--resume", "--reader-hidden", "0"])
+    recipe = _recipe(saved["train_config"], True, {"intent_hint": True, "intent_hint_folds": 0, "reader_hidden": 8})
+    assert recipe.endswith("--steps 2 --intent-hint --reader-hidden 8 && npc-runtime export")

@@ -37,7 +37,8 @@ LINES = [
 
 def test_parse_fit_reads_l2_and_steps_and_names_a_bad_one() -> None:
     assert parse_fit("1e-5:3000") == {"l2": 1e-5, "steps": 3000}
-    for bad in ("1e-5", "x:10", "1e-5:0", "-1:10"):
+    assert parse_fit("1e-4:400:256") == {"l2": 1e-4, "steps": 400, "hidden": 256}
+    for bad in ("1e-5", "x:10", "1e-5:0", "-1:10", "1e-4:400:0", "1e-4:400:8:8", "1e-4:400:wide"):
         with pytest.raises(ConfigError, match="L2"):
             parse_fit(bad)
 
@@ -53,10 +54,18 @@ def test_template_cv_is_the_cross_fitted_accuracy_of_each_version_and_fit(monkey
     extra = (_bag_of_words([t for t, _ in extra_lines]), [i for _, i in extra_lines])
     assert rows[0]["accuracy"] == round(cross_fitted_hints(x, intents, groups, folds=3, **fit)[1], 4)
     assert rows[1]["accuracy"] == round(cross_fitted_hints(x, intents, groups, folds=3, extra=extra, **fit)[1], 4)
-    # Without --fit each version is tried with the fit it ships with.
+    # A fit with a hidden layer is passed on as it is.
+    wide = {"l2": 1e-3, "steps": 30, "hidden": 8}
+    (row,) = template_cv(_bag_of_words, LINES, [0], [wide], folds=3)
+    assert row["hidden"] == 8 and rows[0]["hidden"] == 0
+    assert row["accuracy"] == round(cross_fitted_hints(x, intents, groups, folds=3, **wide)[1], 4)
+    # Without --fit each version is tried with the linear fit it ships with, and with the hidden layer's fit.
     monkeypatch.setattr("export.reader_cv.READER_FITS", {0: {"l2": 1e-3, "steps": 7}, 1: {"l2": 1e-4, "steps": 9}})
+    monkeypatch.setattr("export.reader_cv.READER_HIDDEN_FIT", {"l2": 1e-2, "steps": 5})
+    monkeypatch.setattr("export.reader_cv.READER_HIDDEN", 4)
     shipped = template_cv(_bag_of_words, LINES, [0, 1], None, folds=3)
-    assert [(row["l2"], row["steps"]) for row in shipped] == [(1e-3, 7), (1e-4, 9)]
+    assert [(row["hidden"], row["l2"], row["steps"]) for row in shipped] == [
+        (0, 1e-3, 7), (4, 1e-2, 5), (0, 1e-4, 9), (4, 1e-2, 5)]  # fmt: skip
 
 
 def test_reader_cv_command_writes_its_rows(tiny_bundle: Path, tmp_path: Path, capsys) -> None:

@@ -421,6 +421,11 @@ def test_recipe_of_the_default_preset_names_only_what_a_run_changed() -> None:
     run = {"preset": "default", "steps": 4400, "seed": 0}
     assert _recipe(run, True, shipped, copy_head=True, copy_induction=True) == (
         "npc-runtime train --preset default && npc-runtime export")  # fmt: skip
+    # a reader with a hidden layer (tried, not shipped); a run that recorded none had a linear reader, the preset's
+    assert _recipe(run, True, {**shipped, "reader_hidden": 256}, copy_head=True, copy_induction=True).endswith(
+        "--preset default --reader-hidden 256 && npc-runtime export")  # fmt: skip
+    assert _recipe(run, True, {**shipped, "reader_hidden": 0}, copy_head=True, copy_induction=True) == (
+        "npc-runtime train --preset default && npc-runtime export")  # fmt: skip
     assert _recipe(run, True, shipped, copy_head=True, copy_induction=False).endswith(
         "--preset default --no-copy-induction && npc-runtime export")  # fmt: skip
     # without a copy head there is no bonus to turn off: --no-copy-head says both

@@ -63,6 +63,39 @@ def test_the_reader_file_round_trips_and_bad_files_say_what_is_wrong(tmp_path: P
         load_reader(path)
 
 
+def test_a_reader_with_a_hidden_layer_is_a_version_2_file_and_older_files_read_as_before(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    hidden_weights, hidden_bias = rng.normal(size=(4, 6)).astype(np.float32), rng.normal(size=6).astype(np.float32)
+    weights, bias = rng.normal(size=(6, 3)).astype(np.float32), np.zeros(3, dtype=np.float32)
+    reader = IntentReader(("greeting", "ask weather", "buy"), weights, bias, 2, hidden_weights, hidden_bias)
+    assert reader.dim == 4 and reader.hidden == 6
+    embeddings = rng.normal(size=(5, 4)).astype(np.float32)
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    np.testing.assert_allclose(reader.scores(embeddings), np.maximum(unit @ hidden_weights + hidden_bias, 0) @ weights,
+                               rtol=1e-5, atol=1e-6)  # fmt: skip
+    path = reader.save(tmp_path / "reader.json")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["version"] == 2 and data["lookup"] == 2
+    again = load_reader(path, dim=4)
+    assert again.hidden == 6 and again.read(embeddings) == reader.read(embeddings)
+    linear = json.loads(json.dumps(_reader().to_dict()))
+    assert linear["version"] == 1 and "hidden" not in linear  # a linear reader is written as before
+    cases = [
+        ("versions 1 and 2; update npc-runtime", {**data, "version": 3}),
+        ("and only such, has a 'hidden' layer", {**linear, "version": 2}),  # version 2 without the layer
+        ("and only such, has a 'hidden' layer", {**data, "version": 1}),  # the layer in a version 1 file
+        (r"hidden weights must be \(embedding, 6\)",
+         {**data, "hidden": {**data["hidden"], "weights": [[0.0] * 5] * 4}}),
+        (r"hidden bias must be \(6,\)", {**data, "hidden": {**data["hidden"], "bias": [0.0]}}),
+    ]
+    for message, broken in cases:
+        path.write_text(json.dumps(broken), encoding="utf-8")
+        with pytest.raises(ValueError, match=message):
+            load_reader(path)
+    with pytest.raises(ValueError, match="needs both its weights and its bias"):
+        IntentReader(reader.labels, weights, bias, 0, hidden_weights, None)
+
+
 def test_the_hint_follows_the_player_line_after_the_field_separator() -> None:
     text = prompt.build_decoder_text("name: Brenna", {"weather": "rain"}, [("Hi.", "Hello.")], "Any beasts about?",
                                      hint="ask creatures")  # fmt: skip
