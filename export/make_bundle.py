@@ -446,8 +446,7 @@ def _recipe(train_config: dict[str, Any], prompt_voice: bool, swaps: dict[str, A
         words.append(f"--init-from {train_config['init_from']}")
     values = swaps or {}
     for key in DATA_OPTIONS:
-        # A share not recorded was 0, and so was a reader's hidden layer; other options follow the preset of the day.
-        value = values.get(key, 0.0 if key in SWAP_OPTIONS else 0 if key == "reader_hidden" else None)
+        value = values.get(key, 0.0 if key in SWAP_OPTIONS else None)  # a share not recorded was 0
         if preset_data is None or value is None or value == getattr(preset_data, key):
             continue
         if key in HINT_OPTIONS and not values.get("intent_hint"):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from export.dataset import TurnData, length_grouped_batches, prepare_data
+from export.dataset import DataConfig, TurnData, length_grouped_batches, prepare_data
 from export.role_model import RoleModel, load_checkpoint
 from export.tokenizer import encode_turn, load_tokenizer
 from export.train import CHECKPOINT_NAME, LOG_NAME, TrainConfig, main, preset_configs, reply_losses, train
@@ -421,9 +421,11 @@ def test_recipe_of_the_default_preset_names_only_what_a_run_changed() -> None:
     run = {"preset": "default", "steps": 4400, "seed": 0}
     assert _recipe(run, True, shipped, copy_head=True, copy_induction=True) == (
         "npc-runtime train --preset default && npc-runtime export")  # fmt: skip
-    # a reader with a hidden layer (tried, not shipped); a run that recorded none had a linear reader, the preset's
+    # a reader with a hidden layer (tried, not shipped); the export reads a run that recorded none as linear
+    # (DataConfig.from_dict), the preset's
     assert _recipe(run, True, {**shipped, "reader_hidden": 256}, copy_head=True, copy_induction=True).endswith(
         "--preset default --reader-hidden 256 && npc-runtime export")  # fmt: skip
+    assert DataConfig.from_dict({}).reader_hidden == 0 == preset_configs("default")[1].reader_hidden
     assert _recipe(run, True, {**shipped, "reader_hidden": 0}, copy_head=True, copy_induction=True) == (
         "npc-runtime train --preset default && npc-runtime export")  # fmt: skip
     assert _recipe(run, True, shipped, copy_head=True, copy_induction=False).endswith(
