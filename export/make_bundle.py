@@ -651,12 +651,24 @@ def _quantiser_noise_filter(record: logging.LogRecord) -> bool:
     return record.levelno >= logging.WARNING and "pre-processing before quantization" not in record.getMessage()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+#: The run folder the recipe trains (``npc-runtime train``'s default ``--out``, ``make model``): the one run whose
+#: export writes the shipped bundle unless told otherwise.
+RECIPE_RUN = Path("runs/default")
+
+
+def default_out(run: Path) -> Path:
+    """Where ``npc-runtime export`` writes without ``--out``: the shipped bundle for the recipe's run
+    (:data:`RECIPE_RUN`), ``RUN/bundle`` for any other, so that exporting a trial run never overwrites it."""
     from npc_runtime.bundle import default_bundle_dir
 
+    return default_bundle_dir() if run.resolve() == RECIPE_RUN.resolve() else run / "bundle"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="npc-runtime export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, default=Path("runs/default"), help="training run folder (default: runs/default)")
-    parser.add_argument("--out", type=Path, default=None, help="bundle directory (default: the shipped default bundle)")
+    parser.add_argument("--out", type=Path, default=None, help="bundle directory (default: the shipped default bundle for runs/default, "
+                        "RUN/bundle for any other run)")
     parser.add_argument("--name", default="default", help="bundle name in the manifest")
     parser.add_argument("--quantize", choices=("int8", "none"), default="int8", help="int8 where quality holds (default)")
     parser.add_argument("--eval-examples", type=int, default=128, help="validation turns for the quality check")
@@ -672,7 +684,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = BundleConfig(name=args.name, quantize=None if args.quantize == "none" else "int8",
                               eval_examples=args.eval_examples, max_bundle_mb=args.max_bundle_mb)  # fmt: skip
-        report = make_bundle(args.run, args.out or default_bundle_dir(), config)
+        out = args.out or default_out(args.run)
+        log.info("writing the bundle to %s", out)
+        report = make_bundle(args.run, out, config)
     except (NpcRuntimeError, ValueError) as exc:
         print(f"npc-runtime export: {exc}", file=sys.stderr)
         return 1

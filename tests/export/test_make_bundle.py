@@ -115,6 +115,25 @@ def test_a_failed_export_leaves_the_earlier_bundle_as_it_was(tiny_run: Path, tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no half-built folder left beside it
 
 
+def test_export_without_out_writes_a_trial_run_beside_it_and_only_the_recipe_run_into_the_shipped_bundle(
+        tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from export.make_bundle import default_out, main
+    from npc_runtime.bundle import default_bundle_dir
+
+    shipped = default_bundle_dir() / "bundle.json"
+    before = shipped.read_bytes()
+    run = tmp_path / "trial"
+    shutil.copytree(tiny_run, run)
+    assert main(["--run", str(run), "--quantize", "none", "--eval-examples", "1"]) == 0
+    assert load_bundle(run / "bundle").manifest["name"] == "default"
+    assert shipped.read_bytes() == before
+    # the recipe's run folder, however it is spelt, is the one that rebuilds the shipped bundle
+    monkeypatch.chdir(tmp_path)
+    assert default_out(Path("runs/default")) == default_bundle_dir()
+    assert default_out(tmp_path / "runs" / "default") == default_bundle_dir()
+    assert default_out(Path("runs/seed1")) == Path("runs/seed1/bundle")
+
+
 @pytest.mark.parametrize("fusion", ["weighted_sum", "cross_attention"])
 def test_a_run_with_another_fusion_exports_that_fusion(tmp_path: Path, fusion: str) -> None:
     """The fusion ablation's path: train with --fusion, export; the bundle serves that fusion with fp32 parity."""
