@@ -22,6 +22,18 @@ completion"). The card itself says which is right, so the runtime settles it:
   named gets ``bias`` instead ("a chain shirt for 84 silver and a chain shirt" becomes "… and a shield"). A token
   that also begins an unnamed ware ("leather" of "leather boots" after "leather gloves") is left alone.
 
+- **Whole names.** Where the reply's subject is a name of the card of two words or more, it is said whole. The
+  subjects, by the intent reader's hint and the player's line: the ware or place the line names; every ware in a
+  reply to "what do you sell?" and every remedy in one to "I feel ill"; the quest's title and reward in a reply to
+  "got any work?" (``quest ask``), its reward and place in one to "I'll do it" (``quest accept``); the persona's
+  name in one to "who are you?" (``ask name``). Where the reply has said the first words of a subject and the
+  likeliest next token would end it there ("There's a job I call A Flute." for "A Flute for Quinn", "I'm Wynn!"
+  for Wynn Barrow, "Return the apple" for the apple pie), the rest of the name gets ``bias``; where it has said a
+  determiner ("the", "a", "your") and the likeliest next token begins a later word of a subject ware or place but
+  not its first ("a pot" for the iron pot, "the valley" for the map of the valley), the whole name gets it. Only
+  where the words said are not themselves a name of the card ("apple" of "apple pie" where the card also sells
+  apples), and never where the model is already going on with the name or with the word it is in.
+
 The model still decides whether to give a number or a direction at all, and where; the steering only picks which
 one. Numbers that are not prices (an offer for the player's own goods, a reward) are left alone unless the topic
 is a ware. It is a server setting like the voice steering (``npc-runtime serve --fact-bias``); 0 turns it off.
@@ -38,7 +50,8 @@ from .voice import Nudge, plain_words
 
 __all__ = ["DEFAULT_FACT_BIAS", "LIST_HINT", "LISTED_WARES", "REMEDY_WORDS", "card_facts", "card_name",
            "card_places", "card_quest", "card_quest_parts", "card_remedies", "card_wares", "combine", "is_remedy",
-           "last_named", "FactSteering", "Steerings", "RowFacts", "WordNudge", "spell_like"]
+           "last_named", "card_names", "subject_names", "FactSteering", "Steerings", "RowFacts", "WordNudge",
+           "spell_like"]
 
 #: The default bias in nats (``GenOptions.fact_bias``); docs/eval.md, "Fact steering", gives the measured choice.
 DEFAULT_FACT_BIAS = 8.0
@@ -63,6 +76,14 @@ LISTED_WARES = 3
 LIST_HINT = "ask trade"
 #: The end of a listed ware's price: a number, perhaps with its coin ("... for 4 silver", "... for 4").
 _PRICE_END = re.compile(r"\b\d+(?:\s+[a-z]+)?$", re.IGNORECASE)
+#: Words that never start a name on their own: "a" of "A Flute for Quinn" is no beginning of the title.
+_ARTICLES = frozenset({"a", "an", "the", "some"})
+#: Words of a name that are not its own ("of", "the" of "map of the valley"): never read as the name begun late.
+_LINKS = frozenset({*_ARTICLES, "of", "for", "in", "on", "and", "to", "with", "from", "at", "by", "your", "my"})
+#: The end of a reply's text where a ware or place is about to be named: a determiner.
+_DETERMINER_END = re.compile(r"\b(?:a|an|the|some|your|my|this|that|our)$", re.IGNORECASE)
+#: The reply's last word, where its text ends in one (as :func:`plain_words` would read it).
+_LAST_WORD = re.compile(r"[A-Za-z0-9']+$")
 
 
 def _name_key(name: str) -> str:
@@ -182,16 +203,51 @@ class FactSteering:
         self.and_ = list(encode(" and"))
 
     def row(self, knowledge: str, player: str, bias: float, hint: str = "") -> RowFacts | None:
-        """The steering of one reply (None where the card has no prices or directions, or ``bias`` is 0);
-        ``hint`` is the intent reader's label of the player's line ("ask trade"; empty: none)."""
+        """The steering of one reply (None where the card has no prices, directions or subject names of two words
+        or more, or ``bias`` is 0); ``hint`` is the intent reader's label of the player's line ("ask trade";
+        empty: none)."""
         if bias <= 0.0:
             return None
         facts = card_facts(knowledge)
-        return RowFacts(self, facts, player, bias, hint) if facts else None
+        subjects = [name for name in subject_names(knowledge, player, hint) if len(name.split()) > 1]
+        return RowFacts(self, facts, player, bias, hint, subjects, card_names(knowledge)) \
+            if facts or subjects else None
 
     def spell(self, fact: str, like: int) -> list[int]:
         """``fact``'s token ids as it would follow token ``like``: its leading space and capital."""
         return spell_like(self._encode, self.pieces, fact, like)
+
+
+def card_names(knowledge: str) -> set[str]:
+    """Every name on a card's knowledge line, as :func:`plain_words` without a leading article: wares, places, the
+    quest's title, reward and place, the persona's name."""
+    names = {*card_wares(knowledge), *card_places(knowledge)}
+    quest = card_quest_parts(knowledge)
+    extra = [card_name(knowledge) or "", *((quest[0], quest[2], quest[3]) if quest else ())]
+    return names | {_name_key(name) for name in extra if _name_key(name)}
+
+
+def subject_names(knowledge: str, player: str, hint: str) -> list[str]:
+    """The names of the card a reply to ``player`` is about, as the card writes them (module docstring, "Whole
+    names"): by the intent reader's ``hint``, and the ware or place the player's line names."""
+    wares = card_wares(knowledge)
+    places = {name: written for name, (written, _) in card_places(knowledge).items()}
+    out: list[str] = []
+    named = last_named(sorted({*wares, *places}, key=len, reverse=True), player)
+    if named:
+        out.append(places.get(named, named))
+    if hint == LIST_HINT:
+        out += list(wares)
+    elif hint == "ask health":
+        out += list(card_remedies(knowledge))
+    elif hint in ("quest ask", "quest accept"):
+        quest = card_quest_parts(knowledge)
+        if quest:
+            title, _, reward, place = quest
+            out += [title, reward] if hint == "quest ask" else [reward, place]
+    elif hint == "ask name":
+        out.append(card_name(knowledge) or "")
+    return list(dict.fromkeys(name for name in out if name))
 
 
 class WordNudge(Nudge):
@@ -220,7 +276,7 @@ class RowFacts(WordNudge):
     """The fact steering of one reply: its topic, and what a taken nudge still has to say."""
 
     def __init__(self, steering: FactSteering, facts: dict[str, str], player: str, bias: float,
-                 hint: str = "") -> None:
+                 hint: str = "", subjects: Sequence[str] = (), names: set[str] | None = None) -> None:
         super().__init__(steering.pieces)
         self._steering = steering
         self.facts = facts
@@ -231,6 +287,7 @@ class RowFacts(WordNudge):
         #: Each ware's first token as a list says it (after a space, lower case), in the card's order.
         self._ware_first = {name: ids[0] for name, fact in facts.items() if fact.isdigit()
                             for ids in [steering.spell(name, -1)] if ids}  # fmt: skip
+        self._whole = _WholeNames(steering, subjects, set(facts) if names is None else names)
 
     @property
     def topic(self) -> str | None:
@@ -251,6 +308,9 @@ class RowFacts(WordNudge):
             nudge = self._list_goes_on(best, room)
             if nudge[0]:
                 return nudge
+        ids = self._whole.rest(self.text, best)
+        if ids:
+            return self.offer(ids, self.bias, room)
         if not 0 <= best < len(steering.pieces) or not (steering.number_start[best] or steering.compass_start[best]):
             return [], []  # most steps: nothing to settle, and the topic is not even looked up
         topic = self.topic
@@ -298,6 +358,69 @@ class RowFacts(WordNudge):
         if self._steering.stop[best]:
             return self.offer(self._steering.and_, self.bias, room)
         return [], []
+
+
+class _WholeNames:
+    """The whole-name rule of one reply (module docstring, "Whole names"): its subject names of two words or more,
+    indexed so that most steps cost a string test."""
+
+    def __init__(self, steering: FactSteering, subjects: Sequence[str], names: set[str]) -> None:
+        self._steering = steering
+        self._names = names  # every name of the card (plain words, no article): words that are one are left alone
+        #: (plain words, words as written) of each subject; names whose plain and written words differ in number
+        #: ("south-west") are left out, since their rest could not be cut from the written form.
+        self._subjects: list[tuple[list[str], list[str]]] = []
+        #: The last word of each proper beginning of a subject that holds a word other than an article.
+        self._begun_ends: set[str] = set()
+        #: For ware and place subjects (lower case): the first token of a later word of their own -> the name
+        #: without its article, as a reply would say it after a determiner.
+        self._late: dict[int, str] = {}
+        firsts = {ids[0] for name in names for ids in [list(steering._encode(" " + name))] if ids}
+        for subject in subjects:
+            words, written = plain_words(subject).split(), subject.split()
+            if len(words) != len(written) or len(words) < 2:
+                continue
+            self._subjects.append((words, written))
+            self._begun_ends |= {words[k - 1] for k in range(1, len(words))
+                                 if any(w not in _ARTICLES for w in words[:k])}  # fmt: skip
+            if subject != subject.lower():
+                continue  # a title or a person: "the Broken Key" said as "the key" is the model's choice
+            whole = " ".join(written[1:] if words[0] in _ARTICLES else written)
+            for word in words[1:]:
+                if word in _LINKS or word in names or word == words[0]:
+                    continue
+                for spelt in (word, word.capitalize()):
+                    ids = list(steering._encode(" " + spelt))
+                    if ids and ids[0] not in firsts:
+                        self._late.setdefault(ids[0], whole)
+
+    def rest(self, text: str, best: int) -> list[int]:
+        """The token ids of what should be said at this step (the rest of a begun subject, or a whole subject
+        begun late) as the reply's text so far is ``text`` and its likeliest next token ``best``; [] where
+        neither."""
+        if not self._subjects:
+            return []
+        pieces = self._steering.pieces
+        piece = pieces[best] if 0 <= best < len(pieces) else ""
+        if piece[:1].isalnum() or piece[:1] == "'":
+            return []  # the model goes on with the word it is in
+        last = _LAST_WORD.search(text[-40:])
+        if last is None:
+            return []
+        if last.group(0).casefold() in self._begun_ends:  # perhaps the first words of a subject
+            said = plain_words(text[-120:]).split()
+            for words, written in self._subjects:
+                for k in range(len(words) - 1, 0, -1):
+                    if said[-k:] != words[:k] or " ".join(said[-k:]) in self._names:
+                        continue
+                    if all(w in _ARTICLES for w in words[:k]):
+                        break
+                    ids = list(self._steering._encode(" " + " ".join(written[k:])))
+                    return [] if not ids or ids[0] == best else ids
+        # Not begun (so "the tour of the" going on with "village" is left alone): a subject begun at a later word.
+        if best in self._late and _DETERMINER_END.search(text):
+            return self._steering.spell(self._late[best], best)
+        return []
 
 
 class Steerings:

@@ -6,8 +6,8 @@ import pytest
 from tokenizers import Tokenizer
 
 from npc_runtime.bundle import default_bundle_dir
-from npc_runtime.facts import (FactSteering, Steerings, card_facts, card_name, card_places, card_quest_parts,
-                               card_remedies, combine, last_named)
+from npc_runtime.facts import (FactSteering, Steerings, card_facts, card_name, card_names, card_places,
+                               card_quest_parts, card_remedies, combine, last_named, subject_names)
 from npc_runtime.personas import PersonaPack, default_pack_dir
 from npc_runtime.voice import FINISH_BIAS
 
@@ -168,6 +168,103 @@ def test_no_steering_without_a_topic_a_fact_or_a_bias(steering) -> None:
     row = facts.row(KNOWLEDGE, "How much is the dagger?", 8.0)
     assert row.boost(_id(tok, " south")) == ([], [])  # the topic is a ware: a direction is left alone
     assert row.boost(_id(tok, " 40"), room=1) == ([], [])  # no room left for it
+
+
+WHOLE = ("name: Wynn Barrow | role: scholar | wares: apple pie 3, iron pot 7, map of the valley 12, apple 1 | places: "
+         "the old well (north of the square) | quest: A Flute for Quinn: carry a sealed flute to the temple; reward a "
+         "week's free room; at the temple")
+
+
+def _rest(tok: Tokenizer, text: str) -> list[int]:
+    return tok.encode(text, add_special_tokens=False).ids
+
+
+def test_subject_names_follow_the_hint_and_the_players_line() -> None:
+    assert subject_names(WHOLE, "How much for the map of the valley?", "buy") == ["map of the valley"]
+    assert subject_names(WHOLE, "Where is the old well?", "directions") == ["the old well"]
+    assert subject_names(WHOLE, "What do you sell?", "ask trade") == ["apple pie", "iron pot", "map of the valley",
+                                                                      "apple"]  # fmt: skip
+    assert subject_names(WHOLE, "Any work?", "quest ask") == ["A Flute for Quinn", "a week's free room"]
+    assert subject_names(WHOLE, "I'll do it.", "quest accept") == ["a week's free room", "the temple"]
+    assert subject_names(WHOLE, "Who are you?", "ask name") == ["Wynn Barrow"]
+    assert subject_names(WHOLE, "Nice weather.", "ask weather") == []
+    assert {"apple", "apple pie", "flute for quinn", "week's free room", "wynn barrow", "old well",
+            "temple"} <= card_names(WHOLE)  # fmt: skip
+
+
+def test_a_begun_subject_name_is_said_whole(steering) -> None:
+    facts, tok = steering
+    stop, bang = _id(tok, "."), _id(tok, "!")
+    row = facts.row(WHOLE, "Got any work?", 8.0, "quest ask")
+    _say(row, tok, "There's a job I call A Flute")
+    rest = _rest(tok, " for Quinn")
+    assert row.boost(stop) == ([rest[0]], [8.0])  # about to end the title early: the rest of it
+    row.advance(rest[0])
+    assert row.boost(stop) == ([rest[1]], [FINISH_BIAS])  # taken: finished
+    row.advance(rest[1])
+    _say(row, tok, ". The reward is a week's")
+    assert row.boost(_id(tok, " cellar")) == ([_rest(tok, " free room")[0]], [8.0])
+    assert row.boost(_rest(tok, " free")[0]) == ([], [])  # the model goes on with it already: nothing to do
+    name = facts.row(WHOLE, "Who are you?", 8.0, "ask name")
+    _say(name, tok, "I'm Wynn")
+    assert name.boost(bang) == ([_rest(tok, " Barrow")[0]], [8.0])
+    assert name.boost(_id(tok, "s")) == ([], [])  # "Wynns": the model goes on with the word it is in
+    ware = facts.row(WHOLE, "The iron pot was a waste of money.", 8.0, "complaint")
+    _say(ware, tok, "Return the iron")
+    assert ware.boost(_id(tok, " and")) == ([_id(tok, " pot")], [8.0])
+
+
+def test_a_whole_name_is_not_forced_where_it_is_not_the_subject_or_the_words_are_a_name(steering) -> None:
+    facts, tok = steering
+    stop = _id(tok, ".")
+    # The quest's title in a reply to a greeting is the model's business.
+    row = facts.row(WHOLE, "Hello there.", 8.0, "greeting")
+    _say(row, tok, "There's a job I call A Flute")
+    assert row.boost(stop) == ([], [])
+    # "apple" is a ware of its own: a reply about the apple pie may name the apple.
+    row = facts.row(WHOLE, "What do you sell?", 8.0, "ask trade")
+    _say(row, tok, "Try the apple")
+    assert row.boost(stop) == ([], [])
+    # Articles alone begin nothing; after a sentence's end the name is over; inside a word, the word goes on.
+    row = facts.row(WHOLE, "Any work?", 8.0, "quest ask")
+    _say(row, tok, "Take a")
+    assert row.boost(stop) == ([], [])
+    _say(row, tok, " flute.")
+    assert row.boost(_id(tok, " The")) == ([], [])
+    _say(row, tok, " A Flute")
+    assert row.boost(_id(tok, "s")) == ([], [])
+    # No bias, no steering; a card with nothing to say whole and no prices or directions has no row.
+    assert facts.row(WHOLE, "Any work?", 0.0, "quest ask") is None
+    assert facts.row("name: Tam | role: child", "Who are you?", 8.0, "ask name") is None
+    assert facts.row("name: Tam Reed | role: child", "Who are you?", 8.0, "ask name") is not None
+
+
+def test_a_subject_ware_begun_at_a_later_word_is_said_from_its_first(steering) -> None:
+    facts, tok = steering
+    row = facts.row(WHOLE, "The map of the valley was a waste of money.", 8.0, "complaint")
+    _say(row, tok, "Return the")
+    whole = _rest(tok, " map of the valley")
+    assert row.boost(_id(tok, " valley")) == ([whole[0]], [8.0])
+    for token in whole:  # taken: the rest follows
+        row.advance(token)
+        assert row.boost(_id(tok, " and")) == (([whole[whole.index(token) + 1]], [FINISH_BIAS])
+                                                  if token != whole[-1] else ([], []))  # fmt: skip
+    # Said from its first word, the name's own later words are its own: "the map of the" goes on to "valley".
+    begun = facts.row(WHOLE, "The map of the valley was a waste of money.", 8.0, "complaint")
+    _say(begun, tok, "Return the map of the")
+    assert begun.boost(_id(tok, " valley")) == ([], [])
+    listing = facts.row(WHOLE, "What do you sell?", 8.0, "ask trade")
+    _say(listing, tok, "I've got apple pie for 3 silver and a")
+    assert listing.boost(_id(tok, " pot")) == ([_rest(tok, " iron pot")[0]], [8.0])
+    _say(listing, tok, " flute, that")
+    assert listing.boost(_id(tok, " pot")) == ([_rest(tok, " iron pot")[0]], [8.0])  # "that" is a determiner too
+    # Not after any word ("made of pot" is the model's), nor a title's later word ("the Quinn").
+    plain = facts.row(WHOLE, "What do you sell?", 8.0, "ask trade")
+    _say(plain, tok, "Made of")
+    assert plain.boost(_id(tok, " pot")) == ([], [])
+    quest = facts.row(WHOLE, "Any work?", 8.0, "quest ask")
+    _say(quest, tok, "Ask the")
+    assert quest.boost(_rest(tok, " Quinn")[0]) == ([], [])
 
 
 def test_combined_with_voice_the_fact_has_the_step(steering) -> None:
