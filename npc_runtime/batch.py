@@ -2,16 +2,18 @@
 
 Everything goes through exactly the code path a game gets (an engine from ``load_engine`` and the
 :class:`~npc_runtime.scheduler.Scheduler` with continuous batching), so what is generated offline is what ships.
-Requests are kept in flight up to a window; the scheduler's sink fills one slot per request and wakes the
-submitting thread. The first window is queued before the scheduler thread starts, so a batch that fits in the
-window is admitted in the same groups on every run (reproducible sampling for a seed).
+Requests are kept in flight up to a window, and the scheduler is driven one step at a time from the calling thread
+(``Scheduler.step``), with no scheduler thread: the window is topped up between steps, so which requests share a
+batch at each step depends on the prompts and the replies alone, never on thread timing. That makes a run
+reproducible even with the shipped dynamically quantised decoder, whose activation scales are computed over the
+whole batch, so that a row's logits move a little with the rows beside it (docs/architecture.md, "Admission and
+sampling"): the same prompts, options and window give the same replies on every run on one machine.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,10 +28,6 @@ from .scheduler import GenOptions, GenRequest, Overloaded, Scheduler, SchedulerC
 __all__ = ["Prompt", "Generation", "generate", "png_image"]
 
 log = logging.getLogger(__name__)
-
-#: Give up when no request at all finishes for this long (a stuck scheduler must fail, not hang the run).
-_STALL_S = 600.0
-
 
 @dataclass(frozen=True)
 class Prompt:
@@ -75,15 +73,12 @@ class _Collector:
     def __init__(self) -> None:
         self.done: dict[str, tuple[str, dict[str, Any]]] = {}
         self.in_flight = 0
-        self.cond = threading.Condition()
 
     def __call__(self, req: GenRequest, kind: str, payload: dict) -> None:
         if kind == "chunk":
             return
-        with self.cond:
-            self.done[str(req.key)] = (kind, payload)
-            self.in_flight -= 1
-            self.cond.notify_all()
+        self.done[str(req.key)] = (kind, payload)
+        self.in_flight -= 1
 
 
 def _to_generation(kind: str, payload: Mapping[str, Any], max_tokens: int) -> Generation:
@@ -124,10 +119,7 @@ def generate(
     collector = _Collector()
     config = SchedulerConfig(max_batch=max_in_flight, max_queue=max_in_flight, max_admit_per_tick=16)
     scheduler = Scheduler(engine, collector, config)
-    try:
-        _feed(scheduler, collector, prompts, options, max_in_flight, progress)
-    finally:
-        scheduler.stop(timeout_s=30.0)
+    _feed(scheduler, collector, prompts, options, max_in_flight, progress)
     return [_to_generation(*collector.done[p.key], (p.options or options).max_tokens) for p in prompts]
 
 
@@ -139,50 +131,36 @@ def _feed(
     window: int,
     progress: Callable[[int], None] | None,
 ) -> None:
-    reported = 0
-
-    def report() -> None:
-        nonlocal reported
+    """Keep ``window`` requests in flight and drive the scheduler one step at a time in this thread, topping the
+    window up between steps (module docstring: the batches, and so the replies, are the same on every run)."""
+    submitted = reported = 0
+    while True:
+        while collector.in_flight < window and submitted < len(prompts):
+            prompt = prompts[submitted]
+            submitted += 1
+            collector.in_flight += 1
+            # Built here, not earlier: the request's deadline counts from its creation.
+            request = GenRequest(
+                key=prompt.key,
+                fingerprint=prompt.fingerprint,
+                card_text=prompt.card_text,
+                knowledge=prompt.knowledge,
+                text=prompt.player,
+                context=dict(prompt.context),
+                history=list(prompt.history),
+                image=prompt.image,
+                options=prompt.options or options,
+            )
+            try:
+                scheduler.submit(request)
+            except Overloaded as exc:  # cannot happen with max_queue >= window; a bug if it does
+                raise InferenceError(f"batch generation overran the scheduler queue: {exc}") from exc
+        busy = scheduler.step()
         finished = len(collector.done)
         if progress is not None and finished > reported:
             progress(finished - reported)
-        reported = finished
-
-    for prompt in prompts:
-        with collector.cond:
-            if collector.in_flight >= window:
-                scheduler.start()  # the first window is queued: now let it run (no-op once started)
-                _wait(collector, lambda: collector.in_flight < window, report)
-            collector.in_flight += 1
-        # Built here, not earlier: the request's deadline counts from its creation.
-        request = GenRequest(
-            key=prompt.key,
-            fingerprint=prompt.fingerprint,
-            card_text=prompt.card_text,
-            knowledge=prompt.knowledge,
-            text=prompt.player,
-            context=dict(prompt.context),
-            history=list(prompt.history),
-            image=prompt.image,
-            options=prompt.options or options,
-        )
-        try:
-            scheduler.submit(request)
-        except Overloaded as exc:  # cannot happen with max_queue >= window; a bug if it does
-            raise InferenceError(f"batch generation overran the scheduler queue: {exc}") from exc
-    scheduler.start()
-    with collector.cond:
-        _wait(collector, lambda: collector.in_flight == 0, report)
-    report()
-
-
-def _wait(collector: _Collector, ready: Callable[[], bool], on_wake: Callable[[], None]) -> None:
-    """Wait (holding ``collector.cond``) until ``ready()``, calling ``on_wake`` at every wake-up; fail instead of
-    hanging when no generation finishes for a long time."""
-    finished = len(collector.done)
-    while not ready():
-        woken = collector.cond.wait(timeout=_STALL_S)
-        on_wake()
-        if not woken and len(collector.done) == finished:
-            raise InferenceError(f"no generation finished in {_STALL_S:.0f} s; the scheduler seems stuck")
-        finished = len(collector.done)
+            reported = finished
+        if not busy and submitted == len(prompts):
+            break
+    if collector.in_flight:  # a bug in the scheduler if it happens: say so rather than return half the answers
+        raise InferenceError(f"batch generation ended with {collector.in_flight} requests unanswered")

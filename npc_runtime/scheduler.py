@@ -245,6 +245,22 @@ class Scheduler:
 
     # ------------------------------------------------------------------------------------ generation thread
 
+    def step(self) -> bool:
+        """One tick in the calling thread: admit what the queue and the batch allow, run one decoding step, send
+        the events. For a caller that drives the scheduler itself instead of starting its thread
+        (:func:`npc_runtime.batch.generate`): then which requests share a batch at each step depends on the
+        requests alone, never on thread timing, so a dynamically quantised model (whose activations are scaled
+        over the whole batch) gives the same replies on every run. Never call it while the thread runs. Returns
+        whether anything is still queued or running."""
+        if self._thread is not None:
+            raise RuntimeError("Scheduler.step() is for a scheduler whose thread was not started")
+        with self._cond:
+            if not self._queue and not self._rows:
+                return False
+        self._once()
+        with self._cond:
+            return bool(self._queue or self._rows)
+
     def _run(self) -> None:
         while True:
             with self._cond:
@@ -252,27 +268,7 @@ class Scheduler:
                     self._cond.wait()
                 if self._stopping:
                     break
-                admit: list[GenRequest] = []
-                room = self.config.max_batch - len(self._rows)
-                while self._queue and len(admit) < min(room, self.config.max_admit_per_tick):
-                    admit.append(self._queue.popleft())
-                cancelled, self._cancelled = self._cancelled, set()
-                queued_now = list(self._queue)
-            try:
-                self._tick(admit, cancelled, queued_now)
-                self._flush()
-            except Exception as exc:  # never let the thread die: fail what is running, keep serving
-                log.exception("scheduler tick failed")
-                for live in list(self._rows):
-                    if not live.done:
-                        self._finish_error(live.req, "internal", f"generation failed: {exc}")
-                with self._cond:
-                    unanswered = [req for req in admit if req.key in self._live_keys]
-                for req in unanswered:  # admitted this tick but not yet in the batch
-                    self._finish_error(req, "internal", f"generation failed: {exc}")
-                self._rows = []
-                self._cache.clear()
-                self._flush()
+            self._once()
         # shutting down: everything still live ends with an error
         for live in list(self._rows):
             self._finish_error(live.req, "internal", "server shutting down")
@@ -281,6 +277,31 @@ class Scheduler:
         for req in pending:
             self._finish_error(req, "internal", "server shutting down")
         self._flush()
+
+    def _once(self) -> None:
+        """Admit, tick and flush once; a failed tick fails what is running and the scheduler goes on."""
+        with self._cond:
+            admit: list[GenRequest] = []
+            room = self.config.max_batch - len(self._rows)
+            while self._queue and len(admit) < min(room, self.config.max_admit_per_tick):
+                admit.append(self._queue.popleft())
+            cancelled, self._cancelled = self._cancelled, set()
+            queued_now = list(self._queue)
+        try:
+            self._tick(admit, cancelled, queued_now)
+            self._flush()
+        except Exception as exc:  # never let the thread die: fail what is running, keep serving
+            log.exception("scheduler tick failed")
+            for live in list(self._rows):
+                if not live.done:
+                    self._finish_error(live.req, "internal", f"generation failed: {exc}")
+            with self._cond:
+                unanswered = [req for req in admit if req.key in self._live_keys]
+            for req in unanswered:  # admitted this tick but not yet in the batch
+                self._finish_error(req, "internal", f"generation failed: {exc}")
+            self._rows = []
+            self._cache.clear()
+            self._flush()
 
     def _emit(self, req: GenRequest, kind: str, payload: dict) -> None:
         self.sink(req, kind, payload)

@@ -28,6 +28,59 @@ def test_per_prompt_options_and_order(tiny_engine: Any) -> None:
     assert [g.text for g in out[:4]] == [g.text for g in reversed(again)]
 
 
+class _Recording:
+    """The real engine, recording the size of every prefill and decoding step the scheduler asks of it."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self.batches: list[tuple[str, int]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    def prefill(self, items: Any) -> Any:
+        self.batches.append(("prefill", len(items)))
+        return self._engine.prefill(items)
+
+    def decode_step(self, last: Any, positions: Any, cache: Any) -> Any:
+        self.batches.append(("step", len(last)))
+        return self._engine.decode_step(last, positions, cache)
+
+
+def test_the_batches_and_so_the_replies_do_not_depend_on_timing(tiny_engine: Any) -> None:
+    """Which requests share a step is a function of the prompts alone: a slow consumer (here a progress callback
+    that sleeps) changes nothing. A dynamically quantised decoder scales activations over the batch, so this is
+    what makes an evaluation or a tree reproducible."""
+    import time
+
+    prompts = [Prompt(key=f"k{i}", fingerprint="none", card_text="", knowledge="", player=line,
+                      options=GenOptions(max_tokens=2 + 3 * (i % 4), temperature=0.9, seed=i, timeout_ms=600_000))
+               for i, line in enumerate(["Hello there!", "What do you sell?", "Any rumours?", "Where is the well?",
+                                         "Nice weather.", "Who are you?", "Goodbye.", "Any work?", "Is it late?"])]
+    runs = []
+    for pause in (0.0, 0.01, 0.0):
+        engine = _Recording(tiny_engine)
+        out = generate(engine, prompts, GenOptions(), max_in_flight=4, progress=lambda n: time.sleep(pause))
+        runs.append((engine.batches, [g.text for g in out]))
+    assert runs[0] == runs[1] == runs[2]
+    batches = runs[0][0]
+    assert max(n for kind, n in batches if kind == "step") == 4  # the window is kept full
+    assert len({n for kind, n in batches if kind == "step"}) > 1  # and rows come and go: a real test of the order
+
+
+def test_a_started_scheduler_is_not_stepped_from_outside(tiny_engine: Any) -> None:
+    from npc_runtime.scheduler import Scheduler
+
+    scheduler = Scheduler(tiny_engine, lambda req, kind, payload: None)
+    assert scheduler.step() is False  # nothing queued or running
+    scheduler.start()
+    try:
+        with pytest.raises(RuntimeError, match="thread"):
+            scheduler.step()
+    finally:
+        scheduler.stop()
+
+
 def test_eval_generate_is_the_same_code() -> None:
     from export import eval_generate
 
