@@ -15,7 +15,9 @@ completion"). The card itself says which is right, so the runtime settles it:
   :func:`last_named`, which the looked-up hints read the player's line with too).
 - Where the row's likeliest next token **begins a number** and the topic is a ware, the price's first token gets
   ``bias``; where it **begins a compass direction** and the topic is a place with one, the direction's first token
-  gets it. A taken nudge is finished with ``FINISH_BIAS`` ("south" of "south-west" goes on to "-west").
+  gets it. A taken nudge is finished with ``FINISH_BIAS`` ("south" of "south-west" goes on to "-west"). The
+  fact is spelt as that token is (leading space, capital), but after a word a number glued to it is offered as
+  a word of its own ("for 87", never "for87"); after a digit, a number going on is the model's.
 
 - Where the reply is **listing wares** (its text so far ends with a comma or "and", and perhaps an article) and
   the likeliest next token begins a ware the reply has already named, the first of the card's wares it has not
@@ -319,7 +321,11 @@ class RowFacts(WordNudge):
         fact = self.facts[topic]
         if not (steering.number_start[best] if fact.isdigit() else steering.compass_start[best]):
             return [], []
-        return self.offer(steering.spell(fact, best), self.bias, room)
+        glued = not steering.pieces[best][:1].isspace()
+        if glued and self.text[-1:].isdigit():
+            return [], []  # a number going on: the model's
+        # After a word, a fact is a word of its own, whatever the likeliest token's spacing ("for7" is no price).
+        return self.offer(steering.spell(fact, -1 if glued and self.text[-1:].isalpha() else best), self.bias, room)
 
     def _unsaid(self) -> list[str]:
         """The wares the reply has not named yet, in the card's order."""

@@ -87,6 +87,19 @@ def test_the_price_of_the_ware_the_player_named_replaces_another_number(steering
     assert row.boost(_id(tok, " 12")) == ([_id(tok, " 25")], [8.0])
 
 
+def test_a_price_glued_to_the_word_before_it_is_said_as_a_word_of_its_own(steering) -> None:
+    facts, tok = steering
+    knowledge = "name: Anselm | wares: leather gloves 8, chain shirt 87"
+    row = facts.row(knowledge, "What does the chain shirt cost?", 8.0)
+    _say(row, tok, "A chain shirt for")
+    glued = tok.encode("for7", add_special_tokens=False).ids[-1]
+    assert tok.decode([glued]) == "7"
+    spaced = tok.encode(" 87", add_special_tokens=False).ids
+    assert row.boost(glued) == ([spaced[0]], [8.0])  # "for 87", not "for87"
+    _say(row, tok, " 1")
+    assert row.boost(glued) == ([], [])  # after a digit, a number going on is the model's
+
+
 def test_a_direction_is_the_places_and_a_taken_one_is_finished(steering) -> None:
     facts, tok = steering
     row = facts.row(KNOWLEDGE, "Which road leads to the forge?", 3.0)
