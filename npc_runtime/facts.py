@@ -381,7 +381,7 @@ class _WholeNames:
         #: For ware and place subjects (lower case): the first token of a later word of their own -> the name
         #: without its article, as a reply would say it after a determiner.
         self._late: dict[int, str] = {}
-        firsts = {ids[0] for name in names for ids in [list(steering._encode(" " + name))] if ids}
+        firsts = {ids[0] for name in names for ids in [steering.spell(name, -1)] if ids}
         for subject in subjects:
             words, written = plain_words(subject).split(), subject.split()
             if len(words) != len(written) or len(words) < 2:
@@ -396,7 +396,7 @@ class _WholeNames:
                 if word in _LINKS or word in names or word == words[0]:
                     continue
                 for spelt in (word, word.capitalize()):
-                    ids = list(steering._encode(" " + spelt))
+                    ids = steering.spell(spelt, -1)
                     if ids and ids[0] not in firsts:
                         self._late.setdefault(ids[0], whole)
 
@@ -421,7 +421,7 @@ class _WholeNames:
                         continue
                     if all(w in _ARTICLES for w in words[:k]):
                         break
-                    ids = list(self._steering._encode(" " + " ".join(written[k:])))
+                    ids = self._steering.spell(" ".join(written[k:]), -1)  # after a space, as written
                     return [] if not ids or ids[0] == best else ids
         # Not begun (so "the tour of the" going on with "village" is left alone): a subject begun at a later word.
         if best in self._late and _DETERMINER_END.search(text):
