@@ -212,8 +212,9 @@ class FactSteering:
             return None
         facts = card_facts(knowledge)
         subjects = [name for name in subject_names(knowledge, player, hint) if len(name.split()) > 1]
-        return RowFacts(self, facts, player, bias, hint, subjects, card_names(knowledge)) \
-            if facts or subjects else None
+        if not (facts or subjects):
+            return None
+        return RowFacts(self, facts, player, bias, hint, subjects, card_names(knowledge) if subjects else set())
 
     def spell(self, fact: str, like: int) -> list[int]:
         """``fact``'s token ids as it would follow token ``like``: its leading space and capital."""
@@ -381,6 +382,8 @@ class _WholeNames:
         #: For ware and place subjects (lower case): the first token of a later word of their own -> the name
         #: without its article, as a reply would say it after a determiner.
         self._late: dict[int, str] = {}
+        if not subjects:
+            return  # most replies: nothing to say whole, and no card name is spelt
         firsts = {ids[0] for name in names for ids in [steering.spell(name, -1)] if ids}
         for subject in subjects:
             words, written = plain_words(subject).split(), subject.split()
