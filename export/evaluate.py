@@ -33,7 +33,7 @@ from npc_runtime.personas import PersonaCard
 from npc_runtime.sampling import DEFAULT_NO_REPEAT_NGRAM
 from npc_runtime.facts import DEFAULT_FACT_BIAS
 from npc_runtime.grounding import DEFAULT_SCENE_BIAS
-from npc_runtime.voice import DEFAULT_VOICE_BIAS
+from npc_runtime.voice import DEFAULT_CATCHPHRASE_RATE, DEFAULT_VOICE_BIAS
 from npc_runtime.scheduler import STEERING_LIMITS, GenOptions, steering_errors
 
 from .corpus_intents import OFFER_ANSWERS
@@ -100,7 +100,8 @@ class EvalConfig:
     repetition_penalty: float = 1.1  # the server's default, so the figures are what a game gets
     no_repeat_ngram: int = DEFAULT_NO_REPEAT_NGRAM  # the server's n-gram ban (0: off)
     spelling: bool = True  # the bundle's spelling constraint, as the server applies it
-    voice_bias: float = DEFAULT_VOICE_BIAS  # the server's voice steering (npc_runtime.voice; 0: off)
+    voice_bias: float = DEFAULT_VOICE_BIAS  # the server's address steering (npc_runtime.voice; 0: off)
+    catchphrase_rate: float = DEFAULT_CATCHPHRASE_RATE  # the server's share of replies ending with it (0: off)
     fact_bias: float = DEFAULT_FACT_BIAS  # the server's fact steering (npc_runtime.facts; 0: off)
     scene_bias: float = DEFAULT_SCENE_BIAS  # the server's scene steering (npc_runtime.grounding; 0: off)
     #: 0: greedy (the default, so a run is reproducible); above 0: sampled with the server's top-p and top-k and
@@ -290,11 +291,11 @@ def _handwritten_probes(engine: RoleModelEngine, runtime: RuntimeOptions, config
     share of its fluency stays visible (with spelling on, non-words are near zero by construction)."""
     name = engine.bundle.name
     out = {name: run_probe(engine, _gen_options(engine, config), vocabulary, config.max_in_flight)}
-    if engine.lexicon is not None or config.no_repeat_ngram or config.voice_bias or config.fact_bias \
-            or config.scene_bias:
+    if engine.lexicon is not None or config.no_repeat_ngram or config.voice_bias or config.catchphrase_rate \
+            or config.fact_bias or config.scene_bias:
         loose = engine if engine.lexicon is None else RoleModelEngine(engine.bundle, runtime, spelling=False)
-        options = dataclasses.replace(_gen_options(loose, config), no_repeat_ngram=0, voice_bias=0.0, fact_bias=0.0,
-                                      scene_bias=0.0)
+        options = dataclasses.replace(_gen_options(loose, config), no_repeat_ngram=0, voice_bias=0.0,
+                                      catchphrase_rate=0.0, fact_bias=0.0, scene_bias=0.0)
         out[name + MODEL_ALONE] = run_probe(loose, options, vocabulary, config.max_in_flight)
     return out
 
@@ -352,6 +353,7 @@ def _gen_options(engine: RoleModelEngine, config: EvalConfig) -> GenOptions:
         repetition_penalty=config.repetition_penalty,
         no_repeat_ngram=config.no_repeat_ngram,
         voice_bias=config.voice_bias,
+        catchphrase_rate=config.catchphrase_rate,
         fact_bias=config.fact_bias,
         scene_bias=config.scene_bias,
         timeout_ms=3_600_000,
@@ -569,8 +571,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-repeat-ngram", type=int, default=DEFAULT_NO_REPEAT_NGRAM, metavar="N",
                         help="the server's ban on saying the same N tokens twice; 0 turns it off (%(default)s)")
     parser.add_argument("--voice-bias", type=float, default=DEFAULT_VOICE_BIAS, metavar="NATS",
-                        help="the server's voice steering towards the card's catchphrase and form of address; 0 turns "
-                        "it off (%(default)s)")  # fmt: skip
+                        help="the server's voice steering towards the card's form of address; 0 turns it off "
+                        "(%(default)s)")  # fmt: skip
+    parser.add_argument("--catchphrase-rate", type=float, default=DEFAULT_CATCHPHRASE_RATE, metavar="SHARE",
+                        help="the server's share of replies that end with the card's catchphrase; 0 turns it off "
+                        "(%(default)s)")  # fmt: skip
     parser.add_argument("--fact-bias", type=float, default=DEFAULT_FACT_BIAS, metavar="NATS",
                         help="the server's fact steering towards the card's price or direction where a reply says "
                         "one; 0 turns it off (%(default)s)")  # fmt: skip
@@ -630,6 +635,7 @@ def _run(args: argparse.Namespace) -> int:
             no_repeat_ngram=args.no_repeat_ngram,
             spelling=not args.no_spelling,
             voice_bias=args.voice_bias,
+            catchphrase_rate=args.catchphrase_rate,
             fact_bias=args.fact_bias,
             scene_bias=args.scene_bias,
             temperature=args.temperature,

@@ -18,7 +18,15 @@ This tool rewrites each such MatMul from the weights the bundle already has, wit
   int8, into ONNX Runtime's ``MatMulNBits`` (``accuracy_level`` 4: int8 compute on CPUs that have it). About the
   int8 size, with kernels on both providers.
 
-Usage: ``python -m export.requantize BUNDLE --out DIR --to fp32|fp16-weights|nbits8 [--graphs decoder ...]``.
+- ``int8-rows``: the same int8 weights; each activation row (one token of one sequence) gets its own scale,
+  symmetric int8 (:func:`rowwise_activations`), instead of one scale over the whole batch. Rows are independent
+  to the last bit, closer to fp32 than per-tensor scales, at the int8 file size; each MatMul's input needs a
+  few more elementwise operators, which cost the decoder's steps about 7% of tokens/s on 2 CPU cores
+  (docs/benchmarks.md, "Rows that do not move each other"). The export applies it to the text and prefix
+  encoders (``onnx_export.quantize_graphs``).
+
+Usage: ``python -m export.requantize BUNDLE --out DIR --to fp32|fp16-weights|nbits8|int8-rows [--graphs decoder
+...]``.
 The output is a complete bundle with its manifest's checksums, ``graph_precision`` and name updated; evaluate it
 with ``npc-runtime eval --model DIR`` before serving it.
 """
@@ -37,30 +45,25 @@ from onnx import helper, numpy_helper
 
 from npc_runtime.errors import NpcRuntimeError
 
-__all__ = ["MODES", "dequantize_matmuls", "to_nbits", "requantize_bundle", "main"]
+__all__ = ["MODES", "dequantize_matmuls", "rowwise_activations", "to_nbits", "requantize_bundle", "main"]
 
 log = logging.getLogger(__name__)
 
-MODES = ("fp32", "fp16-weights", "nbits8")
+MODES = ("fp32", "fp16-weights", "nbits8", "int8-rows")
 NBITS_BLOCK = 32
 
 
-def dequantize_matmuls(model: onnx.ModelProto, fp16_weights: bool = False) -> tuple[onnx.ModelProto, int]:
-    """``model`` with each dynamically quantised MatMul (``DynamicQuantizeLinear`` → ``MatMulInteger`` → ``Cast``
-    → ``Mul`` by the two scales) replaced by a float ``MatMul`` on dequantised weights; returns it and the count.
-    ``fp16_weights`` stores those weights as fp16 behind a ``Cast`` to fp32, which ONNX Runtime folds into fp32
-    weights when it loads the graph: half the file, fp32 arithmetic."""
-    graph = model.graph
-    inits = {init.name: init for init in graph.initializer}
+def _dynamic_matmuls(graph: onnx.GraphProto) -> list[tuple[onnx.NodeProto, onnx.NodeProto, onnx.NodeProto,
+                                                            onnx.NodeProto, onnx.NodeProto, str]]:
+    """Each dynamically quantised MatMul of ``graph`` as (quantise, MatMulInteger, Cast, rescale Mul, scales Mul,
+    weight scale name); ``ValueError`` where a MatMulInteger is not in that pattern."""
+    inits = {init.name for init in graph.initializer}
     producer = {out: node for node in graph.node for out in node.output}
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
-    replaced: dict[int, onnx.NodeProto] = {}
-    dropped: set[int] = set()
-    weights = []
-    casts: list[onnx.NodeProto] = []
+    found = []
     for node in [n for n in graph.node if n.op_type == "MatMulInteger"]:
         quantize = producer.get(node.input[0])
         cast = consumers.get(node.output[0], [None])[0]
@@ -73,20 +76,32 @@ def dequantize_matmuls(model: onnx.ModelProto, fp16_weights: bool = False) -> tu
         weight_scale = [name for name in scales.input if name in inits]
         if len(weight_scale) != 1:
             raise ValueError(f"{node.name}: cannot tell the weight scale among {list(scales.input)}")
-        q = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
-        zero = numpy_helper.to_array(inits[node.input[3]]).astype(np.float32)
-        scale = numpy_helper.to_array(inits[weight_scale[0]]).astype(np.float32)
-        name = f"{node.input[1]}_dequantized"
-        weight = (q - zero) * scale
-        if fp16_weights:
-            weights.append(numpy_helper.from_array(weight.astype(np.float16), f"{name}_fp16"))
-            casts.append(helper.make_node("Cast", [f"{name}_fp16"], [name], to=onnx.TensorProto.FLOAT,
-                                          name=f"{node.name}_weight_fp32"))
-        else:
-            weights.append(numpy_helper.from_array(weight.astype(np.float32), name))
-        replaced[id(node)] = helper.make_node("MatMul", [quantize.input[0], name], [rescale.output[0]],
-                                              name=f"{node.name}_fp32")
+        found.append((quantize, node, cast, rescale, scales, weight_scale[0]))
+    return found
+
+
+def dequantize_matmuls(model: onnx.ModelProto, fp16_weights: bool = False) -> tuple[onnx.ModelProto, int]:
+    """``model`` with each dynamically quantised MatMul (``DynamicQuantizeLinear`` → ``MatMulInteger`` → ``Cast``
+    → ``Mul`` by the two scales, or the row-wise form of :func:`rowwise_activations`) replaced by a float ``MatMul``
+    on dequantised weights; returns it and the count.
+    ``fp16_weights`` stores those weights as fp16 behind a ``Cast`` to fp32, which ONNX Runtime folds into fp32
+    weights when it loads the graph: half the file, fp32 arithmetic."""
+    graph = model.graph
+    inits = {init.name: init for init in graph.initializer}
+    replaced: dict[int, onnx.NodeProto] = {}
+    dropped: set[int] = set()
+    weights = []
+    casts: list[onnx.NodeProto] = []
+    matmuls = _dynamic_matmuls(graph)  # held: the nodes' ids below are only theirs while they are alive
+    for quantize, node, cast, rescale, scales, weight_scale in matmuls:
+        replaced[id(node)] = _float_matmul(inits, quantize.input[0], node.input[1], node.input[3], weight_scale,
+                                           rescale.output[0], node.name, fp16_weights, weights, casts)
         dropped.update((id(cast), id(rescale), id(scales)))
+    rows = _rowwise_matmuls(graph)  # held, as above
+    for x, node, scaled in rows:
+        replaced[id(node)] = _float_matmul(inits, x, node.input[1], node.input[5], node.input[3], scaled.output[0],
+                                           node.name, fp16_weights, weights, casts)
+        dropped.add(id(scaled))
     nodes = casts + [replaced.get(id(n), n) for n in graph.node if id(n) not in dropped]
     outputs = {out.name for out in graph.output}
     while True:  # the quantise nodes and anything else left without a reader
@@ -103,6 +118,110 @@ def dequantize_matmuls(model: onnx.ModelProto, fp16_weights: bool = False) -> tu
     graph.initializer.extend(kept)
     onnx.checker.check_model(model)
     return model, len(replaced)
+
+
+def _float_matmul(inits: dict[str, onnx.TensorProto], x: str, weight: str, zero_point: str, scale: str, out: str,
+                  name: str, fp16_weights: bool, weights: list[onnx.TensorProto],
+                  casts: list[onnx.NodeProto]) -> onnx.NodeProto:
+    """A float ``MatMul`` of ``x`` by the dequantised int8 ``weight`` into ``out``; the weight goes to
+    ``weights`` (and, as fp16, its ``Cast`` to ``casts``)."""
+    q = numpy_helper.to_array(inits[weight]).astype(np.float32)
+    zero = numpy_helper.to_array(inits[zero_point]).astype(np.float32)
+    dequantized = (q - zero) * numpy_helper.to_array(inits[scale]).astype(np.float32)
+    stored = f"{weight}_dequantized"
+    if fp16_weights:
+        weights.append(numpy_helper.from_array(dequantized.astype(np.float16), f"{stored}_fp16"))
+        casts.append(helper.make_node("Cast", [f"{stored}_fp16"], [stored], to=onnx.TensorProto.FLOAT,
+                                      name=f"{name}_weight_fp32"))
+    else:
+        weights.append(numpy_helper.from_array(dequantized.astype(np.float32), stored))
+    return helper.make_node("MatMul", [x, stored], [out], name=f"{name}_fp32")
+
+
+def _rowwise_matmuls(graph: onnx.GraphProto) -> list[tuple[str, onnx.NodeProto, onnx.NodeProto]]:
+    """Each MatMul :func:`rowwise_activations` wrote, as (its float input, ``MatMulIntegerToFloat``, the ``Mul`` by
+    the row scale that gives its output)."""
+    producer = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    found = []
+    for node in graph.node:
+        if node.op_type != "MatMulIntegerToFloat" or not node.name.endswith("_rows"):
+            continue
+        quantized = producer[node.input[0]]
+        divided = producer[quantized.input[0]]
+        scaled = consumers[node.output[0]][0]
+        if quantized.op_type != "QuantizeLinear" or divided.op_type != "Div" or scaled.op_type != "Mul":
+            raise ValueError(f"{node.name}: not the row-wise pattern this tool writes")
+        found.append((divided.input[0], node, scaled))
+    return found
+
+
+#: The constants every row-wise quantisation shares (initializer names of :func:`rowwise_activations`).
+_ROW_EPS, _ROW_INV127, _ROW_ONE, _ROW_ZERO, _ROW_AXES = ("rowwise_eps", "rowwise_inv127", "rowwise_one",
+                                                         "rowwise_zero_point", "rowwise_axes")  # fmt: skip
+
+
+def rowwise_activations(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
+    """``model`` with each dynamically quantised MatMul's activation quantised per row instead of per tensor;
+    returns it and the count of MatMuls.
+
+    ``DynamicQuantizeLinear`` picks one scale and zero point for its whole input, so every row of a batch (each
+    token of each sequence) is rounded on a grid set by the largest values anywhere in the batch, and a row's
+    output depends on what it is batched with. Here each row gets its own: ``scale = max(|row|) / 127``, rounded to
+    ``row / scale + 128`` as uint8 (symmetric, so the zero point is the constant 128), and each MatMul becomes ONNX
+    Runtime's ``MatMulIntegerToFloat`` on that with a unit activation scale, times the row's scale. (Left as
+    ``MatMulInteger`` → ``Cast`` → ``Mul``, ONNX Runtime's own fusion would turn it into ``MatMulIntegerToFloat``
+    with the first row's scale for every row.) The weights and their scales are untouched."""
+    graph = model.graph
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    matmuls = _dynamic_matmuls(graph)  # held: the nodes' ids below are only theirs while they are alive
+    if not matmuls:
+        return model, 0
+    constants = [numpy_helper.from_array(np.array(1e-12, np.float32), _ROW_EPS),
+                 numpy_helper.from_array(np.array(1.0 / 127.0, np.float32), _ROW_INV127),
+                 numpy_helper.from_array(np.array(1.0, np.float32), _ROW_ONE),
+                 numpy_helper.from_array(np.array(128, np.uint8), _ROW_ZERO)]  # fmt: skip
+    if opset >= 18:  # ReduceMax takes its axes as an input from opset 18
+        constants.append(numpy_helper.from_array(np.array([-1], np.int64), _ROW_AXES))
+    replaced: dict[int, list[onnx.NodeProto]] = {}
+    dropped: set[int] = set()
+    for quantize in {id(q): q for q, *_ in matmuls}.values():
+        x = quantize.input[0]
+        stem = quantize.name or x
+        absolute, peak, floor, scaled, quantized = (f"{stem}_rows_{part}" for part in ("abs", "max", "floor", "div", "q"))
+        scale = f"{stem}_rows_scale"
+        reduce = (helper.make_node("ReduceMax", [absolute, _ROW_AXES], [peak], keepdims=1, name=peak) if opset >= 18
+                  else helper.make_node("ReduceMax", [absolute], [peak], axes=[-1], keepdims=1, name=peak))
+        replaced[id(quantize)] = [
+            helper.make_node("Abs", [x], [absolute], name=absolute),
+            reduce,
+            helper.make_node("Max", [peak, _ROW_EPS], [floor], name=floor),  # a row of zeros stays zeros
+            helper.make_node("Mul", [floor, _ROW_INV127], [scale], name=scale),
+            helper.make_node("Div", [x, scale], [scaled], name=scaled),
+            helper.make_node("QuantizeLinear", [scaled, _ROW_ONE, _ROW_ZERO], [quantized], name=quantized),
+        ]
+        for q, node, cast, rescale, scales, weight_scale in matmuls:
+            if q is not quantize:
+                continue
+            unscaled = f"{node.name}_rows_unscaled"
+            replaced[id(node)] = [
+                helper.make_node("MatMulIntegerToFloat", [quantized, node.input[1], _ROW_ONE, weight_scale, _ROW_ZERO,
+                                                          node.input[3]], [unscaled], domain="com.microsoft",
+                                 name=f"{node.name}_rows"),
+                helper.make_node("Mul", [unscaled, scale], [rescale.output[0]], name=f"{node.name}_rows_scaled"),
+            ]  # fmt: skip
+            dropped.update((id(cast), id(rescale), id(scales)))
+    nodes = [new for node in graph.node if id(node) not in dropped for new in replaced.get(id(node), [node])]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(constants)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    onnx.checker.check_model(model)
+    return model, len(matmuls)
 
 
 def to_nbits(model: onnx.ModelProto, block_size: int = NBITS_BLOCK, accuracy_level: int = 4) -> onnx.ModelProto:
@@ -136,9 +255,12 @@ def requantize_bundle(src: str | Path, out: str | Path, mode: str, graphs: Seque
     precision = dict(bundle.manifest.get("graph_precision", {}))
     for name in graphs:
         path = out / bundle.graphs[name].path.name
-        model, count = dequantize_matmuls(onnx.load(str(path)), fp16_weights=mode == "fp16-weights")
+        if mode == "int8-rows":
+            model, count = rowwise_activations(onnx.load(str(path)))
+        else:
+            model, count = dequantize_matmuls(onnx.load(str(path)), fp16_weights=mode == "fp16-weights")
         if not count and mode != "nbits8":
-            raise ValueError(f"graph {name!r} has no dynamically quantised MatMuls: it is fp32 already")
+            raise ValueError(f"graph {name!r} has no dynamically quantised MatMuls (fp32, or rewritten already)")
         if mode == "nbits8":
             model = to_nbits(model)
         onnx.save(model, str(path))
@@ -154,9 +276,9 @@ def requantize_bundle(src: str | Path, out: str | Path, mode: str, graphs: Seque
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m export.requantize",
-        description="Rewrite a bundle's dynamic int8 MatMuls as fp32, as fp16-stored weights computed in fp32, or "
-        "as weight-only int8 (MatMulNBits): rows of a batch no longer move each other's logits, and the MatMuls run "
-        "on CUDA.",
+        description="Rewrite a bundle's dynamic int8 MatMuls as fp32, as fp16-stored weights computed in fp32, as "
+        "weight-only int8 (MatMulNBits), or as int8 with a scale per activation row (int8-rows): rows of a batch no "
+        "longer move each other's outputs; the first three also run every MatMul on CUDA.",
     )
     parser.add_argument("bundle", type=Path, help="the bundle folder to read (it is not changed)")
     parser.add_argument("--out", type=Path, required=True, help="the new bundle's folder (replaced if it exists)")

@@ -398,9 +398,10 @@ def _sampling_cost(engine: Any, pre: Any, prep: Any, card: Any, tokens: int) -> 
         for _ in range(batch):
             cache.append(pre.kv, pre.mask)
         rows = [engine.spelling(engine.knowledge_of(card), CONTEXTS[0], []) for _ in range(batch)]
-        voices = [engine.voice.row(card.card_text(), [], DEFAULT_VOICE_BIAS) for _ in range(batch)]
         wares = card.knowledge.wares
         question = f"How much is the {wares[0].item}?" if wares else LINES[0]
+        voices = [engine.voice.row(card.card_text(), [], DEFAULT_VOICE_BIAS, question, catchphrase_rate=1.0)
+                  for _ in range(batch)]  # both markers live in every row: the most work a row can bring
         facts = [engine.facts.row(engine.knowledge_of(card), question, DEFAULT_FACT_BIAS) for _ in range(batch)]
         scenes = [engine.scene.row(CONTEXTS[0], card.card_text(), engine.knowledge_of(card), question,
                                    DEFAULT_SCENE_BIAS) if engine.scene is not None else None for _ in range(batch)]

@@ -93,7 +93,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     config = ServerConfig(
         limits=Limits(),
         defaults=GenOptions(ignore_eos=args.ignore_eos, no_repeat_ngram=args.no_repeat_ngram,
-                            voice_bias=args.voice_bias, fact_bias=args.fact_bias,
+                            voice_bias=args.voice_bias, catchphrase_rate=args.catchphrase_rate,
+                            fact_bias=args.fact_bias,
                             scene_bias=args.scene_bias),
         scheduler=SchedulerConfig(max_batch=args.max_batch, max_queue=args.max_queue),
         history_turns=args.history_turns,
@@ -126,7 +127,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     from .facts import DEFAULT_FACT_BIAS
     from .grounding import DEFAULT_SCENE_BIAS
     from .ort_backend import KV_CACHES
-    from .voice import DEFAULT_VOICE_BIAS
+    from .voice import DEFAULT_CATCHPHRASE_RATE, DEFAULT_VOICE_BIAS
     p = sub.add_parser("serve", help="serve NPC dialogue over ZeroMQ", description="Serve protocol v1 over ZeroMQ.")
     p.add_argument("--bind", default="tcp://127.0.0.1:5555", help="ZeroMQ endpoint (default: %(default)s)")
     p.add_argument("--model", help="model bundle directory (default: the bundled default model)")
@@ -150,8 +151,13 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--voice-bias", type=float, default=DEFAULT_VOICE_BIAS, metavar="NATS",
-        help="nudge replies towards the card's catchphrase and form of address (its speaking style's 'often says "
-        "\"...\"' and 'calls people \'...\''); 0 turns it off (default: %(default)s)",
+        help="nudge replies towards the card's form of address (its speaking style's 'calls people \'...\''); 0 "
+        "turns it off (default: %(default)s)",
+    )
+    p.add_argument(
+        "--catchphrase-rate", type=float, default=DEFAULT_CATCHPHRASE_RATE, metavar="SHARE",
+        help="share of replies that end with the card's catchphrase (its speaking style's 'often says \"...\"'), "
+        "drawn per request; 0 turns it off (default: %(default)s)",
     )
     p.add_argument(
         "--fact-bias", type=float, default=DEFAULT_FACT_BIAS, metavar="NATS",

@@ -433,13 +433,17 @@ class _WholeNames:
 
 
 class Steerings:
-    """Several steerings of one reply, in order of precedence (facts, scene, voice): the first one with a nudge
-    has the step to itself, so a price being finished is never interrupted by a form of address."""
+    """Several steerings of one reply, in order of precedence (facts, scene, voice): one still finishing a taken
+    offer has the step to itself, else the first one with a nudge, so a price being finished is never interrupted
+    by a form of address, nor a catchphrase by a price or the scene's weather ("Rules are fog.")."""
 
     def __init__(self, rows: Sequence[object]) -> None:
         self.rows = list(rows)
 
     def boost(self, best: int, room: int | None = None) -> tuple[list[int], list[float]]:
+        busy = next((row for row in self.rows if row.busy()), None)  # type: ignore[attr-defined]
+        if busy is not None:
+            return busy.boost(best, room)  # type: ignore[attr-defined]
         for row in self.rows:
             ids, by = row.boost(best, room)  # type: ignore[attr-defined]
             if ids:

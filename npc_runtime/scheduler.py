@@ -25,7 +25,7 @@ from .facts import DEFAULT_FACT_BIAS, combine
 from .grounding import DEFAULT_SCENE_BIAS
 from .protocol import ImageInput, SayOptions
 from .sampling import DEFAULT_NO_REPEAT_NGRAM, sample_tokens
-from .voice import DEFAULT_VOICE_BIAS, steer
+from .voice import DEFAULT_CATCHPHRASE_RATE, DEFAULT_VOICE_BIAS, steer
 
 __all__ = ["GenRequest", "GenOptions", "Scheduler", "SchedulerConfig", "Overloaded", "STEERING_LIMITS",
            "steering_errors"]
@@ -37,16 +37,18 @@ class Overloaded(Exception):
     """The queue is full; the server answers ``overloaded``."""
 
 
-#: The most nats each steering may add (``GenOptions.voice_bias`` and the others): a serve or eval option outside
-#: ``0..max`` is refused. Voice stays lower: its nudge sits where a reply may end, and a large one makes a tic.
-STEERING_LIMITS: dict[str, float] = {"voice_bias": 20.0, "fact_bias": 50.0, "scene_bias": 50.0}
+#: The most each steering setting may be (``GenOptions.voice_bias`` and the others; the biases in nats, the
+#: catchphrase rate a share of replies): a serve or eval option outside ``0..max`` is refused. Voice stays lower:
+#: its nudge sits where a reply may end, and a large one makes a tic.
+STEERING_LIMITS: dict[str, float] = {"voice_bias": 20.0, "fact_bias": 50.0, "scene_bias": 50.0,
+                                     "catchphrase_rate": 1.0}  # fmt: skip
 
 
 def steering_errors(values: dict[str, float]) -> list[str]:
-    """What is wrong with the steering biases in ``values`` (names of ``STEERING_LIMITS``): ``name``, its range
+    """What is wrong with the steering settings in ``values`` (names of ``STEERING_LIMITS``): ``name``, its range
     and the value, one line each; empty when they are all in range."""
-    return [f"{name} must be in 0..{STEERING_LIMITS[name]:g} nats (0: off), got {value}"
-            for name, value in values.items() if not 0.0 <= value <= STEERING_LIMITS[name]]  # fmt: skip
+    return [f"{name} must be in 0..{STEERING_LIMITS[name]:g}{'' if name.endswith('_rate') else ' nats'} (0: off), "
+            f"got {value}" for name, value in values.items() if not 0.0 <= value <= STEERING_LIMITS[name]]
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,12 @@ class GenOptions:
     #: A reply never says the same this many tokens twice (0: off); not settable over the protocol, a server
     #: setting (``npc-runtime serve --no-repeat-ngram``).
     no_repeat_ngram: int = DEFAULT_NO_REPEAT_NGRAM
-    #: Voice steering towards the card's catchphrase and form of address, in nats (0: off; ``npc_runtime.voice``);
-    #: not settable over the protocol, a server setting (``npc-runtime serve --voice-bias``).
+    #: Voice steering towards the card's form of address, in nats (0: off; ``npc_runtime.voice``); not settable
+    #: over the protocol, a server setting (``npc-runtime serve --voice-bias``).
     voice_bias: float = DEFAULT_VOICE_BIAS
+    #: The share of replies that end with the card's catchphrase (0: none steered; ``npc_runtime.voice``); a server
+    #: setting (``npc-runtime serve --catchphrase-rate``).
+    catchphrase_rate: float = DEFAULT_CATCHPHRASE_RATE
     #: Fact steering towards the card's price or direction where a reply is about to say one, in nats (0: off;
     #: ``npc_runtime.facts``); a server setting (``npc-runtime serve --fact-bias``).
     fact_bias: float = DEFAULT_FACT_BIAS
@@ -87,6 +92,7 @@ class GenOptions:
             merged["stop"] = base.stop
         merged["ignore_eos"] = base.ignore_eos
         merged["voice_bias"] = base.voice_bias
+        merged["catchphrase_rate"] = base.catchphrase_rate
         merged["fact_bias"] = base.fact_bias
         merged["scene_bias"] = base.scene_bias
         return cls(**merged)
@@ -407,7 +413,8 @@ class Scheduler:
                 facts.row(req.knowledge, req.text, req.options.fact_bias, prep.hint) if facts is not None else None,
                 scene.row(req.context, req.card_text, req.knowledge, req.text, req.options.scene_bias, prep.hint)
                 if scene is not None else None,
-                voice.row(req.card_text, req.history, req.options.voice_bias) if voice is not None else None,
+                voice.row(req.card_text, req.history, req.options.voice_bias, req.text, req.options.catchphrase_rate)
+                if voice is not None else None,
             )  # in this order of precedence: a price or a scene word being finished is never cut by an address
             new_rows.append(live)
         for live, token in zip(new_rows, self._sample(new_rows, result.logits)):

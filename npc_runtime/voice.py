@@ -12,8 +12,9 @@ facts a reply is giving (a first version that also nudged the catchphrase at the
 after any comma put "darling" where a price belonged: "for the ballad in your honour, darling."). The model makes
 the one choice, at one place per marker per reply; what follows a taken choice is finished for it:
 
-- **catchphrase**: where the row's likeliest next token is ``<eos>`` after a sentence's end, ``bias`` (in logits,
-  that is nats) is added to the catchphrase's first token; if taken, the rest of it follows;
+- **catchphrase**: a share of replies (``rate``, :func:`catchphrase_due`) end with it. In those, where the row's
+  likeliest next token is ``<eos>`` after a sentence's end, the catchphrase is begun (its first token gets
+  ``FINISH_BIAS``), the rest of it follows, and then the reply ends, as the corpus's replies end after one;
 - **form of address**: where the likeliest next token ends a sentence (``.``, ``!``, ``?``) right after a word,
   ``bias`` is added to a comma; if the comma is taken, the address follows, then the punctuation the row was
   about to say ("Good day to you, honeybun.").
@@ -22,27 +23,41 @@ The rest of a taken marker gets ``FINISH_BIAS``: an earlier form that only nudge
 summer tune" (a training persona's phrase) and a comma run into a training persona's address ("lass"). Each
 marker gets one try per reply: nudged once, it is not nudged again, said or not (a refused nudge tried again at
 every sentence's end looped: ", and that, and that"); and a marker gets none when the NPC's previous reply in the
-history said it, since a catchphrase or a "honeybun" in every line is a tic, not a voice. How often a marker is
-said is the model's choice under the bias: a bias of a few nats makes a marker that the model gives a tenth of
-the weight of ending the reply win. It is a server setting (``npc-runtime serve --voice-bias``), like the
-n-gram ban; 0 turns it off.
+history said it, since a catchphrase or a "honeybun" in every line is a tic, not a voice. How often the address
+is said is the model's choice under the bias: a bias of a few nats makes a marker that the model gives a tenth of
+the weight of ending the reply win. Both are server settings (``npc-runtime serve --voice-bias`` and
+``--catchphrase-rate``), like the n-gram ban; 0 turns each off.
+
+**Why the catchphrase is drawn, not nudged.** The corpus ends a reply with the persona's catchphrase at random, in
+about 3 of 10 replies, whatever the reply says (``export.corpus_style.stylise``); a card's "often says" means no
+more than that. A nudge of a few nats let seen personas say theirs (learnt by heart) in about a quarter of replies,
+but never a catchphrase written after training: the card's text glues the opening quote to its first word, so the
+model cannot copy the first token, though it ranks the rest far above any other phrase once begun (the
+evaluation's likelihood probe, docs/eval.md). So the runtime makes the one choice the corpus made by chance (does
+this reply end with it?) by a draw fixed by the request, and the model says the phrase and places it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["ADDRESS_RE", "CATCHPHRASE_RE", "DEFAULT_VOICE_BIAS", "FINISH_BIAS", "style_markers", "card_markers",
-           "plain_words", "Nudge", "VoiceSteering", "RowVoice", "steer"]  # fmt: skip
+__all__ = ["ADDRESS_RE", "CATCHPHRASE_RE", "DEFAULT_VOICE_BIAS", "DEFAULT_CATCHPHRASE_RATE", "FINISH_BIAS",
+           "style_markers", "card_markers", "catchphrase_due", "plain_words", "Nudge", "VoiceSteering", "RowVoice",
+           "steer"]  # fmt: skip
 
 #: The default bias in nats (``GenOptions.voice_bias``): the one of 1.5, 2.0, 2.5 and 3.0 with which the shipped
 #: model says a card's form of address closest to as often as the corpus's reference lines do (about half the
 #: replies; 3.0 makes it three in four, a tic). The model shipped before needed 1.5 (docs/eval.md, "Voice
 #: steering").
 DEFAULT_VOICE_BIAS = 2.0
+
+#: The share of replies that end with the card's catchphrase (``GenOptions.catchphrase_rate``): the corpus's rate
+#: (``export.corpus_style.stylise`` adds it to a reply with probability 0.3).
+DEFAULT_CATCHPHRASE_RATE = 0.3
 
 #: What a taken nudge's remaining tokens get: enough to finish it whatever the model prefers (a marker begun and
 #: bent into a phrase learned by heart, "Sweet as a summer tune", is worse than none).
@@ -86,6 +101,20 @@ def card_markers(card_text: str) -> dict[str, str]:
     return style_markers(found.group(1) if found else card_text)
 
 
+def catchphrase_due(catchphrase: str, player_text: str, turns: int, rate: float) -> bool:
+    """Whether this reply is one of the share ``rate`` that end with ``catchphrase``: a draw fixed by the
+    catchphrase, the player's line and how many exchanges came before it (``turns``), so the same request gets the
+    same answer (greedy replies and dialogue trees stay reproducible) while the lines of one conversation, and one
+    line asked of different NPCs, are drawn apart."""
+    if rate <= 0.0:
+        return False
+    if rate >= 1.0:
+        return True
+    key = f"{catchphrase}\x00{turns}\x00{player_text}".encode("utf-8")
+    draw = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2.0**64
+    return draw < rate
+
+
 class VoiceSteering:
     """Per engine: how each token ends (sentence end, comma, word), and how a marker is spelled in tokens."""
 
@@ -100,15 +129,21 @@ class VoiceSteering:
         comma = list(encode(","))
         self.comma_id = comma[0] if len(comma) == 1 else None
 
-    def row(self, card_text: str, history: Sequence[tuple[str, str]], bias: float) -> RowVoice | None:
-        """The steering of one reply (None where the card names no marker or ``bias`` is 0)."""
-        if bias <= 0.0:
+    def row(self, card_text: str, history: Sequence[tuple[str, str]], bias: float, player_text: str = "",
+            catchphrase_rate: float = 0.0) -> RowVoice | None:
+        """The steering of one reply to ``player_text``: the address nudged by ``bias``, the catchphrase said
+        where :func:`catchphrase_due` draws it at ``catchphrase_rate``. None where neither applies (the card names
+        no marker, both settings are 0, the catchphrase is not drawn and there is no address to nudge)."""
+        if bias <= 0.0 and catchphrase_rate <= 0.0:
             return None
         last_reply = f" {plain_words(history[-1][1])} " if history else ""
         markers = {kind: marker for kind, marker in card_markers(card_text).items()
                    if f" {plain_words(marker)} " not in last_reply}  # fmt: skip
-        if self.comma_id is None:
+        if self.comma_id is None or bias <= 0.0:
             markers.pop("address", None)
+        if "catchphrase" in markers and not catchphrase_due(markers["catchphrase"], player_text, len(history),
+                                                              catchphrase_rate):
+            markers.pop("catchphrase")
         sequences = {}
         for kind, marker in markers.items():
             ids = list(self._encode(" " + marker))
@@ -124,6 +159,11 @@ class Nudge:
     def __init__(self) -> None:
         self._offer: tuple[int, list[int]] | None = None
         self._finish: list[int] = []
+
+    def busy(self) -> bool:
+        """Whether a taken offer still has tokens to say (no side effect): another steering of the reply must
+        not cut in (``facts.Steerings``)."""
+        return bool(self._finish)
 
     def finishing(self) -> bool:
         """Whether a taken offer still has tokens to say (``finish_step`` gives this step's); clears the last
@@ -171,13 +211,14 @@ class RowVoice(Nudge):
         last = self._recent[-1] if self._recent else None
         if last is None:
             return [], []
-        fits = {kind: room is None or len(ids) + 2 <= room for kind, ids in self.sequences.items()}
+        extra = {"address": 2, "catchphrase": 1}  # ", honeybun." and the sentence's end; the reply's end
+        fits = {kind: room is None or len(ids) + extra[kind] <= room for kind, ids in self.sequences.items()}
         open_kinds = [kind for kind in self.sequences
                       if kind not in self.said and kind not in self.tried and fits[kind]]  # fmt: skip
         if "catchphrase" in open_kinds and steering.sentence_end[last] and best == steering.eos_id:
             ids = self.sequences["catchphrase"]
             self.tried.add("catchphrase")
-            return self.propose(ids[0], ids[1:], self.bias)
+            return self.propose(ids[0], [*ids[1:], steering.eos_id], FINISH_BIAS)  # drawn: said, then the end
         if "address" in open_kinds and steering.word_end[last] and steering.sentence_end[best]:
             self.tried.add("address")
             return self.propose(steering.comma_id, [*self.sequences["address"], best], self.bias)  # ", honeybun."

@@ -109,7 +109,7 @@ def test_cli_writes_an_int8_bundle(tmp_path: Path) -> None:
     assert int8["tolerance"] is None and 0 < int8["max_abs_diff"]["logits"] < 1.0
     assert 0.9 < int8["text_encoder_min_cosine"] <= 1.0 + 1e-6
     ops = {node.op_type for node in onnx.load(str(out / "decoder.onnx")).graph.node}
-    assert "MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops
+    assert "MatMulIntegerToFloat" in ops and "DynamicQuantizeLinear" not in ops  # a scale per activation row
     json.dumps(m, allow_nan=False)  # strict JSON: no Infinity/NaN for other languages' parsers
 
 

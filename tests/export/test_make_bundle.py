@@ -196,7 +196,7 @@ def test_decoder_layers_kept_fp32_stay_fp32_and_the_rest_is_int8(tiny_bundle: Pa
     quantize_graphs(tmp_path, names=["decoder"], keep_fp32=first)
     nodes = {n.name: n.op_type for n in onnx.load(str(tmp_path / "decoder.onnx")).graph.node}
     assert all(nodes.get(name) == "MatMul" for name in first)  # untouched
-    assert "/blocks.1/mlp/fc/MatMul" not in nodes and any(op == "MatMulInteger" for op in nodes.values())
+    assert "/blocks.1/mlp/fc/MatMul" not in nodes and any(op == "MatMulIntegerToFloat" for op in nodes.values())
 
 
 def test_training_record_flags_a_run_its_budget_stopped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -287,6 +287,9 @@ def test_combined_with_voice_the_fact_has_the_step(steering) -> None:
         def __init__(self) -> None:
             self.seen: list[int] = []
 
+        def busy(self) -> bool:
+            return False
+
         def boost(self, best: int, room: int | None = None) -> tuple[list[int], list[float]]:
             return [7], [1.5]
 
