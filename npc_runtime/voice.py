@@ -14,7 +14,8 @@ the one choice, at one place per marker per reply; what follows a taken choice i
 
 - **catchphrase**: a share of replies (``rate``, :func:`catchphrase_due`) end with it. In those, where the row's
   likeliest next token is ``<eos>`` after a sentence's end, the catchphrase is begun (its first token gets
-  ``FINISH_BIAS``), the rest of it follows, and then the reply ends, as the corpus's replies end after one;
+  ``FINISH_BIAS``), the rest of it follows (with a full stop where it has no sentence end of its own), and then
+  the reply ends, as the corpus's replies end after one;
 - **form of address**: where the likeliest next token ends a sentence (``.``, ``!``, ``?``) right after a word,
   ``bias`` is added to a comma; if the comma is taken, the address follows, then the punctuation the row was
   about to say ("Good day to you, honeybun.").
@@ -128,6 +129,14 @@ class VoiceSteering:
                                  dtype=bool)  # fmt: skip
         comma = list(encode(","))
         self.comma_id = comma[0] if len(comma) == 1 else None
+        period = list(encode("."))
+        self.period_id = period[0] if len(period) == 1 else None
+
+    def closing(self, ids: Sequence[int]) -> list[int]:
+        """What follows a catchphrase spelt ``ids`` to end the reply: a full stop where it has no sentence end of
+        its own (a card's "Sit yourself down"), then ``<eos>``."""
+        stop = [] if self.sentence_end[ids[-1]] or self.period_id is None else [self.period_id]
+        return [*stop, self.eos_id]
 
     def row(self, card_text: str, history: Sequence[tuple[str, str]], bias: float, player_text: str = "",
             catchphrase_rate: float = 0.0) -> RowVoice | None:
@@ -200,6 +209,7 @@ class RowVoice(Nudge):
         self.tried: set[str] = set()  # nudged once already: one try each, or a refused nudge loops
         self._recent: list[int] = []  # the reply's last tokens, as many as the longest marker has
         self._keep = max(len(ids) for ids in sequences.values())
+        self._closing = steering.closing(sequences["catchphrase"]) if "catchphrase" in sequences else []
 
     def boost(self, best: int, room: int | None = None) -> tuple[list[int], list[float]]:
         """The token ids to raise at this step, and by how much each, given the row's likeliest next token
@@ -211,14 +221,14 @@ class RowVoice(Nudge):
         last = self._recent[-1] if self._recent else None
         if last is None:
             return [], []
-        extra = {"address": 2, "catchphrase": 1}  # ", honeybun." and the sentence's end; the reply's end
+        extra = {"address": 2, "catchphrase": len(self._closing)}  # ", honeybun." and the punctuation; the end
         fits = {kind: room is None or len(ids) + extra[kind] <= room for kind, ids in self.sequences.items()}
         open_kinds = [kind for kind in self.sequences
                       if kind not in self.said and kind not in self.tried and fits[kind]]  # fmt: skip
         if "catchphrase" in open_kinds and steering.sentence_end[last] and best == steering.eos_id:
             ids = self.sequences["catchphrase"]
             self.tried.add("catchphrase")
-            return self.propose(ids[0], [*ids[1:], steering.eos_id], FINISH_BIAS)  # drawn: said, then the end
+            return self.propose(ids[0], [*ids[1:], *self._closing], FINISH_BIAS)  # drawn: said, then the end
         if "address" in open_kinds and steering.word_end[last] and steering.sentence_end[best]:
             self.tried.add("address")
             return self.propose(steering.comma_id, [*self.sequences["address"], best], self.bias)  # ", honeybun."

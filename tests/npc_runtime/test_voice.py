@@ -154,6 +154,18 @@ def test_the_catchphrase_ends_a_drawn_share_of_replies() -> None:
     assert kept and all("catchphrase" not in STEERING.row(CARD, [], 3.0, line, 0.3).sequences for line in kept)
 
 
+def test_a_catchphrase_without_its_own_sentence_end_gets_a_full_stop() -> None:
+    card = CARD.replace('often says "Sweet as clover!"', 'often says "Sweet as clover"')
+    row = STEERING.row(card, [], 0.0, "Hello.", catchphrase_rate=1.0)
+    row.advance(PIECES.index(" Good"))
+    row.advance(PIECES.index("."))
+    assert row.boost(_best("<eos>"), room=4) == ([], [])  # three words, the full stop and the end need 5
+    assert row.boost(_best("<eos>"), room=5) == (_ids(" Sweet"), [FINISH_BIAS])
+    row.advance(PIECES.index(" Sweet"))
+    for piece in (" as", " clover", ".", "<eos>"):
+        assert row.boost(_best(" The")) == (_ids(piece), [FINISH_BIAS])
+        row.advance(PIECES.index(piece))
+
 class _Offering:
     """Another steering of the reply that offers a word at every step (as a price or the scene's weather can)."""
 
