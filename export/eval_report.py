@@ -464,7 +464,7 @@ def _constraints(settings: Mapping[str, Any]) -> str:
         parts.append(f"voice steering {bias} nats" if bias else "voice steering off")
     if "catchphrase_rate" in settings:
         rate = settings["catchphrase_rate"]
-        parts.append(f"catchphrase in a share {rate} of replies" if rate else "catchphrase not steered")
+        parts.append(f"catchphrase drawn for {rate:g} of replies" if rate else "catchphrase not steered")
     if "fact_bias" in settings:
         bias = settings["fact_bias"]
         parts.append(f"fact steering {bias} nats" if bias else "fact steering off")

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 LEXICON_FILE = "lexicon.txt"
 #: Graphs int8 may touch, in the order they are tried; the vision encoder is a handful of convs and stays fp32.
 _QUANTISABLE = ("text_encoder", "prefix_encoder", "decoder")
+#: How int8 graphs scale their activations (``BundleConfig.activation_scales``; ``onnx_export.quantize_graphs``).
+ACTIVATION_SCALES = ("row", "tensor")
 
 
 @dataclass(frozen=True)
@@ -49,10 +51,15 @@ class BundleConfig:
     max_fact_recall_drop: float = 0.03  # share of required facts copied into greedy replies
     min_text_cosine: float = 0.98  # int8 vs fp32 sentence embeddings, worst case over the eval texts
     max_bundle_mb: float = 50.0
+    #: int8 activations: a scale per row (replies independent of their batch) or one per tensor (ONNX Runtime's
+    #: dynamic quantisation as it comes: about a tenth more tokens/s on 2 CPU cores; docs/benchmarks.md).
+    activation_scales: str = "row"
 
     def __post_init__(self) -> None:
         if self.quantize not in (None, "int8"):
             raise ValueError(f"quantize must be None or 'int8', got {self.quantize!r}")
+        if self.activation_scales not in ACTIVATION_SCALES:
+            raise ValueError(f"activation_scales must be one of {ACTIVATION_SCALES}, got {self.activation_scales!r}")
         if not self.name:
             raise ValueError("name must not be empty")
         for name in ("max_new_tokens", "eval_examples"):
@@ -316,7 +323,8 @@ def _ffn_matmuls(onnx_path: Path, layer: int) -> list[str]:
     return _matmuls_named(onnx_path, [f"/layer.{layer}/intermediate/", f"/layer.{layer}/output/dense/"])
 
 
-def _quantize_text_encoder(out: Path, fp32_path: Path, texts: Sequence[str], min_cosine: float) -> dict[str, Any]:
+def _quantize_text_encoder(out: Path, fp32_path: Path, texts: Sequence[str], min_cosine: float,
+                           rowwise: bool = True) -> dict[str, Any]:
     """int8 sentence encoder whose worst cosine to fp32 over ``texts`` is at least ``min_cosine``.
 
     Plain per-channel int8 of every MatMul and the word-embedding table lost ~0.03 cosine on short lines with one
@@ -342,7 +350,8 @@ def _quantize_text_encoder(out: Path, fp32_path: Path, texts: Sequence[str], min
             break  # not a BERT with this naming: nothing more to keep
         quantize_dynamic(str(fp32_path), str(target), weight_type=QuantType.QInt8,
                          op_types_to_quantize=list(INT8_OP_TYPES), per_channel=True, nodes_to_exclude=exclude)  # fmt: skip
-        onnx.save(rowwise_activations(onnx.load(str(target)))[0], str(target))  # a scale per activation row
+        if rowwise:
+            onnx.save(rowwise_activations(onnx.load(str(target)))[0], str(target))  # a scale per activation row
         cosine = _text_cosine(out, fp32_path, texts)
         tried.append({"fp32_ffn_layers": kept, "min": cosine["min"]})
         if cosine["min"] >= min_cosine:
@@ -403,6 +412,8 @@ def _write_model_card(out: Path) -> None:
         if q:
             agree = q.get("greedy_agreement_with_fp32", 1.0 if key == "fp32" else "")
             lines.append(f"| {label} | {q['reply_loss']} | {q['emotion_accuracy']} | {q['fact_recall']} | {agree} |")
+    if "int8_activation_scales" in quality:
+        lines += ["", f"int8 activations: one scale per {quality['int8_activation_scales']}."]
     if "text_encoder_int8_cosine" in quality:
         lines += ["", f"int8 sentence encoder vs fp32, cosine: {quality['text_encoder_int8_cosine']}."]
     if "decoder_int8_cost" in quality:
@@ -576,18 +587,21 @@ def make_bundle(run_dir: str | Path, out_dir: str | Path, config: BundleConfig |
 
             if config.quantize == "int8":
                 texts = sorted({ex.card.card_text() for ex in examples} | {ex.player for ex in examples})
-                cosine = _quantize_text_encoder(build, fp32_dir / GRAPH_FILES["text_encoder"], texts, config.min_text_cosine)
+                rowwise = config.activation_scales == "row"
+                cosine = _quantize_text_encoder(build, fp32_dir / GRAPH_FILES["text_encoder"], texts,
+                                                config.min_text_cosine, rowwise)  # fmt: skip
                 quality["text_encoder_int8_cosine"] = cosine
                 graph_precision["text_encoder"] = "int8"
                 text_only = evaluate_bundle(build, examples, config.max_new_tokens)
                 # The whole decoder in int8 first; where that costs too much, its first layers stay fp32, one more
                 # at a time (the first layer's errors pass through every later one). The prefix encoder is int8
                 # throughout.
-                quantize_graphs(build, names=["prefix_encoder"])
+                quantize_graphs(build, names=["prefix_encoder"], rowwise=rowwise)
                 fp32_decoder = fp32_dir / GRAPH_FILES["decoder"]
                 for fp32_layers in range(model.cfg.n_layers):
                     shutil.copyfile(fp32_decoder, build / GRAPH_FILES["decoder"])
-                    quantize_graphs(build, names=["decoder"], keep_fp32=_layer_matmuls(fp32_decoder, range(fp32_layers)))
+                    quantize_graphs(build, names=["decoder"], keep_fp32=_layer_matmuls(fp32_decoder, range(fp32_layers)),
+                                    rowwise=rowwise)  # fmt: skip
                     all_int8 = evaluate_bundle(build, examples, config.max_new_tokens)
                     verdict = {
                         "reply_loss_delta": round(all_int8.reply_loss - text_only.reply_loss, 4),
@@ -613,6 +627,7 @@ def make_bundle(run_dir: str | Path, out_dir: str | Path, config: BundleConfig |
                     log.warning("int8 decoder/prefix cost too much (%s): keeping them fp32", verdict)
                     for name in ("prefix_encoder", "decoder"):
                         shutil.copyfile(fp32_dir / GRAPH_FILES[name], build / GRAPH_FILES[name])
+                quality["int8_activation_scales"] = config.activation_scales
                 quality["thresholds"] = {
                     "max_reply_loss_delta": config.max_reply_loss_delta,
                     "max_fact_recall_drop": config.max_fact_recall_drop,
@@ -675,6 +690,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "RUN/bundle for any other run)")
     parser.add_argument("--name", default="default", help="bundle name in the manifest")
     parser.add_argument("--quantize", choices=("int8", "none"), default="int8", help="int8 where quality holds (default)")
+    parser.add_argument("--activation-scales", choices=ACTIVATION_SCALES, default="row",
+                        help="int8 activations scaled per row (a reply does not depend on the others in its batch; "
+                        "default) or per tensor (about a tenth more tokens/s on a CPU)")
     parser.add_argument("--eval-examples", type=int, default=128, help="validation turns for the quality check")
     parser.add_argument("--max-bundle-mb", type=float, default=BundleConfig.max_bundle_mb,
                         help="refuse to write a bundle bigger than this (default: %(default)s, the shipped budget)")
@@ -687,7 +705,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler.addFilter(_quantiser_noise_filter)
     try:
         config = BundleConfig(name=args.name, quantize=None if args.quantize == "none" else "int8",
-                              eval_examples=args.eval_examples, max_bundle_mb=args.max_bundle_mb)  # fmt: skip
+                              eval_examples=args.eval_examples, max_bundle_mb=args.max_bundle_mb,
+                              activation_scales=args.activation_scales)  # fmt: skip
         out = args.out or default_out(args.run)
         log.info("writing the bundle to %s", out)
         report = make_bundle(args.run, out, config)

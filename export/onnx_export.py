@@ -337,7 +337,7 @@ def check_parity(model: RoleModel, bundle_dir: str | Path, steps: int = 6, stric
 
 def quantize_graphs(
     bundle_dir: str | Path, names: Sequence[str] = ("decoder", "prefix_encoder", "text_encoder"),
-    keep_fp32: Sequence[str] = (),
+    keep_fp32: Sequence[str] = (), rowwise: bool = True,
 ) -> None:
     """int8 dynamic quantisation (per-channel weights, a scale per activation row) of the named graphs, in place.
 
@@ -345,7 +345,7 @@ def quantize_graphs(
     table); the text encoder also quantises its word-embedding table (``text_encoder.INT8_OP_TYPES``). Nodes named
     in ``keep_fp32`` stay fp32. ONNX Runtime's tool quantises activations with one scale per tensor, which makes
     a row's output depend on the rest of its batch; :func:`export.requantize.rowwise_activations` then gives each
-    row its own.
+    row its own (``rowwise=False`` keeps ONNX Runtime's).
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -361,6 +361,7 @@ def quantize_graphs(
             str(path), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=op_types, per_channel=True,
             nodes_to_exclude=list(keep_fp32),
         )
-        onnx.save(rowwise_activations(onnx.load(str(tmp)))[0], str(tmp))
+        if rowwise:
+            onnx.save(rowwise_activations(onnx.load(str(tmp)))[0], str(tmp))
         tmp.replace(path)
         log.info("quantised %s to int8", path)

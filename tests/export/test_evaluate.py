@@ -330,9 +330,13 @@ def test_sampled_runs_say_so_in_the_report_header() -> None:
         EvalConfig(fact_bias=51.0)
     with pytest.raises(ValueError, match="scene_bias"):
         EvalConfig(scene_bias=-0.5)
+    with pytest.raises(ValueError, match="catchphrase_rate must be in 0..1"):
+        EvalConfig(catchphrase_rate=1.2)
     from export.eval_report import _constraints
 
     assert "voice steering 3.0 nats" in _constraints({"voice_bias": 3.0})
+    assert "catchphrase drawn for 0.3 of replies" in _constraints({"catchphrase_rate": 0.3})
+    assert "catchphrase not steered" in _constraints({"catchphrase_rate": 0.0})
     assert "fact steering off" in _constraints({"voice_bias": 1.5, "fact_bias": 0.0})
     assert "scene steering 8.0 nats" in _constraints({"fact_bias": 8.0, "scene_bias": 8.0})
     assert "voice steering off" in _constraints({"voice_bias": 0.0}) and "voice" not in _constraints({})

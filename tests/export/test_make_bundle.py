@@ -44,6 +44,8 @@ def test_bundle_config_validates() -> None:
         BundleConfig(quantize="int4")
     with pytest.raises(ValueError):
         BundleConfig(eval_examples=0)
+    with pytest.raises(ValueError, match="activation_scales"):
+        BundleConfig(activation_scales="column")
 
 
 def test_int8_bundle_loads_and_answers(tiny_run: Path, tmp_path: Path) -> None:
@@ -58,7 +60,7 @@ def test_int8_bundle_loads_and_answers(tiny_run: Path, tmp_path: Path) -> None:
     for key in ("fp32", "int8_all", "decoder_int8_cost", "text_encoder_int8_cosine"):
         assert key in quality, key
     assert quality["decoder_int8_cost"]["fp32_layers"] in range(manifest["model"]["n_layers"])
-    assert quality["fp32"]["examples"] == 2
+    assert quality["fp32"]["examples"] == 2 and quality["int8_activation_scales"] == "row"
     assert manifest["training"]["steps"] == 2
     assert manifest["training"]["recipe"] == "npc-runtime train --preset tiny --steps 2 && npc-runtime export"
     assert report["bundle_mb"] < 50
@@ -197,6 +199,11 @@ def test_decoder_layers_kept_fp32_stay_fp32_and_the_rest_is_int8(tiny_bundle: Pa
     nodes = {n.name: n.op_type for n in onnx.load(str(tmp_path / "decoder.onnx")).graph.node}
     assert all(nodes.get(name) == "MatMul" for name in first)  # untouched
     assert "/blocks.1/mlp/fc/MatMul" not in nodes and any(op == "MatMulIntegerToFloat" for op in nodes.values())
+    assert "DynamicQuantizeLinear" not in nodes.values()  # a scale per activation row
+    shutil.copyfile(tiny_bundle / "decoder.onnx", tmp_path / "decoder.onnx")
+    quantize_graphs(tmp_path, names=["decoder"], rowwise=False)  # ONNX Runtime's one scale per tensor
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "decoder.onnx")).graph.node}
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops and "MatMulIntegerToFloat" not in ops
 
 
 def test_training_record_flags_a_run_its_budget_stopped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

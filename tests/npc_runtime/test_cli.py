@@ -90,6 +90,8 @@ def test_a_bad_voice_bias_is_refused_before_loading(tmp_path: Path) -> None:
         main(["serve", "--fact-bias", "60", "--model", str(tmp_path / "nope"), "--data", str(tmp_path)])
     with pytest.raises(SystemExit, match="--scene-bias must be in 0..50"):
         main(["serve", "--scene-bias", "-2", "--model", str(tmp_path / "nope"), "--data", str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"--catchphrase-rate must be in 0..1 \(0: off\), got 1.5"):
+        main(["serve", "--catchphrase-rate", "1.5", "--model", str(tmp_path / "nope"), "--data", str(tmp_path)])
 
 
 def test_corrupt_bundle_file_is_named(tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
