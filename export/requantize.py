@@ -21,9 +21,9 @@ This tool rewrites each such MatMul from the weights the bundle already has, wit
 - ``int8-rows``: the same int8 weights; each activation row (one token of one sequence) gets its own scale,
   symmetric int8 (:func:`rowwise_activations`), instead of one scale over the whole batch. Rows are independent
   to the last bit, closer to fp32 than per-tensor scales, at the int8 file size; each MatMul's input needs a
-  few more elementwise operators, which cost the decoder's steps about 7% of tokens/s on 2 CPU cores
-  (docs/benchmarks.md, "Rows that do not move each other"). The export applies it to the text and prefix
-  encoders (``onnx_export.quantize_graphs``).
+  few more elementwise operators, which cost the server about a tenth of its tokens/s on 2 CPU cores
+  (docs/benchmarks.md, "Replies that do not depend on their batch"). The export applies it to every int8 graph
+  (``onnx_export.quantize_graphs``; ``npc-runtime export --activation-scales tensor`` does not).
 
 Usage: ``python -m export.requantize BUNDLE --out DIR --to fp32|fp16-weights|nbits8|int8-rows [--graphs decoder
 ...]``.
