@@ -600,8 +600,8 @@ def make_bundle(run_dir: str | Path, out_dir: str | Path, config: BundleConfig |
                 fp32_decoder = fp32_dir / GRAPH_FILES["decoder"]
                 for fp32_layers in range(model.cfg.n_layers):
                     shutil.copyfile(fp32_decoder, build / GRAPH_FILES["decoder"])
-                    quantize_graphs(build, names=["decoder"], keep_fp32=_layer_matmuls(fp32_decoder, range(fp32_layers)),
-                                    rowwise=rowwise)  # fmt: skip
+                    kept = _layer_matmuls(fp32_decoder, range(fp32_layers))
+                    quantize_graphs(build, names=["decoder"], keep_fp32=kept, rowwise=rowwise)
                     all_int8 = evaluate_bundle(build, examples, config.max_new_tokens)
                     verdict = {
                         "reply_loss_delta": round(all_int8.reply_loss - text_only.reply_loss, 4),

@@ -191,7 +191,8 @@ def rowwise_activations(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     for quantize in {id(q): q for q, *_ in matmuls}.values():
         x = quantize.input[0]
         stem = quantize.name or x
-        absolute, peak, floor, scaled, quantized = (f"{stem}_rows_{part}" for part in ("abs", "max", "floor", "div", "q"))
+        absolute, peak, floor, scaled, quantized = (f"{stem}_rows_{part}"
+                                                    for part in ("abs", "max", "floor", "div", "q"))  # fmt: skip
         scale = f"{stem}_rows_scale"
         reduce = (helper.make_node("ReduceMax", [absolute, _ROW_AXES], [peak], keepdims=1, name=peak) if opset >= 18
                   else helper.make_node("ReduceMax", [absolute], [peak], axes=[-1], keepdims=1, name=peak))

@@ -1,4 +1,4 @@
-"""Voice steering: a decoding-time nudge towards the card's own catchphrase and form of address.
+"""Voice steering: the card's own catchphrase and form of address, said where a reply or a sentence would end.
 
 A card describes its voice in its speaking style (``often says "Sweet as clover!"; calls people 'honeybun'``). The
 corpus ends about a third of a persona's replies with its catchphrase and puts its form of address before a
@@ -9,8 +9,9 @@ evaluation's likelihood probe, docs/eval.md).
 
 The steering acts only where a reply would otherwise end a sentence, so it never pushes a marker in front of the
 facts a reply is giving (a first version that also nudged the catchphrase at the reply's start and the address
-after any comma put "darling" where a price belonged: "for the ballad in your honour, darling."). The model makes
-the one choice, at one place per marker per reply; what follows a taken choice is finished for it:
+after any comma put "darling" where a price belonged: "for the ballad in your honour, darling."). Each marker has
+one place per reply; the model makes the choice for the address, a draw for the catchphrase (below), and what
+follows a taken choice is finished for it:
 
 - **catchphrase**: a share of replies (``rate``, :func:`catchphrase_due`) end with it. In those, where the row's
   likeliest next token is ``<eos>`` after a sentence's end, the catchphrase is begun (its first token gets
