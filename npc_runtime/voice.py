@@ -103,16 +103,19 @@ def card_markers(card_text: str) -> dict[str, str]:
     return style_markers(found.group(1) if found else card_text)
 
 
-def catchphrase_due(catchphrase: str, player_text: str, turns: int, rate: float) -> bool:
+def catchphrase_due(catchphrase: str, player_text: str, history: Sequence[tuple[str, str]], rate: float) -> bool:
     """Whether this reply is one of the share ``rate`` that end with ``catchphrase``: a draw fixed by the
-    catchphrase, the player's line and how many exchanges came before it (``turns``), so the same request gets the
-    same answer (greedy replies and dialogue trees stay reproducible) while the lines of one conversation, and one
-    line asked of different NPCs, are drawn apart."""
+    catchphrase, the player's line, how many exchanges the history holds and the NPC's last reply in it, so the
+    same request gets the same answer (greedy replies and dialogue trees stay reproducible) while the lines of one
+    conversation, and one line asked of different NPCs, are drawn apart. (The last reply is part of the key
+    because a server keeps only the latest exchanges: past them the count stops changing, and the same line would
+    draw the same way every time.)"""
     if rate <= 0.0:
         return False
     if rate >= 1.0:
         return True
-    key = f"{catchphrase}\x00{turns}\x00{player_text}".encode("utf-8")
+    last = f"\x00{history[-1][1]}" if history else ""
+    key = f"{catchphrase}\x00{len(history)}\x00{player_text}{last}".encode("utf-8")
     draw = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2.0**64
     return draw < rate
 
@@ -151,7 +154,7 @@ class VoiceSteering:
                    if f" {plain_words(marker)} " not in last_reply}  # fmt: skip
         if self.comma_id is None or bias <= 0.0:
             markers.pop("address", None)
-        if "catchphrase" in markers and not catchphrase_due(markers["catchphrase"], player_text, len(history),
+        if "catchphrase" in markers and not catchphrase_due(markers["catchphrase"], player_text, history,
                                                               catchphrase_rate):
             markers.pop("catchphrase")
         sequences = {}

@@ -137,20 +137,24 @@ def test_no_steering_without_markers_bias_or_after_a_catchphrase_last_turn() -> 
 def test_the_catchphrase_ends_a_drawn_share_of_replies() -> None:
     lines = [f"Player line number {i}?" for i in range(3000)]
     for rate in (0.1, 0.3, 0.6):
-        share = sum(catchphrase_due("Sweet as clover!", line, 0, rate) for line in lines) / len(lines)
+        share = sum(catchphrase_due("Sweet as clover!", line, [], rate) for line in lines) / len(lines)
         assert abs(share - rate) < 0.03, (rate, share)
-    # fixed by the request: the same line, turn and catchphrase always draw the same
-    assert [catchphrase_due("Sweet as clover!", line, 2, 0.3) for line in lines[:200]] == \
-        [catchphrase_due("Sweet as clover!", line, 2, 0.3) for line in lines[:200]]
-    # drawn apart across a conversation's turns and across NPCs asked the same line
-    by_turn = [catchphrase_due("Sweet as clover!", "Hello.", turn, 0.3) for turn in range(60)]
-    by_phrase = [catchphrase_due(f"Phrase {i}!", "Hello.", 0, 0.3) for i in range(60)]
-    assert 5 <= sum(by_turn) <= 35 and 5 <= sum(by_phrase) <= 35
-    assert not any(catchphrase_due("Sweet as clover!", line, 0, 0.0) for line in lines[:200])
-    assert all(catchphrase_due("Sweet as clover!", line, 0, 1.0) for line in lines[:200])
-    drawn = [line for line in lines[:50] if catchphrase_due("Sweet as clover!", line, 0, 0.3)]
+    # fixed by the request: the same line, history and catchphrase always draw the same
+    history = [("Hi.", "Good day."), ("Honey?", "The best in the valley.")]
+    assert [catchphrase_due("Sweet as clover!", line, history, 0.3) for line in lines[:200]] == \
+        [catchphrase_due("Sweet as clover!", line, list(history), 0.3) for line in lines[:200]]
+    # drawn apart across a conversation's turns, across NPCs asked the same line, and past the exchanges a server
+    # keeps (the same number of them, other last replies)
+    by_turn = [catchphrase_due("Sweet as clover!", "Hello.", [("Hi.", "Good day.")] * turn, 0.3) for turn in range(60)]
+    by_phrase = [catchphrase_due(f"Phrase {i}!", "Hello.", [], 0.3) for i in range(60)]
+    by_reply = [catchphrase_due("Sweet as clover!", "Hello.", [("Hi.", "Good day.")] * 7 + [("Hi.", f"Reply {i}.")],
+                                0.3) for i in range(60)]  # fmt: skip
+    assert all(5 <= sum(draws) <= 35 for draws in (by_turn, by_phrase, by_reply))
+    assert not any(catchphrase_due("Sweet as clover!", line, [], 0.0) for line in lines[:200])
+    assert all(catchphrase_due("Sweet as clover!", line, [], 1.0) for line in lines[:200])
+    drawn = [line for line in lines[:50] if catchphrase_due("Sweet as clover!", line, [], 0.3)]
     assert drawn and all("catchphrase" in STEERING.row(CARD, [], 3.0, line, 0.3).sequences for line in drawn)
-    kept = [line for line in lines[:50] if not catchphrase_due("Sweet as clover!", line, 0, 0.3)]
+    kept = [line for line in lines[:50] if not catchphrase_due("Sweet as clover!", line, [], 0.3)]
     assert kept and all("catchphrase" not in STEERING.row(CARD, [], 3.0, line, 0.3).sequences for line in kept)
 
 
