@@ -31,6 +31,8 @@ from npc_runtime.emotion import EMOTIONS
 from npc_runtime.emotion_classifier import EmotionFiles, shared_head_path
 from npc_runtime.errors import ConfigError, InferenceError
 
+from .requantize import ACTIVATION_SCALES
+
 from export.hf_random import FAMILIES, random_checkpoint
 
 __all__ = [
@@ -265,16 +267,22 @@ def export_decoder(model: nn.Module, path: Path, opset: int = 17) -> tuple[int, 
     return n_layers, heads, head_dim, dtype
 
 
-def quantize_decoder(path: Path, mode: str) -> None:
-    """Weight-only quantisation in place: ``int8`` dynamic per-channel MatMul, ``int4`` blockwise MatMulNBits."""
+def quantize_decoder(path: Path, mode: str, rowwise: bool = True) -> None:
+    """Quantisation in place: ``int8`` per-channel MatMul weights with dynamic activations, a scale per activation
+    row (``rowwise``; else ONNX Runtime's one per tensor, which lets a batch move each row's logits), or ``int4``
+    blockwise weight-only MatMulNBits."""
     import onnx
 
     tmp = path.with_name("quantized.onnx")
     if mode == "int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        from export.requantize import rowwise_activations
+
         quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
                          per_channel=True)  # fmt: skip
+        if rowwise:
+            onnx.save(rowwise_activations(onnx.load(str(tmp)))[0], str(tmp))
     elif mode == "int4":
         try:
             from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
@@ -452,14 +460,19 @@ def import_checkpoint(
     max_context: int | None = None,
     emotion: str | EmotionFiles = "bundle",
     name: str | None = None,
+    activation_scales: str = "row",
 ) -> Path:
-    """Export the checkpoint in ``source`` to a parity-checked ``causal-lm`` bundle in ``out_dir``; returns it."""
+    """Export the checkpoint in ``source`` to a parity-checked ``causal-lm`` bundle in ``out_dir``; returns it.
+    ``activation_scales`` (``row`` or ``tensor``): how an int8 graph scales its activations
+    (:func:`quantize_decoder`)."""
     if dtype not in DTYPES:
         raise ConfigError(f"--dtype must be one of {DTYPES}, got {dtype!r}")
     if quantize not in (None, *QUANTIZATIONS):
         raise ConfigError(f"--quantize must be one of {QUANTIZATIONS}, got {quantize!r}")
     if quantize and dtype != "fp32":
         raise ConfigError("--quantize works on fp32 graphs; leave --dtype at fp32")
+    if activation_scales not in ACTIVATION_SCALES:
+        raise ConfigError(f"--activation-scales must be one of {ACTIVATION_SCALES}, got {activation_scales!r}")
     if max_context is not None and max_context < 32:
         raise ConfigError(f"--max-context must be >= 32, got {max_context}")
     src = check_checkpoint_dir(source)
@@ -489,7 +502,7 @@ def import_checkpoint(
         kv = export_decoder(model.half(), out / DECODER_FILE)  # .half() and .float() convert in place
         parity["fp16"] = check_parity(model.float(), out / DECODER_FILE, prompts, kv, strict=False)
     elif quantize:
-        quantize_decoder(out / DECODER_FILE, quantize)
+        quantize_decoder(out / DECODER_FILE, quantize, rowwise=activation_scales == "row")
         parity[quantize] = check_parity(model, out / DECODER_FILE, prompts, kv, strict=False)
 
     n_layers, heads, head_dim, kv_dtype = kv
@@ -565,7 +578,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="local checkpoint directory (config.json, weights, tokenizer)")
     p.add_argument("--out", required=True, help="bundle directory to write")
     p.add_argument("--dtype", choices=DTYPES, default="fp32", help="graph precision (default: %(default)s)")
-    p.add_argument("--quantize", choices=QUANTIZATIONS, help="weight-only quantisation of the decoder MatMuls")
+    p.add_argument("--quantize", choices=QUANTIZATIONS, help="quantisation of the decoder MatMuls")
+    p.add_argument("--activation-scales", choices=ACTIVATION_SCALES, default="row",
+                   help="with --quantize int8: activations scaled per row (a reply does not depend on the others in "
+                   "its batch; default) or per tensor (ONNX Runtime's dynamic quantisation as it comes)")
     p.add_argument("--max-context", type=int, help="most positions (prompt + reply) served (default: the model's)")
     p.add_argument("--name", help="model name in the manifest (default: the checkpoint folder's name)")
     p.add_argument(
@@ -579,7 +595,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = import_checkpoint(
         args.checkpoint, args.out, dtype=args.dtype, quantize=args.quantize, max_context=args.max_context,
-        emotion="shared" if args.shared_emotion else "bundle", name=args.name,
+        emotion="shared" if args.shared_emotion else "bundle", name=args.name, activation_scales=args.activation_scales,
     )  # fmt: skip
     parity = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))["parity"]
     fp32 = parity["fp32"]

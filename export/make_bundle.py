@@ -27,6 +27,8 @@ import numpy as np
 
 from npc_runtime.errors import BundleError, NpcRuntimeError
 
+from .requantize import ACTIVATION_SCALES
+
 __all__ = ["BundleConfig", "QualityReport", "make_bundle", "evaluate_bundle", "rewrite_manifest", "main"]
 
 log = logging.getLogger(__name__)
@@ -35,8 +37,6 @@ log = logging.getLogger(__name__)
 LEXICON_FILE = "lexicon.txt"
 #: Graphs int8 may touch, in the order they are tried; the vision encoder is a handful of convs and stays fp32.
 _QUANTISABLE = ("text_encoder", "prefix_encoder", "decoder")
-#: How int8 graphs scale their activations (``BundleConfig.activation_scales``; ``onnx_export.quantize_graphs``).
-ACTIVATION_SCALES = ("row", "tensor")
 
 
 @dataclass(frozen=True)

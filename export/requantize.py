@@ -45,11 +45,14 @@ from onnx import helper, numpy_helper
 
 from npc_runtime.errors import NpcRuntimeError
 
-__all__ = ["MODES", "dequantize_matmuls", "rowwise_activations", "to_nbits", "requantize_bundle", "main"]
+__all__ = ["MODES", "ACTIVATION_SCALES", "dequantize_matmuls", "rowwise_activations", "to_nbits", "requantize_bundle", "main"]
 
 log = logging.getLogger(__name__)
 
 MODES = ("fp32", "fp16-weights", "nbits8", "int8-rows")
+#: How an exported int8 graph scales its activations (``npc-runtime export`` and ``import-hf``
+#: ``--activation-scales``): a scale per row (:func:`rowwise_activations`) or ONNX Runtime's one per tensor.
+ACTIVATION_SCALES = ("row", "tensor")
 NBITS_BLOCK = 32
 
 

@@ -70,7 +70,13 @@ def test_int8_import_reports_its_own_agreement(checkpoints: dict[str, Path], tmp
     assert manifest["parity"]["fp32"]["greedy_tokens_identical"] is True
     assert set(manifest["parity"]["int8"]) >= {"greedy_tokens_identical", "max_logit_diff"}
     ops = {node.op_type for node in onnx.load(str(out / "decoder.onnx")).graph.node}
-    assert "DynamicQuantizeLinear" in ops
+    assert "MatMulIntegerToFloat" in ops and "DynamicQuantizeLinear" not in ops  # a scale per activation row
+    assert manifest["parity"]["int8"]["batched_max_logit_diff"] < 1e-3  # so batching moves no row's logits
+    tensor = import_checkpoint(checkpoints["qwen2"], tmp_path / "q8t", quantize="int8", emotion="shared",
+                               activation_scales="tensor")  # fmt: skip
+    parity = json.loads((tensor / "bundle.json").read_text())["parity"]["int8"]
+    assert "DynamicQuantizeLinear" in {node.op_type for node in onnx.load(str(tensor / "decoder.onnx")).graph.node}
+    assert parity["batched_max_logit_diff"] > 1e-2  # one scale per tensor: the batch moves a row
 
 
 def test_fp16_import_has_half_precision_cache(checkpoints: dict[str, Path], tmp_path: Path) -> None:

@@ -16,7 +16,15 @@ namespace NpcDialogue.Tests
 
         private static NpcClient StartClient(string endpoint, int requestTimeoutMs)
         {
-            var client = new NpcClient(new NpcClientOptions
+            NpcClient client = NewClient(endpoint, requestTimeoutMs);
+            client.Start();
+            return client;
+        }
+
+        // Not started: a test that counts events subscribes first, or the first connection can come before it.
+        private static NpcClient NewClient(string endpoint, int requestTimeoutMs)
+        {
+            return new NpcClient(new NpcClientOptions
             {
                 Endpoint = endpoint,
                 RequestTimeoutMs = requestTimeoutMs,
@@ -24,8 +32,6 @@ namespace NpcDialogue.Tests
                 ReconnectMaxMs = 100,
                 Identity = "npc-test",
             });
-            client.Start();
-            return client;
         }
 
         private static T Result<T>(Task<T> task)
@@ -243,12 +249,13 @@ namespace NpcDialogue.Tests
                 if ((string)request["type"] == "say" && Interlocked.Increment(ref says) == 1) return null; // first say hangs
                 return new List<Dictionary<string, object>> { FakeRouter.ReplyTo(request, (string)request["type"] == "say" ? "reply" : "welcome") };
             }))
-            using (NpcClient client = StartClient(router.Endpoint, WaitMs))
+            using (NpcClient client = NewClient(router.Endpoint, WaitMs))
             {
                 var connected = new CountdownEvent(2);
                 var disconnected = new ManualResetEvent(false);
                 client.Connected += () => { if (connected.CurrentCount > 0) connected.Signal(); };
                 client.Disconnected += reason => disconnected.Set();
+                client.Start(); // after subscribing: the first Connected must not come before the handler
                 Task<NpcReply> hanging = client.SayAsync(Say("Are you there?"));
                 SpinUntil(() => { lock (router.Received) return router.Received.Count == 1; });
                 router.DropConnection();
