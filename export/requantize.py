@@ -45,7 +45,8 @@ from onnx import helper, numpy_helper
 
 from npc_runtime.errors import NpcRuntimeError
 
-__all__ = ["MODES", "ACTIVATION_SCALES", "dequantize_matmuls", "rowwise_activations", "to_nbits", "requantize_bundle", "main"]
+__all__ = ["MODES", "ACTIVATION_SCALES", "dequantize_matmuls", "rowwise_activations", "to_nbits", "requantize_bundle",
+           "main"]
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +57,22 @@ ACTIVATION_SCALES = ("row", "tensor")
 NBITS_BLOCK = 32
 
 
-def _dynamic_matmuls(graph: onnx.GraphProto) -> list[tuple[onnx.NodeProto, onnx.NodeProto, onnx.NodeProto,
-                                                            onnx.NodeProto, onnx.NodeProto, str]]:
-    """Each dynamically quantised MatMul of ``graph`` as (quantise, MatMulInteger, Cast, rescale Mul, scales Mul,
-    weight scale name); ``ValueError`` where a MatMulInteger is not in that pattern."""
-    inits = {init.name for init in graph.initializer}
+def _links(graph: onnx.GraphProto) -> tuple[dict[str, onnx.NodeProto], dict[str, list[onnx.NodeProto]]]:
+    """The node writing each tensor name, and the nodes reading it."""
     producer = {out: node for node in graph.node for out in node.output}
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
+    return producer, consumers
+
+
+def _dynamic_matmuls(graph: onnx.GraphProto) -> list[tuple[onnx.NodeProto, onnx.NodeProto, onnx.NodeProto,
+                                                            onnx.NodeProto, onnx.NodeProto, str]]:
+    """Each dynamically quantised MatMul of ``graph`` as (quantise, MatMulInteger, Cast, rescale Mul, scales Mul,
+    weight scale name); ``ValueError`` where a MatMulInteger is not in that pattern."""
+    inits = {init.name for init in graph.initializer}
+    producer, consumers = _links(graph)
     found = []
     for node in [n for n in graph.node if n.op_type == "MatMulInteger"]:
         quantize = producer.get(node.input[0])
@@ -144,11 +151,7 @@ def _float_matmul(inits: dict[str, onnx.TensorProto], x: str, weight: str, zero_
 def _rowwise_matmuls(graph: onnx.GraphProto) -> list[tuple[str, onnx.NodeProto, onnx.NodeProto]]:
     """Each MatMul :func:`rowwise_activations` wrote, as (its float input, ``MatMulIntegerToFloat``, the ``Mul`` by
     the row scale that gives its output)."""
-    producer = {out: node for node in graph.node for out in node.output}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    producer, consumers = _links(graph)
     found = []
     for node in graph.node:
         if node.op_type != "MatMulIntegerToFloat" or not node.name.endswith("_rows"):

@@ -182,7 +182,7 @@ class Nudge:
         """Whether a taken offer still has tokens to say (``finish_step`` gives this step's); clears the last
         step's offer, so call it first in ``boost``."""
         self._offer = None
-        return bool(self._finish)
+        return self.busy()
 
     def finish_step(self) -> tuple[list[int], list[float]]:
         return [self._finish[0]], [FINISH_BIAS]
@@ -214,6 +214,9 @@ class RowVoice(Nudge):
         self._recent: list[int] = []  # the reply's last tokens, as many as the longest marker has
         self._keep = max(len(ids) for ids in sequences.values())
         self._closing = steering.closing(sequences["catchphrase"]) if "catchphrase" in sequences else []
+        # tokens a marker needs beyond its own: ", honeybun." adds the comma and the punctuation; a catchphrase, its
+        # closing (a full stop, the end)
+        self._extra = {"address": 2, "catchphrase": len(self._closing)}
 
     def boost(self, best: int, room: int | None = None) -> tuple[list[int], list[float]]:
         """The token ids to raise at this step, and by how much each, given the row's likeliest next token
@@ -225,8 +228,7 @@ class RowVoice(Nudge):
         last = self._recent[-1] if self._recent else None
         if last is None:
             return [], []
-        extra = {"address": 2, "catchphrase": len(self._closing)}  # ", honeybun." and the punctuation; the end
-        fits = {kind: room is None or len(ids) + extra[kind] <= room for kind, ids in self.sequences.items()}
+        fits = {kind: room is None or len(ids) + self._extra[kind] <= room for kind, ids in self.sequences.items()}
         open_kinds = [kind for kind in self.sequences
                       if kind not in self.said and kind not in self.tried and fits[kind]]  # fmt: skip
         if "catchphrase" in open_kinds and steering.sentence_end[last] and best == steering.eos_id:
