@@ -19,7 +19,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -500,10 +500,6 @@ def _training_record(run_dir: Path, extra: dict[str, Any], prompt_voice: bool,
         "recipe": _recipe(train_config, prompt_voice, swaps, copy_head, copy_induction, spaced_quotes),
     }
     if data_config:
-        from dataclasses import asdict
-
-        from export.dataset import DataConfig
-
         # What `npc-runtime eval` rebuilds: the corpus this run was trained on.
         record["corpus_config"] = asdict(DataConfig.from_dict(data_config).corpus_config())
     summary = run_dir / "summary.json"
