@@ -16,7 +16,7 @@ help:
 	@echo "make demo        serve the default model and play the sample game (headless transcript without a display)"
 	@echo "make test        install what the tests need and run the whole suite"
 	@echo "make serve       serve the default model on tcp://127.0.0.1:5555"
-	@echo "make model       rebuild the default model bundle from the recipe (trains about 46 minutes on 2 quiet cores, then exports)"
+	@echo "make model       rebuild the default model bundle from the recipe (trains 34-46 minutes on 2 quiet cores, then exports)"
 	@echo "make fixtures    regenerate the protocol golden fixtures after a deliberate protocol change"
 	@echo "make venv-genai  a separate .venv-genai with onnxruntime-genai and its model builder, for npc-runtime bench-hf"
 

@@ -170,8 +170,20 @@ def _why_emotion(results: Mapping[str, Any], target: Target, value: float) -> li
     return [w for w in why if w]
 
 
+def _why_misread(section: Mapping[str, Any]) -> list[str]:
+    """What the intent reader had to do with a section's failures: how many failing turns it misread, so that
+    the model was told to answer another request, and the lines most often misread."""
+    read, wrong = section.get("failures_read"), section.get("failures_misread")
+    if not read:
+        return []
+    lines = ", ".join(f'"{line}" read as {hint} ({n})' for line, hint, n in section.get("misread_lines", [])[:3])
+    return [f"the intent reader misread {wrong} of the {read} failing turns, so the model was told to answer "
+            f"another request" + (f" (most: {lines})" if lines else "")]  # fmt: skip
+
+
 def _why_grounding(results: Mapping[str, Any], target: Target, value: float) -> list[str]:
-    why = [f"weakest kinds of scene fact: {_weakest(results['model']['scene_grounding'].get('by_kind'))}"]
+    section = results["model"]["scene_grounding"]
+    why = [f"weakest kinds of scene fact: {_weakest(section.get('by_kind'))}", *_why_misread(section)]
     for condition in ("image_only", "no_scene"):
         other = _get(results, condition, "scene_grounding", "share")
         if other is not None:
@@ -181,7 +193,7 @@ def _why_grounding(results: Mapping[str, Any], target: Target, value: float) -> 
 
 def _why_task(results: Mapping[str, Any], target: Target, value: float) -> list[str]:
     section = results["model"]["task_completion"]
-    why = [f"weakest intents: {_weakest(section.get('by_intent'))}"]
+    why = [f"weakest intents: {_weakest(section.get('by_intent'))}", *_why_misread(section)]
     kinds = section.get("missing_fact_kinds") or {}
     if kinds:
         why.append("missing facts by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))

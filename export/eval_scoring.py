@@ -22,6 +22,7 @@ from .corpus_emotion import likeliest_emotion
 from .corpus_personas import Speaker
 from .corpus_replies import ware_name
 from .eval_attribution import PersonaClassifier, chance_level, hits_at_1
+from .intent_reader import hint_label
 
 __all__ = ["Answer", "ExampleLike", "score_answers", "element_kind", "history_npc_lines", "task_options",
            "FAILURE_SAMPLES"]
@@ -58,6 +59,8 @@ class Answer:
     truncated: bool = False
     error: str | None = None
     given_persona: str | None = None
+    #: The intent reader's hint the model read after the player's line (None: no reader, or a reference line).
+    hint: str | None = None
 
 
 def element_kind(element: str) -> str:
@@ -91,6 +94,22 @@ def history_npc_lines(history: Any) -> list[str]:
 
 def _sample(ex: ExampleLike, answer: Answer, **extra: Any) -> dict[str, Any]:
     return {"persona": ex.persona_id, "intent": ex.intent, "player": ex.player, "reply": answer.text, **extra}
+
+
+def _misreads(failing: Sequence[tuple[ExampleLike, Answer]]) -> dict[str, Any]:
+    """How many failing turns the intent reader misread (its hint named another intent than the turn's), and
+    the most frequent misread lines (case aside, as the reader's uncased encoder reads them); empty when no
+    answer carries a hint."""
+    read = [(ex, a) for ex, a in failing if a.hint is not None]
+    if not read:
+        return {}
+    wrong = [(ex.player, a.hint) for ex, a in read if a.hint != hint_label(ex.intent)]
+    shown = {}  # the first spelling of each line
+    for line, _ in wrong:
+        shown.setdefault(line.casefold(), line)
+    counts = Counter((line.casefold(), hint) for line, hint in wrong)
+    return {"failures_misread": len(wrong), "failures_read": len(read),
+            "misread_lines": [[shown[key], hint, n] for (key, hint), n in counts.most_common(FAILURE_SAMPLES)]}  # fmt: skip
 
 
 def _breakdown(groups: Sequence[str], flags: Sequence[bool]) -> dict[str, dict[str, float]]:
@@ -180,6 +199,7 @@ def _grounding(examples: Sequence[ExampleLike], answers: Sequence[Answer]) -> di
         "share": m.share(flags),
         "n": len(rows),
         "by_kind": _breakdown(kinds, flags),
+        **_misreads([row for row, ok in zip(rows, flags) if not ok]),
         "failures": failures[:FAILURE_SAMPLES],
     }
 
@@ -212,6 +232,7 @@ def _task(examples: Sequence[ExampleLike], answers: Sequence[Answer]) -> dict[st
         "by_intent": _breakdown([ex.intent for ex, _ in rows], flags),
         "missing_fact_kinds": dict(missed_kinds),
         "failures_truncated": sum(1 for f in failures if f["truncated"]),
+        **_misreads([row for row, ok in zip(rows, flags) if not ok]),
         "failures": failures[:FAILURE_SAMPLES],
     }
 

@@ -245,10 +245,21 @@ def build_prompts(
     return rows, prompts, given
 
 
-def _answers(gens: Sequence[Generation], given: Sequence[str | None]) -> list[Answer]:
+def _answers(gens: Sequence[Generation], given: Sequence[str | None], hints: Sequence[str | None]) -> list[Answer]:
     return [
-        Answer(g.text, g.emotion, g.intensity, g.truncated, g.error, given_persona=who) for g, who in zip(gens, given)
+        Answer(g.text, g.emotion, g.intensity, g.truncated, g.error, given_persona=who, hint=hint)
+        for g, who, hint in zip(gens, given, hints)
     ]
+
+
+def _line_hints(engine: RoleModelEngine, lines: Sequence[str]) -> dict[str, str]:
+    """The intent reader's hint of each distinct player line, as the engine gives it to the model (a line's hint
+    depends on the line alone); empty without a reader."""
+    if engine.intent_reader is None:
+        return {}
+    distinct = list(dict.fromkeys(lines))
+    embeddings = np.concatenate([engine.encode_texts(distinct[i : i + 64]) for i in range(0, len(distinct), 64)])
+    return dict(zip(distinct, engine.intent_hints(embeddings)))
 
 
 # --------------------------------------------------------------------------------------------- running
@@ -375,13 +386,14 @@ def _run_bundle(
         for condition in conditions:
             jobs.append((split, condition, *build_prompts(examples, condition, bundled, images, config.seed, split, engine.knowledge_of)))
     total = sum(len(job[3]) for job in jobs)
+    hint_of = _line_hints(engine, [prompt.player for job in jobs for prompt in job[3]])
     out: dict[str, dict[str, tuple[list[int], list[Answer]]]] = {split: {} for split in selected}
     with tqdm(total=total, desc=engine.bundle.name, unit="reply", disable=not config.progress) as bar:
         for split, condition, rows, prompts, given in jobs:
             if not prompts:
                 continue
             gens = generate(engine, prompts, options, config.max_in_flight, progress=bar.update)
-            out[split][condition] = (rows, _answers(gens, given))
+            out[split][condition] = (rows, _answers(gens, given, [hint_of.get(p.player) for p in prompts]))
             failed = sum(1 for g in gens if g.error)
             if failed:
                 log.warning("%s %s: %d of %d generations failed", split, condition, failed, len(gens))
@@ -517,10 +529,8 @@ def _reader_accuracy(engine: RoleModelEngine, selected: Mapping[str, Sequence[An
 
     out = {}
     for split, examples in selected.items():
-        lines = [ex.player for ex in examples]
-        embeddings = np.concatenate([engine.encode_texts(lines[i : i + 64]) for i in range(0, len(lines), 64)])
-        hints = engine.intent_hints(embeddings)
-        right = sum(hint == hint_label(ex.intent) for hint, ex in zip(hints, examples))
+        hint_of = _line_hints(engine, [ex.player for ex in examples])
+        right = sum(hint_of[ex.player] == hint_label(ex.intent) for ex in examples)
         out[split] = {"turns": len(examples), "accuracy": round(right / max(1, len(examples)), 4)}
     return out
 

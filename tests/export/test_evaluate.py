@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from export.eval_report import (
     headline,
     write_markdown,
 )
-from export.eval_scoring import Answer, score_answers, task_options
+from export.eval_scoring import Answer, _misreads, score_answers, task_options
 from export.eval_metrics import voice_markers
 from export.evaluate import (
     MODEL_ALONE,
@@ -125,6 +126,33 @@ def test_bad_answers_fail_every_reply_metric(examples, classifier) -> None:
     assert scored["fluency"]["repetition_within"] == 0.25
     assert scored["fluency"]["repetition_across"] == 1.0  # the merchant repeats its greeting
     assert scored["fluency"]["clean_ending"] < 1.0
+
+
+def test_failures_count_the_turns_the_intent_reader_misread(examples, classifier) -> None:
+    # The buy and both scene questions fail (BAD); the model read "buy" right for the longsword, "ask place"
+    # for the rain and "ask item" for the wolf: two of the three failing turns were misread.
+    hints = ["buy", "ask place", "ask ai", "ask item"]
+    read = [Answer(a.text, a.emotion, a.intensity, a.truncated, hint=h) for a, h in zip(BAD, hints)]
+    scored = score_answers(examples, read, classifier, ("blacksmith", "merchant", "child"))
+    grounding, task = scored["scene_grounding"], scored["task_completion"]
+    assert (grounding["failures_read"], grounding["failures_misread"]) == (2, 2)
+    assert grounding["misread_lines"] == [["Is it raining?", "ask place", 1], ["What's that animal?", "ask item", 1]]
+    assert (task["failures_read"], task["failures_misread"], task["misread_lines"]) == (1, 0, [])
+    # Without hints (reference lines, a bundle without a reader) there is nothing to count.
+    plain = score_answers(examples, BAD, classifier, ("blacksmith", "merchant", "child"))
+    assert "failures_misread" not in plain["scene_grounding"] and "failures_read" not in plain["task_completion"]
+
+    # Lines that differ by case alone (the reader's encoder is uncased) are counted as one, shown as first met.
+    weather = examples[1]
+    twice = [(weather, Answer("x", hint="ask place")), (replace(weather, player="is it raining?"),
+                                                         Answer("y", hint="ask place"))]  # fmt: skip
+    assert _misreads(twice)["misread_lines"] == [["Is it raining?", "ask place", 2]]
+
+    report = _report(0.95)
+    report["results"]["test_seen"]["model"]["scene_grounding"] = {**grounding, "share": 0.0}
+    why = next(r for r in check_targets(report) if r["metric"] == "scene_grounding")["why"]
+    assert any('misread 2 of the 2 failing turns' in w and '"Is it raining?" read as ask place (1)' in w
+               for w in why)  # fmt: skip
 
 
 def test_voice_counts_replies_with_the_cards_catchphrase_or_address(examples, classifier) -> None:
