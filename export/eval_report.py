@@ -38,6 +38,7 @@ _CONDITION_NAMES = {
     "no_scene": "no scene (no text, no screenshot)",
     "novel_voice": "card rewritten with a new catchphrase and address",
     "no_offer": "quest answers with the offer left out of the history",
+    "right_hint": "the turns the intent reader misread, asked again with the right hint",
 }
 
 
@@ -184,7 +185,7 @@ def _why_misread(section: Mapping[str, Any]) -> list[str]:
 def _why_grounding(results: Mapping[str, Any], target: Target, value: float) -> list[str]:
     section = results["model"]["scene_grounding"]
     why = [f"weakest kinds of scene fact: {_weakest(section.get('by_kind'))}", *_why_misread(section)]
-    for condition in ("image_only", "no_scene"):
+    for condition in ("right_hint", "image_only", "no_scene"):
         other = _get(results, condition, "scene_grounding", "share")
         if other is not None:
             why.append(f"{_CONDITION_NAMES[condition]}: {other:.3f}")
@@ -194,6 +195,9 @@ def _why_grounding(results: Mapping[str, Any], target: Target, value: float) -> 
 def _why_task(results: Mapping[str, Any], target: Target, value: float) -> list[str]:
     section = results["model"]["task_completion"]
     why = [f"weakest intents: {_weakest(section.get('by_intent'))}", *_why_misread(section)]
+    right = _get(results, "right_hint", "task_completion", "share")
+    if right is not None:
+        why.append(f"{_CONDITION_NAMES['right_hint']}: {right:.3f}")
     kinds = section.get("missing_fact_kinds") or {}
     if kinds:
         why.append("missing facts by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
@@ -335,7 +339,7 @@ def _metric_sections(report: Mapping[str, Any]) -> list[str]:
     out += ["", f"Chance level: {', '.join(_fmt(c) for c in chance)}. Wrong-persona replies attributed to the card "
             f"they were given: {', '.join(_fmt(f) for f in follows)}.", ""]  # fmt: skip
     out += ["#### Emotion: macro-F1 against the labels", ""]
-    out += _condition_table(report, _with_n("emotion", "macro_f1"), _ALL[1:])
+    out += _condition_table(report, _with_n("emotion", "macro_f1"), (*_ALL[1:], "right_hint"))
     majority = [_pick("emotion", "majority_baseline")(r["reference"]) for r in report["results"].values()]
     default = [_pick("emotion", "default_emotion_baseline")(r["reference"]) for r in report["results"].values()]
     ceiling = [_pick("emotion", "likeliest_label_ceiling")(r["reference"]) for r in report["results"].values()]
@@ -344,9 +348,10 @@ def _metric_sections(report: Mapping[str, Any]) -> list[str]:
             f"emotion rule makes likeliest for the turn's intent, persona and scene always (the ceiling: rule labels "
             f"are that label, sampled labels are draws around it) {', '.join(_fmt(v) for v in ceiling)}.", ""]  # fmt: skip
     out += ["#### Scene grounding: questions about the surroundings answered with the true element", ""]
-    out += _condition_table(report, _with_n("scene_grounding", "share"), (*_ALL, "image_only", "no_scene"))
+    grounding = (*_ALL, "right_hint", "image_only", "no_scene")
+    out += _condition_table(report, _with_n("scene_grounding", "share"), grounding)
     out += ["", "#### Task completion: task turns whose reply carries every required fact", ""]
-    out += _condition_table(report, _with_n("task_completion", "share"), (*_ALL, "no_offer"))
+    out += _condition_table(report, _with_n("task_completion", "share"), (*_ALL, "right_hint", "no_offer"))
     out += _offer_lines(report)
     out += ["", "#### Breaking character: out-of-world and jailbreak prompts answered out of character", ""]
     out += _condition_table(report, _with_n("break_character", "rate"), _ALL)

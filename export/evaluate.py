@@ -56,6 +56,7 @@ __all__ = [
     "wrong_card",
     "NOVEL_VOICE",
     "NO_OFFER",
+    "RIGHT_HINT",
     "NOVEL_CATCHPHRASES",
     "NOVEL_ADDRESSES",
     "novel_voice_card",
@@ -81,6 +82,10 @@ NOVEL_VOICE = "novel_voice"
 #: Turns that accept or decline a quest, asked with the NPC's offer left out of the history (the corpus always has
 #: it as the turn before): a game whose history window has lost the offer, or a new session, sends them so.
 NO_OFFER = "no_offer"
+#: The turns whose player line the bundle's intent reader misread, asked again with the hint of the turn's own
+#: intent; the other turns keep the model's replies. What a reader that read every line right would give, which
+#: splits a miss between the reader and the model. Only for bundles with a reader.
+RIGHT_HINT = "right_hint"
 NOVEL_CATCHPHRASES: tuple[str, ...] = ("Salt and oars!", "Bless my boots!", "Thunder and turnips!",
                                        "Keep the kettle singing.", "Feathers and flint!", "Up with the larks.")  # fmt: skip
 NOVEL_ADDRESSES: tuple[str, ...] = ("sprout", "duckling", "sunbeam", "dewdrop", "tadpole", "buttercup")
@@ -383,21 +388,53 @@ def _run_bundle(
     options = _gen_options(engine, config)
     jobs = []
     for split, examples in selected.items():
-        for condition in conditions:
-            jobs.append((split, condition, *build_prompts(examples, condition, bundled, images, config.seed, split, engine.knowledge_of)))
-    total = sum(len(job[3]) for job in jobs)
+        for condition in (c for c in conditions if c != RIGHT_HINT):  # built from the model's prompts below
+            jobs.append((split, condition, *build_prompts(examples, condition, bundled, images, config.seed, split,
+                                                          engine.knowledge_of)))  # fmt: skip
     hint_of = _line_hints(engine, [prompt.player for job in jobs for prompt in job[3]])
+    right_hint = RIGHT_HINT in conditions and engine.intent_reader is not None
+    if right_hint:
+        jobs += [_misread_job(selected[split], rows, prompts, given, hint_of, split)
+                 for split, condition, rows, prompts, given in list(jobs) if condition == "model"]  # fmt: skip
+    total = sum(len(job[3]) for job in jobs)
     out: dict[str, dict[str, tuple[list[int], list[Answer]]]] = {split: {} for split in selected}
     with tqdm(total=total, desc=engine.bundle.name, unit="reply", disable=not config.progress) as bar:
         for split, condition, rows, prompts, given in jobs:
             if not prompts:
                 continue
             gens = generate(engine, prompts, options, config.max_in_flight, progress=bar.update)
-            out[split][condition] = (rows, _answers(gens, given, [hint_of.get(p.player) for p in prompts]))
+            out[split][condition] = (rows, _answers(gens, given, [p.hint or hint_of.get(p.player) for p in prompts]))
             failed = sum(1 for g in gens if g.error)
             if failed:
                 log.warning("%s %s: %d of %d generations failed", split, condition, failed, len(gens))
+    if right_hint:
+        for by_condition in out.values():
+            if "model" in by_condition:
+                by_condition[RIGHT_HINT] = with_right_hints(by_condition["model"], by_condition.get(RIGHT_HINT))
     return out
+
+
+def _misread_job(
+    examples: Sequence[Any], rows: Sequence[int], prompts: Sequence[Prompt], given: Sequence[str | None],
+    hint_of: Mapping[str, str], split: str,
+) -> tuple[str, str, list[int], list[Prompt], list[str | None]]:
+    """The ``right_hint`` job of a split: the model condition's prompts whose line the reader misread, each given
+    the hint of its turn's own intent."""
+    from .intent_reader import hint_label
+
+    pick = [j for j, (row, p) in enumerate(zip(rows, prompts)) if hint_of[p.player] != hint_label(examples[row].intent)]
+    fixed = [replace(prompts[j], key=f"{split}:{RIGHT_HINT}:{rows[j]}", hint=hint_label(examples[rows[j]].intent))
+             for j in pick]  # fmt: skip
+    return split, RIGHT_HINT, [rows[j] for j in pick], fixed, [given[j] for j in pick]
+
+
+def with_right_hints(model: tuple[list[int], list[Answer]],
+                     misread: tuple[list[int], list[Answer]] | None) -> tuple[list[int], list[Answer]]:  # fmt: skip
+    """The ``right_hint`` condition: the model's answers, with those of the turns asked again with the right hint
+    (``misread``: their example rows and answers; None when the reader misread none) in their place."""
+    again = dict(zip(*misread)) if misread else {}
+    rows, answers = model
+    return list(rows), [again.get(row, answer) for row, answer in zip(rows, answers)]
 
 
 def _score_all(
@@ -458,7 +495,7 @@ def evaluate(
     classifier = PersonaClassifier(_make_encoder(encoder, engine), config.features, config.folds).fit(lines)
 
     images = _ImageCache()
-    conditions = (*CONDITIONS, *SCENE_CONTROLS, NOVEL_VOICE, NO_OFFER) if config.controls else ("model",)
+    conditions = (*CONDITIONS, *SCENE_CONTROLS, NOVEL_VOICE, NO_OFFER, RIGHT_HINT) if config.controls else ("model",)
     generated = _run_bundle(engine, selected, conditions, config, bundled, images)
     results = _score_all(selected, generated, classifier, pool, with_reference=True,
                          emotion_labels=corpus.config.emotion_labels)

@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 class Prompt:
     """One request to the model: who speaks (card), what they see and what was said.
 
-    ``options`` overrides the options given to :func:`generate` for this prompt only (a per-prompt seed).
+    ``options`` overrides the options given to :func:`generate` for this prompt only (a per-prompt seed);
+    ``hint``, the intent hint the bundle's reader would give (``GenRequest.hint``; evaluation only).
     """
 
     key: str
@@ -45,6 +46,7 @@ class Prompt:
     history: tuple[tuple[str, str], ...] = ()
     image: ImageInput | None = None
     options: GenOptions | None = None
+    hint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,7 @@ def _feed(
                 history=list(prompt.history),
                 image=prompt.image,
                 options=prompt.options or options,
+                hint=prompt.hint,
             )
             try:
                 scheduler.submit(request)

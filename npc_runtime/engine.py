@@ -383,7 +383,8 @@ class RoleModelEngine:
         """:meth:`prepare` for many requests at once: one text-encoder call for all new persona cards, one for
         all player lines, one vision call for the new screenshots and one prefix-encoder call.
 
-        Each request has the attributes ``fingerprint, card_text, knowledge, context, history, text, image``.
+        Each request has the attributes ``fingerprint, card_text, knowledge, context, history, text, image``, and
+        may have ``hint``: an intent hint to use instead of the reader's (``GenRequest.hint``; evaluation only).
         A request whose image cannot be decoded gets its :class:`ImageError` in its place; the others go on.
         """
         visuals = self._visual_batch([r.image for r in requests])
@@ -409,9 +410,12 @@ class RoleModelEngine:
                 "image_present": np.array([visuals[i][1] for i in ok], dtype=np.float32),  # type: ignore[index]
             }
         )["prefix_embeds"]  # (B, K, D)
-        hints = self.intent_hints(utterances)
+        hints = list(self.intent_hints(utterances))
         for row, i in enumerate(ok):
             r = requests[i]
+            given = getattr(r, "hint", None)  # an evaluation's override of the reader (GenRequest.hint)
+            if given is not None and self.intent_reader is not None:
+                hints[row] = given
             text_ids = self.prompt_ids(r.knowledge, r.context, r.history, r.text, hints[row])
             ids, mask = prompt.layout_ids(text_ids, self.prefix_tokens, self.token_id["prefix"], self.token_id["bos"])
             results[i] = Prepared(ids=ids, prefix_mask=np.asarray(mask, dtype=np.float32), prefix_embeds=prefix[row],

@@ -112,6 +112,10 @@ class GenRequest:
     image: ImageInput | None
     options: GenOptions
     arrived: float = field(default_factory=time.monotonic)
+    #: The intent hint to give the model instead of its bundle's reader's (``RoleModelEngine.prepare_batch``; a
+    #: bundle without a reader ignores it). The server never sets it: the offline evaluation does, to ask a turn
+    #: the reader misread again with the right hint (``export.evaluate``, the ``right_hint`` control).
+    hint: str | None = None
 
     @property
     def deadline(self) -> float:

@@ -32,6 +32,7 @@ from export.evaluate import (
     main,
     novel_voice_card,
     select_examples,
+    with_right_hints,
     wrong_card,
 )
 from npc_runtime.facts import is_remedy
@@ -153,6 +154,13 @@ def test_failures_count_the_turns_the_intent_reader_misread(examples, classifier
     why = next(r for r in check_targets(report) if r["metric"] == "scene_grounding")["why"]
     assert any('misread 2 of the 2 failing turns' in w and '"Is it raining?" read as ask place (1)' in w
                for w in why)  # fmt: skip
+
+
+def test_the_right_hint_control_replaces_only_the_turns_asked_again() -> None:
+    model = ([0, 2, 5, 7], [Answer("a"), Answer("b"), Answer("c"), Answer("d")])
+    rows, answers = with_right_hints(model, ([5, 0], [Answer("C", hint="buy"), Answer("A", hint="ask name")]))
+    assert rows == [0, 2, 5, 7] and [a.text for a in answers] == ["A", "b", "C", "d"]
+    assert [a.text for a in with_right_hints(model, None)[1]] == ["a", "b", "c", "d"]  # the reader misread none
 
 
 def test_voice_counts_replies_with_the_cards_catchphrase_or_address(examples, classifier) -> None:

@@ -6,6 +6,7 @@ import json
 import re
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from export.train import CHECKPOINT_NAME, main, preset_configs
 from npc_runtime.bundle import load_bundle
 from npc_runtime.engine import RoleModelEngine
 from npc_runtime.intent_hint import load_reader
+from npc_runtime.personas import PersonaPack, default_pack_dir
 from npc_runtime.ort_backend import RuntimeOptions
 
 
@@ -158,12 +160,30 @@ def test_a_hinted_run_is_stored_named_in_the_recipe_exported_with_its_reader_and
     out_json, out_md = tmp_path / "eval.json", tmp_path / "eval.md"
     out_md.write_text(f"# Evaluation\n\n{BEGIN_MARK}\n{END_MARK}\n", encoding="utf-8")
     assert evaluate(["--model", str(out), "--limit", "4", "--out-json", str(out_json), "--out-md", str(out_md),
-                     "--no-controls", "--no-progress", "--threads", "1"]) == 0  # fmt: skip
+                     "--no-progress", "--threads", "1"]) == 0  # fmt: skip
     report = json.loads(out_json.read_text(encoding="utf-8"))
     assert report["bundle"]["intent_hint"] is True
     assert {r["turns"] for r in report["intent_reader"].values()} == {4}
     assert all(0.0 <= r["accuracy"] <= 1.0 for r in report["intent_reader"].values())
-    assert "Intent reader (the hint the model reads after the player's line" in out_md.read_text(encoding="utf-8")
+    markdown = out_md.read_text(encoding="utf-8")
+    assert "Intent reader (the hint the model reads after the player's line" in markdown
+    # The right-hint control scores every turn the model answered (misread ones asked again), for a reader bundle.
+    for results in report["results"].values():
+        assert results["right_hint"]["n"] == results["model"]["n"]
+    assert "asked again with the right hint" in markdown
+
+    # A request may carry the hint to use instead of the reader's (the control's way in); the prompt reads it.
+    card = PersonaPack.load(default_pack_dir()).get("blacksmith")
+    line = "How much for a sword?"
+    own = engine.intent_hints(engine.encode_texts([line]))[0]
+    other = next(label for label in engine.intent_reader.labels if label != own)
+    asked = [SimpleNamespace(fingerprint=card.fingerprint(), card_text=card.card_text(), knowledge=engine.knowledge_of(card),
+                             context={}, history=[], text=line, image=None, hint=hint)
+             for hint in (None, other)]  # fmt: skip
+    read, given = engine.prepare_batch(asked)
+    assert read.hint == own and given.hint == other and given.ids != read.ids
+    want = engine.prompt_ids(asked[1].knowledge, {}, [], line, other)
+    assert given.ids[-len(want):] == want
 
 
 def test_every_looked_up_fact_a_corpus_reply_needs_is_in_its_hint() -> None:
