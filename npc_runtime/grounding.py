@@ -10,7 +10,8 @@ runtime settles that choice the way :mod:`npc_runtime.facts` settles a price:
   them (``scene_words``: ``{"weather": {"rain": ["rain", "raining", "rainy"], …}, "nearby": {…}, …}``, written by
   the export from the game world's vocabulary). A bundle without the list gets no scene steering.
 - For each listed key the request's context has, the **targets** are the context's elements (``nearby`` is a
-  comma-separated list; a value the list does not know, such as ``weather: drizzle``, is its own word) and the
+  comma-separated list, nearest first, with those the player's line names moved to the front as the looked-up
+  hint lists them; a value the list does not know, such as ``weather: drizzle``, is its own word) and the
   **competitors** are the words of the key's other elements.
 - A word the player's line uses never competes ("Is that a wolf?" may be answered "No wolf here"), nor does a
   word of the card's ware and place names ("apple" of "apple pie", "night" of "room for the night"). Elsewhere a
@@ -45,7 +46,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from .facts import WordNudge, card_facts, spell_like
-from .intent_hint import SCENE_HINTS
+from .intent_hint import SCENE_HINTS, named_first
 from .voice import plain_words
 
 __all__ = ["DEFAULT_SCENE_BIAS", "HINTED_KEYS", "NOT_A_TARGET", "SceneSteering", "RowScene", "validate_scene_words"]
@@ -123,7 +124,8 @@ class SceneSteering:
             if not isinstance(value, str) or (key in HINTED_KEYS and HINTED_KEYS[key] != hint):
                 continue
             kept = set(plain_words(player).split()) if key in HINTED_KEYS else kept_always
-            wanted = [plain_words(part) for part in value.split(",")]
+            # Those the player's line names first ("What is that wolf doing here?" beside a cat), as the hint lists them.
+            wanted = named_first([plain_words(part) for part in value.split(",")], player)
             wanted = [w for w in wanted if w not in NOT_A_TARGET]
             if not wanted:
                 continue

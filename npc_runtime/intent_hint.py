@@ -31,7 +31,10 @@ new version and a model trained with it.
   remedies, :data:`npc_runtime.facts.REMEDY_WORDS`, at most three); "directions: the inn (east of the square, the
   green door)" (the card's place the line names); and the scene fact a question about the surroundings asks for,
   from ``context``: "ask place: the square" (``location``), "ask weather: rain", "ask time: evening"
-  (``time_of_day``), "ask creatures: wolf, crow" (``nearby``).
+  (``time_of_day``), "ask creatures: wolf, crow" (``nearby``, in the order sent: nearest first, and the reply
+  names the first; since 2026-12-05 the creatures the player's line names come first, :func:`named_first`, so
+  "What is that wolf doing here?" beside a cat and a wolf reads "ask creatures: wolf, cat". No corpus line asking
+  about the creatures names one, so the shipped recipe's training turns are encoded exactly as before).
 
 A request whose fact is not there (no such ware or place on the card, no quest, no scene facts sent) keeps its bare
 hint, and the model answers as it learnt to without the fact ("I have no rope", "I couldn't tell you where...").
@@ -41,7 +44,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,8 +52,10 @@ import numpy as np
 
 from .facts import (LIST_HINT, LISTED_WARES, card_name, card_places, card_quest, card_quest_parts, card_remedies,
                     card_wares, last_named)
+from .voice import plain_words
 
-__all__ = ["LOOKUP_VERSION", "READER_FORMAT", "SCENE_HINTS", "IntentReader", "load_reader", "lookup_hint"]
+__all__ = ["LOOKUP_VERSION", "READER_FORMAT", "SCENE_HINTS", "IntentReader", "load_reader", "lookup_hint",
+           "named_first"]
 
 READER_FORMAT = "npc-intent-reader"
 #: Reader files: version 1, linear (written so still, so that older runtimes read them); version 2, with a hidden
@@ -232,7 +237,23 @@ def lookup_hint(hint: str, knowledge: str, context: Mapping[str, str] | None, pl
         place = _named(places, player_text)
         return _with(hint, "{} ({})".format(*places[place]) if place else "")
     scene_key = SCENE_HINTS.get(hint)
+    if scene_key == "nearby":
+        creatures = [part for part in _scene(context, scene_key).split(", ") if part]
+        return _with(hint, ", ".join(named_first(creatures, player_text)))
     return _with(hint, _scene(context, scene_key)) if scene_key else hint
+
+
+def named_first(names: Sequence[str], player_text: str) -> list[str]:
+    """``names`` (scene elements such as the creatures in view) with those the player's line names, alone or in
+    the plural ("wolves" of "wolf", "crows" of "crow"), moved to the front; otherwise in their order."""
+    said = set(plain_words(player_text).split())
+
+    def named(name: str) -> bool:
+        word = plain_words(name)
+        forms = {word, f"{word}s", f"{word}es", f"{word[:-1]}ves" if word.endswith("f") else word}
+        return bool(forms & said)
+
+    return sorted(names, key=lambda name: not named(name))  # a stable sort keeps each group's order
 
 
 def _scene(context: Mapping[str, str] | None, key: str) -> str:

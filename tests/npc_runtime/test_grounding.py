@@ -58,6 +58,14 @@ def test_another_weather_gets_the_scenes_and_a_taken_nudge_is_finished(steering)
     assert row.boost(_ids(tok, " Evening")[0]) == ([_ids(tok, " Noon")[0]], [8.0])
 
 
+def test_a_creature_the_player_names_is_the_first_target(steering) -> None:
+    scene, tok = steering
+    asked = scene.row(RAIN, CARD, "name: Brenna", "What is that wolf doing here?", 8.0)
+    assert asked.boost(_ids(tok, " horse")[0]) == ([_ids(tok, " wolf")[0]], [8.0])  # not the nearer dog
+    plain = scene.row(RAIN, CARD, "name: Brenna", "Any beasts about?", 8.0)
+    assert plain.boost(_ids(tok, " horse")[0]) == ([_ids(tok, " dog")[0]], [8.0])
+
+
 def test_words_the_reply_takes_from_the_card_or_the_player_and_partial_tokens_are_left_alone(steering) -> None:
     scene, tok = steering
     sun = _ids(tok, " sun")[0]  # " sunny" begins with it, and so does "the sun is at its highest"

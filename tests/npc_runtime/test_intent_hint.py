@@ -221,6 +221,11 @@ def test_version_2_looks_up_lists_places_quests_names_and_the_scene() -> None:
     assert look("ask weather", child) == "ask weather: rain"
     assert look("ask time", child) == "ask time: evening"
     assert look("ask creatures", child) == "ask creatures: wolf, crow"
+    # The creatures the line names first, in the singular or the plural; the rest in the order sent.
+    assert look("ask creatures", child, "What is that crow doing here?") == "ask creatures: crow, wolf"
+    herd = {"nearby": "cat, wolf, crow, goat"}
+    assert look("ask creatures", child, "Are those crows and wolves?", herd) == "ask creatures: wolf, crow, cat, goat"
+    assert look("ask creatures", child, "Is that a horse?", herd) == "ask creatures: cat, wolf, crow, goat"
     assert look("ask creatures", child, context={"nearby": ""}) == "ask creatures"
     assert look("ask weather", child, context={}) == "ask weather"
     assert look("small talk", healer, "Nice day.") == "small talk"
