@@ -45,6 +45,7 @@ from .eval_probe import voice_probe
 from .voice_swap import swap_voice
 from .eval_report import check_targets, headline, render_markdown, summary_lines, write_markdown
 from .eval_scoring import Answer, score_answers
+from .intent_reader import hint_label
 
 __all__ = [
     "EVAL_SPLITS",
@@ -420,8 +421,6 @@ def _misread_job(
 ) -> tuple[str, str, list[int], list[Prompt], list[str | None]]:
     """The ``right_hint`` job of a split: the model condition's prompts whose line the reader misread, each given
     the hint of its turn's own intent."""
-    from .intent_reader import hint_label
-
     pick = [j for j, (row, p) in enumerate(zip(rows, prompts)) if hint_of[p.player] != hint_label(examples[row].intent)]
     fixed = [replace(prompts[j], key=f"{split}:{RIGHT_HINT}:{rows[j]}", hint=hint_label(examples[rows[j]].intent))
              for j in pick]  # fmt: skip
@@ -562,8 +561,6 @@ def evaluate(
 def _reader_accuracy(engine: RoleModelEngine, selected: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
     """How often the bundle's intent reader names the intent each evaluated turn asks (its hint is what the
     model reads after the player's line)."""
-    from .intent_reader import hint_label
-
     out = {}
     for split, examples in selected.items():
         hint_of = _line_hints(engine, [ex.player for ex in examples])

@@ -34,7 +34,7 @@ class Prompt:
     """One request to the model: who speaks (card), what they see and what was said.
 
     ``options`` overrides the options given to :func:`generate` for this prompt only (a per-prompt seed);
-    ``hint``, the intent hint the bundle's reader would give (``GenRequest.hint``; evaluation only).
+    ``hint``, an intent hint to give the model instead of its reader's (``GenRequest.hint``; evaluation only).
     """
 
     key: str

@@ -124,7 +124,7 @@ class SceneSteering:
             if not isinstance(value, str) or (key in HINTED_KEYS and HINTED_KEYS[key] != hint):
                 continue
             kept = set(plain_words(player).split()) if key in HINTED_KEYS else kept_always
-            # Those the player's line names first ("What is that wolf doing here?" beside a cat), as the hint lists them.
+            # Those the player's line names first ("What is that wolf doing here?" beside a cat), as the hint does.
             wanted = named_first([plain_words(part) for part in value.split(",")], player)
             wanted = [w for w in wanted if w not in NOT_A_TARGET]
             if not wanted:
