@@ -322,7 +322,8 @@ class RoleModelEngine:
         """``hint`` with the facts it turns on, by the lookup version this bundle's model was trained with
         (``IntentReader.lookup``, :func:`npc_runtime.intent_hint.lookup_hint`; none: ``hint``)."""
         if hint and self.intent_reader is not None:
-            return lookup_hint(hint, knowledge, context, player_text, self.intent_reader.lookup)
+            words = self.scene.words if self.scene is not None else None
+            return lookup_hint(hint, knowledge, context, player_text, self.intent_reader.lookup, words)
         return hint
 
     def intent_hints(self, utterance_embeddings: np.ndarray) -> Sequence[str]:

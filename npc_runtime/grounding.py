@@ -125,7 +125,7 @@ class SceneSteering:
                 continue
             kept = set(plain_words(player).split()) if key in HINTED_KEYS else kept_always
             # Those the player's line names first ("What is that wolf doing here?" beside a cat), as the hint does.
-            wanted = named_first([plain_words(part) for part in value.split(",")], player)
+            wanted = named_first([plain_words(part) for part in value.split(",")], player, elements)
             wanted = [w for w in wanted if w not in NOT_A_TARGET]
             if not wanted:
                 continue

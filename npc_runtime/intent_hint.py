@@ -32,8 +32,9 @@ new version and a model trained with it.
   green door)" (the card's place the line names); and the scene fact a question about the surroundings asks for,
   from ``context``: "ask place: the square" (``location``), "ask weather: rain", "ask time: evening"
   (``time_of_day``), "ask creatures: wolf, crow" (``nearby``, in the order sent: nearest first, and the reply
-  names the first; since 2026-12-05 the creatures the player's line names come first, :func:`named_first`, so
-  "What is that wolf doing here?" beside a cat and a wolf reads "ask creatures: wolf, cat". No corpus line asking
+  names the first; since 2026-12-05 the creatures the player's line names, by the bundle's scene words, come
+  first, :func:`named_first`, so "What is that wolf doing here?" beside a cat and a wolf reads "ask creatures:
+  wolf, cat". No corpus line asking
   about the creatures names one, so the shipped recipe's training turns are encoded exactly as before).
 
 A request whose fact is not there (no such ware or place on the card, no quest, no scene facts sent) keeps its bare
@@ -203,9 +204,11 @@ def load_reader(path: str | Path, dim: int | None = None) -> IntentReader:
     return reader
 
 
-def lookup_hint(hint: str, knowledge: str, context: Mapping[str, str] | None, player_text: str, version: int) -> str:
+def lookup_hint(hint: str, knowledge: str, context: Mapping[str, str] | None, player_text: str, version: int,
+                scene_words: Mapping[str, Mapping[str, Sequence[str]]] | None = None) -> str:
     """The hint with the facts its request turns on, by the rules of ``version`` (module docstring); any other hint,
-    one whose facts are not there, or version 0: unchanged."""
+    one whose facts are not there, or version 0: unchanged. ``scene_words``: the bundle's words for each scene
+    element (``SceneSteering.words``), by which a line names a creature in view (:func:`named_first`)."""
     if not version or not hint:
         return hint
     if hint == "ask item":
@@ -239,19 +242,18 @@ def lookup_hint(hint: str, knowledge: str, context: Mapping[str, str] | None, pl
     scene_key = SCENE_HINTS.get(hint)
     if scene_key == "nearby":
         creatures = [part for part in _scene(context, scene_key).split(", ") if part]
-        return _with(hint, ", ".join(named_first(creatures, player_text)))
+        return _with(hint, ", ".join(named_first(creatures, player_text, (scene_words or {}).get(scene_key))))
     return _with(hint, _scene(context, scene_key)) if scene_key else hint
 
 
-def named_first(names: Sequence[str], player_text: str) -> list[str]:
-    """``names`` (scene elements such as the creatures in view) with those the player's line names, alone or in
-    the plural ("wolves" of "wolf", "crows" of "crow"), moved to the front; otherwise in their order."""
-    said = set(plain_words(player_text).split())
+def named_first(names: Sequence[str], player_text: str, forms: Mapping[str, Sequence[str]] | None = None) -> list[str]:
+    """``names`` (scene elements such as the creatures in view) with those the player's line names moved to the
+    front, otherwise in their order. A name is named by any of its ``forms`` (the bundle's scene words: "wolf",
+    "wolves"), as whole words; a name ``forms`` does not list, by itself."""
+    said = f" {plain_words(player_text)} "
 
     def named(name: str) -> bool:
-        word = plain_words(name)
-        forms = {word, f"{word}s", f"{word}es", f"{word[:-1]}ves" if word.endswith("f") else word}
-        return bool(forms & said)
+        return any(f" {plain_words(form)} " in said for form in (forms or {}).get(name, (name,)))
 
     return sorted(names, key=lambda name: not named(name))  # a stable sort keeps each group's order
 

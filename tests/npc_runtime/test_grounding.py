@@ -209,3 +209,28 @@ def test_the_shipped_bundle_names_the_scenes_time_of_day_with_scene_steering() -
     off, on = done[0.0][1]["text"], done[DEFAULT_SCENE_BIAS][1]["text"]
     assert "morning" in off.lower() and "noon" not in off.lower(), off
     assert "noon" in on.lower() and "morning" not in on.lower(), on
+
+
+def test_the_shipped_model_names_first_the_creature_the_player_asks_about() -> None:
+    """The guard at the gate with a cat nearer than the wolf: asked about the wolf, the hint (by the bundle's scene
+    words, plurals included) and the reply put the wolf first; asked about the beasts around, the nearer cat."""
+    from npc_runtime.bundle import load_bundle
+    from npc_runtime.engine import RoleModelEngine
+    from npc_runtime.ort_backend import RuntimeOptions
+    from npc_runtime.scheduler import GenOptions, GenRequest, SchedulerConfig
+
+    from .test_scheduler import _run
+
+    engine = RoleModelEngine(load_bundle(BUNDLE), RuntimeOptions(device="cpu", intra_op_threads=1))
+    gate = {"location": "the village gate", "time_of_day": "night", "weather": "rain", "nearby": "cat, wolf"}
+    assert engine.looked_up("ask creatures", "", gate, "Are those wolves?") == "ask creatures: wolf, cat"
+    card = PersonaPack.load(default_pack_dir()).get("guard")
+    lines = ("What is that wolf doing here?", "What beasts are around?")
+    reqs = [GenRequest(key=line, fingerprint=card.fingerprint(), card_text=card.card_text(),
+                       knowledge=card.knowledge_text(voice=engine.prompt_voice), text=line, context=gate, history=[],
+                       image=None, options=GenOptions(temperature=0.0))
+            for line in lines]  # fmt: skip
+    done = _run(engine, reqs, SchedulerConfig(max_batch=2))
+    asked, around = (done[line][1]["text"].lower() for line in lines)
+    assert "wolf" in asked and ("cat" not in asked or asked.index("wolf") < asked.index("cat")), asked
+    assert "cat" in around and ("wolf" not in around or around.index("cat") < around.index("wolf")), around

@@ -224,7 +224,11 @@ def test_version_2_looks_up_lists_places_quests_names_and_the_scene() -> None:
     # The creatures the line names first, in the singular or the plural; the rest in the order sent.
     assert look("ask creatures", child, "What is that crow doing here?") == "ask creatures: crow, wolf"
     herd = {"nearby": "cat, wolf, crow, goat"}
-    assert look("ask creatures", child, "Are those crows and wolves?", herd) == "ask creatures: wolf, crow, cat, goat"
+    words = {"nearby": {"wolf": ["wolf", "wolves"], "crow": ["crow", "crows"], "cat": ["cat", "cats"]}}
+    assert lookup_hint("ask creatures", child, herd, "Are those crows and wolves?", 2, words) == (
+        "ask creatures: wolf, crow, cat, goat")  # fmt: skip
+    assert look("ask creatures", child, "Are those crows and wolves?", herd) == (
+        "ask creatures: cat, wolf, crow, goat")  # without the bundle's words, a name alone: no plural  # fmt: skip
     assert look("ask creatures", child, "Is that a horse?", herd) == "ask creatures: cat, wolf, crow, goat"
     assert look("ask creatures", child, context={"nearby": ""}) == "ask creatures"
     assert look("ask weather", child, context={}) == "ask weather"
@@ -256,6 +260,10 @@ def test_the_lookup_flag_round_trips_and_the_engine_looks_up_only_for_a_lookup_r
         # each bundle is served the rules its model was trained on: only version 2 looks up a name
         assert engine.looked_up("ask name", "name: Brenna", scene, "Who?") == (
             "ask name: Brenna" if lookup == 2 else "ask name")  # fmt: skip
+        # the creatures a line names come first (the tiny bundle has no scene words: by the name itself)
+        herd = {"nearby": "cat, wolf"}
+        assert engine.looked_up("ask creatures", "", herd, "Is that wolf yours?") == (
+            "ask creatures: wolf, cat" if lookup == 2 else "ask creatures")  # fmt: skip
         text = engine.tokenizer.decode(engine.prompt_ids("name: Brenna", scene, [], "Mine?", "ask item"),
                                        skip_special_tokens=False)  # fmt: skip
         assert text.replace(" ", "").endswith(f"Mine?|{hint}<npc>".replace(" ", "")), text
